@@ -1,0 +1,1 @@
+"""Everything that measures parameters or trajectories. Imports dynamics, never experiments."""

@@ -1,0 +1,79 @@
+"""Matplotlib helpers shared by run figures, paper reproductions and notebooks."""
+import os
+
+import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
+import numpy as np
+
+from analysis.trajectory import Trajectory
+
+
+def member_colors(n: int):
+  """n distinguishable colors, ordered (a swept value maps to a position on the colormap)."""
+  cmap = plt.get_cmap("viridis")
+  return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
+
+
+def plot_metric(ax, traj: Trajectory, name: str, log_y: bool = False, title: str = "",
+                style: str = "-", label: bool = True):
+  """One line per sweep member; a diverged member ends with an x at its divergence step."""
+  values = traj.metrics[name]
+  for i, color in enumerate(member_colors(traj.n_members)):
+    y = values[i]
+    ok = np.isfinite(y)
+    ax.plot(traj.steps[ok], y[ok], style, color=color, lw=1.3,
+            label=traj.label(i) if label else None)
+    if traj.diverged[i] and ok.any():
+      last = np.flatnonzero(ok)[-1]
+      ax.plot(traj.steps[last], y[last], "x", color=color, ms=8, mew=2)
+  if log_y:
+    ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_title(title or name)
+  ax.grid(alpha=0.3)
+  return ax
+
+
+def training_curves(traj: Trajectory, out_dir: str, filename: str = "training_curves.png"):
+  """Loss (log scale) and accuracy, train solid and test dashed, for every member."""
+  os.makedirs(out_dir, exist_ok=True)
+  has_test = "test_loss" in traj.metrics
+  fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
+  plot_metric(ax_l, traj, "train_loss", log_y=True, title="loss (train solid, test dashed)")
+  plot_metric(ax_a, traj, "train_acc", title="accuracy (train solid, test dashed)")
+  if has_test:
+    plot_metric(ax_l, traj, "test_loss", log_y=True, style="--", label=False,
+                title="loss (train solid, test dashed)")
+    plot_metric(ax_a, traj, "test_acc", style="--", label=False,
+                title="accuracy (train solid, test dashed)")
+  ax_a.set_ylim(-0.02, 1.02)
+  ax_l.legend(fontsize=8, loc="best")
+  cfg = traj.config
+  fig.suptitle(f"{cfg['model']['name']} on {cfg['data']['name']}, {cfg['opt']['name']}, "
+               f"{cfg['loss']['name']} loss", fontsize=11)
+  fig.tight_layout()
+  paths = [os.path.join(out_dir, filename)]
+  fig.savefig(paths[0], dpi=120)
+  extra = [k for k in traj.metrics if k not in
+           ("train_loss", "train_acc", "test_loss", "test_acc") and traj.metrics[k].ndim == 2]
+  if extra:
+    paths.append(probe_curves(traj, extra, out_dir))
+  plt.close(fig)
+  return paths
+
+
+def probe_curves(traj: Trajectory, names, out_dir: str, filename: str = "probes.png") -> str:
+  """One panel per scalar probe metric."""
+  cols = min(3, len(names))
+  rows = -(-len(names) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+  for ax, name in zip(axes.ravel(), names):
+    positive = np.nanmin(traj.metrics[name]) > 0 if np.isfinite(traj.metrics[name]).any() else 0
+    plot_metric(ax, traj, name, log_y=bool(positive))
+  for ax in axes.ravel()[len(names):]:
+    ax.axis("off")
+  axes.ravel()[0].legend(fontsize=7)
+  fig.tight_layout()
+  path = os.path.join(out_dir, filename)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

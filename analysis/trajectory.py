@@ -1,0 +1,96 @@
+"""load(workdir): a run directory back as arrays.
+
+    traj = trajectory.load("/tmp/quickstart")
+    traj.steps                  # [log point]
+    traj.metrics["train_loss"]  # [member, log point] (NaN after a member stopped or diverged)
+    traj.coords["opt.learning_rate"]   # [member] sweep coordinate of each member
+    traj.kept_steps             # steps whose parameters were kept
+    traj.params(step)           # params at a kept step, each leaf [member, ...]
+"""
+import json
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from dynamics import runs
+
+
+class Trajectory(NamedTuple):
+  """A run directory as arrays (see module docstring)."""
+  workdir: str
+  config: dict
+  steps: np.ndarray
+  metrics: dict[str, np.ndarray]
+  coords: dict[str, np.ndarray]
+  members: list[dict[str, Any]]
+  stop_step: np.ndarray
+  diverged: np.ndarray
+  kept_steps: list[int]
+
+  @property
+  def n_members(self) -> int:
+    return len(self.members)
+
+  def label(self, i: int) -> str:
+    """A short legend label for member i, from its sweep coordinates."""
+    if not self.members[i]:
+      return "run"
+    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items())
+
+  def params(self, step: int) -> dict:
+    """Params kept at `step` (leaves [member, ...]); KeyError naming the kept steps otherwise."""
+    return self._restore(step)["params"]
+
+  def opt_state_leaves(self, step: int) -> list[np.ndarray]:
+    """Optimizer-state leaves at a kept step, in jax.tree.leaves order of the OptState."""
+    got = self._restore(step)["opt_state"]
+    return [np.asarray(got[k]) for k in sorted(got)]
+
+  def _restore(self, step: int) -> dict:
+    import orbax.checkpoint as ocp
+    if step not in self.kept_steps:
+      raise KeyError(f"step {step} was not kept; kept steps: {self.kept_steps}")
+    path = os.path.join(self.workdir, "checkpoints", "kept", str(step))
+    with ocp.StandardCheckpointer() as ckpt:
+      return ckpt.restore(os.path.join(path, "default"))
+
+
+def _read_metrics(path: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      rows = [json.loads(line) for line in f if line.endswith("\n")]
+  steps = np.asarray([r["step"] for r in rows], dtype=np.int64)
+  names = [k for k in (rows[0] if rows else {}) if k != "step"]
+  metrics = {}
+  for k in names:
+    a = np.asarray([r[k] for r in rows], dtype=np.float64)   # [log, member, ...]
+    metrics[k] = np.moveaxis(a, 0, 1)                        # [member, log, ...]
+  return steps, metrics
+
+
+def load(workdir: str) -> Trajectory:
+  """Reads config.json, metrics.jsonl, summary.json and the list of kept checkpoints."""
+  workdir = os.path.abspath(workdir)
+  cfg_path = os.path.join(workdir, runs.CONFIG)
+  if not os.path.exists(cfg_path):
+    raise FileNotFoundError(f"{workdir} is not a run directory (no {runs.CONFIG})")
+  with open(cfg_path) as f:
+    meta = json.load(f)
+  members = meta["sweep"]["members"]
+  steps, metrics = _read_metrics(os.path.join(workdir, runs.METRICS))
+  coords = {a: np.asarray([m[a] for m in members]) for a in meta["sweep"]["axes"]}
+  stop = np.full(len(members), -1)
+  diverged = np.zeros(len(members), bool)
+  summary_path = os.path.join(workdir, runs.SUMMARY)
+  if os.path.exists(summary_path):
+    with open(summary_path) as f:
+      summary = json.load(f)["members"]
+    stop = np.asarray([m["stop_step"] for m in summary])
+    diverged = np.asarray([m["diverged"] for m in summary])
+  kept_dir = os.path.join(workdir, "checkpoints", "kept")
+  kept = sorted(int(d) for d in os.listdir(kept_dir) if d.isdigit()) if os.path.isdir(
+      kept_dir) else []
+  return Trajectory(workdir, meta["config"], steps, metrics, coords, members, stop, diverged,
+                    kept)

@@ -1,0 +1,1 @@
+"""Everything that produces a trajectory: models, data, losses, optimizers, the training loop."""

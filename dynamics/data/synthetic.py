@@ -1,0 +1,237 @@
+"""Synthetic datasets with known structure, each deterministic from `seed`.
+
+The seed is split into independent streams (teacher / train / test / label noise), so changing
+n_train, n_test, noise or label_noise leaves the teacher and the other draws unchanged.
+Label noise and target noise apply to the TRAIN split only: test targets are clean, so the test
+loss measures the distance to the teacher (or the clean rule).
+"""
+import copy
+
+import ml_collections
+import numpy as np
+
+from dynamics import config_utils as cu
+from dynamics.data import common
+from dynamics.data.base import Dataset
+
+DEFAULTS = {
+    "linear_teacher": dict(seed=0, in_dim=8, out_dim=8, n_train=1000, n_test=0,
+                           singular_values=[5.0, 4.0, 3.0, 2.0, 1.0], whiten=True, noise=0.0),
+    "gaussian_clusters": dict(seed=0, n_train=512, n_test=512, dim=2, num_classes=2,
+                              separation=3.0, std=1.0, label_noise=0.0),
+    "xor_clusters": dict(seed=0, n_train=256, n_test=1024, dim=50, mean_norm=5.0, std=1.0,
+                         label_noise=0.1),
+    "teacher_student": dict(seed=0, in_dim=10, teacher_width=4, n_train=512, n_test=512,
+                            activation="relu", noise=0.0),
+}
+
+ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh, "linear": lambda z: z}
+
+
+def config_fn(name: str):
+  """The default_config function of synthetic dataset `name`."""
+  def default_config() -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict(dict(name=name, **copy.deepcopy(DEFAULTS[name])))
+  return default_config
+
+
+def _check_common(c: dict) -> None:
+  common.check_int("seed", c["seed"])
+  common.check_int("n_train", c["n_train"], 1)
+  common.check_int("n_test", c["n_test"], 0)
+
+
+def _check_linear_teacher(c: dict) -> None:
+  _check_common(c)
+  common.check_int("in_dim", c["in_dim"], 1)
+  common.check_int("out_dim", c["out_dim"], 1)
+  sv, k = c["singular_values"], min(c["in_dim"], c["out_dim"])
+  ok = isinstance(sv, (list, tuple)) and 1 <= len(sv) <= k and all(
+      isinstance(s, (int, float)) and not isinstance(s, bool) and np.isfinite(s) and s >= 0
+      for s in sv)
+  if not ok:
+    raise cu.ConfigError(f"data.singular_values={sv!r} is not allowed; it must be a list of 1 to "
+                         f"min(data.in_dim, data.out_dim)={k} finite numbers >= 0")
+  common.check_bool("whiten", c["whiten"])
+  common.check_float("noise", c["noise"], 0.0)
+  if c["whiten"] and c["n_train"] < c["in_dim"]:
+    raise cu.ConfigError(f"data.n_train={c['n_train']} is not allowed with data.whiten=True; "
+                         f"whitening needs n_train >= data.in_dim={c['in_dim']}")
+
+
+def _check_gaussian_clusters(c: dict) -> None:
+  _check_common(c)
+  common.check_int("dim", c["dim"], 1)
+  common.check_int("num_classes", c["num_classes"], 2)
+  common.check_float("separation", c["separation"], 0.0)
+  common.check_float("std", c["std"], 0.0)
+  common.check_float("label_noise", c["label_noise"], 0.0, 1.0)
+
+
+def _check_xor_clusters(c: dict) -> None:
+  _check_common(c)
+  common.check_int("dim", c["dim"], 2)
+  common.check_float("mean_norm", c["mean_norm"], 0.0)
+  common.check_float("std", c["std"], 0.0)
+  common.check_float("label_noise", c["label_noise"], 0.0, 1.0)
+
+
+def _check_teacher_student(c: dict) -> None:
+  _check_common(c)
+  common.check_int("in_dim", c["in_dim"], 1)
+  common.check_int("teacher_width", c["teacher_width"], 1)
+  cu.check_choice("data.activation", c["activation"], list(ACTIVATIONS))
+  common.check_float("noise", c["noise"], 0.0)
+
+
+CHECKS = {"linear_teacher": _check_linear_teacher, "gaussian_clusters": _check_gaussian_clusters,
+          "xor_clusters": _check_xor_clusters, "teacher_student": _check_teacher_student}
+
+
+def _streams(seed: int, n: int) -> list[np.random.Generator]:
+  return np.random.default_rng(seed).spawn(n)
+
+
+def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
+  """[d, k] with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
+  q, r = np.linalg.qr(rng.standard_normal((d, d)))
+  return (q * np.sign(np.diag(r)))[:, :k]
+
+
+def _flip(rng: np.random.Generator, y: np.ndarray, fraction: float, k: int) -> np.ndarray:
+  """Exactly round(fraction * N) labels moved to a different class, uniformly."""
+  y = y.copy()
+  m = int(round(fraction * y.size))
+  idx = rng.choice(y.size, size=m, replace=False)
+  y[idx] = (y[idx] + rng.integers(1, k, size=m)) % k
+  return y
+
+
+def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+  """n ids in range(k), as equal in count as possible, in random order."""
+  return rng.permutation(np.arange(n) % k)
+
+
+def linear_teacher(seed: int = 0, in_dim: int = 8, out_dim: int = 8, n_train: int = 1000,
+                   n_test: int = 0, singular_values=(5.0, 4.0, 3.0, 2.0, 1.0),
+                   whiten: bool = True, noise: float = 0.0) -> Dataset:
+  """Regression on a linear teacher W* = U diag(S) V^T (deep linear network theory).
+
+  With whiten=True the train inputs have (1/N) X^T X = I exactly, so with noise=0 the
+  input-output correlation (1/N) Y^T X equals W* (Saxe et al. 2014). Arrays are float64 (unlike
+  the other datasets) so that these identities hold to ~1e-12; test inputs are N(0, I) draws.
+
+  Returns:
+    Dataset with y [N, out_dim], num_classes=0 and info 'W_star' [out_dim, in_dim], 'U'
+    [out_dim, k], 'S' [k] (the singular values in the given order), 'V' [in_dim, k].
+  """
+  c = dict(seed=seed, in_dim=in_dim, out_dim=out_dim, n_train=n_train, n_test=n_test,
+           singular_values=singular_values, whiten=whiten, noise=noise)
+  _check_linear_teacher(c)
+  r_teacher, r_train, r_test = _streams(seed, 3)
+  s = np.asarray(singular_values, dtype=np.float64)
+  u = _orthonormal(r_teacher, out_dim, s.size)
+  v = _orthonormal(r_teacher, in_dim, s.size)
+  w = (u * s) @ v.T
+  x = r_train.standard_normal((n_train, in_dim))
+  if whiten:
+    evals, evecs = np.linalg.eigh(x.T @ x / n_train)
+    x = x @ ((evecs / np.sqrt(evals)) @ evecs.T)  # x @ M^{-1/2}
+  y = x @ w.T + noise * r_train.standard_normal((n_train, out_dim))
+  x_test = r_test.standard_normal((n_test, in_dim))
+  info = dict(W_star=w, U=u, S=s, V=v)
+  return Dataset(x, y, x_test, x_test @ w.T, 0, info)
+
+
+def gaussian_clusters(seed: int = 0, n_train: int = 512, n_test: int = 512, dim: int = 2,
+                      num_classes: int = 2, separation: float = 3.0, std: float = 1.0,
+                      label_noise: float = 0.0) -> Dataset:
+  """Isotropic Gaussian blobs, one per class, with balanced classes.
+
+  Class means are separation * (random orthonormal directions when num_classes <= dim, else
+  random unit vectors). A fraction label_noise of the TRAIN labels moves to another class.
+
+  Returns:
+    Dataset with info 'means' [K, dim], 'clean_train_labels', 'flipped' (bool mask).
+  """
+  c = dict(seed=seed, n_train=n_train, n_test=n_test, dim=dim, num_classes=num_classes,
+           separation=separation, std=std, label_noise=label_noise)
+  _check_gaussian_clusters(c)
+  r_means, r_train, r_test, r_noise = _streams(seed, 4)
+  if num_classes <= dim:
+    dirs = _orthonormal(r_means, dim, num_classes).T
+  else:
+    g = r_means.standard_normal((num_classes, dim))
+    dirs = g / np.linalg.norm(g, axis=1, keepdims=True)
+  means = separation * dirs
+
+  def sample(rng, n):
+    y = _balanced(rng, n, num_classes)
+    return means[y] + std * rng.standard_normal((n, dim)), y
+
+  x, clean = sample(r_train, n_train)
+  x_test, y_test = sample(r_test, n_test)
+  y = _flip(r_noise, clean, label_noise, num_classes)
+  info = dict(means=means, clean_train_labels=clean.astype(np.int32), flipped=y != clean)
+  return Dataset(x.astype(np.float32), y.astype(np.int32), x_test.astype(np.float32),
+                 y_test.astype(np.int32), num_classes, info)
+
+
+def xor_clusters(seed: int = 0, n_train: int = 256, n_test: int = 1024, dim: int = 50,
+                 mean_norm: float = 5.0, std: float = 1.0, label_noise: float = 0.1) -> Dataset:
+  """XOR-like clusters (benign overfitting / grokking): means +-mu1 (label 1), +-mu2 (label 0).
+
+  mu1 and mu2 are orthogonal with norm mean_norm; the four clusters are equally likely
+  (balanced counts). Exactly round(label_noise * n_train) train labels are flipped.
+
+  Returns:
+    Dataset (num_classes=2) with info 'mu1', 'mu2', 'clean_train_labels', 'flipped',
+    'train_clusters' and 'test_clusters' (cluster ids 0..3 for +mu1, -mu1, +mu2, -mu2).
+  """
+  c = dict(seed=seed, n_train=n_train, n_test=n_test, dim=dim, mean_norm=mean_norm, std=std,
+           label_noise=label_noise)
+  _check_xor_clusters(c)
+  r_means, r_train, r_test, r_noise = _streams(seed, 4)
+  mu = mean_norm * _orthonormal(r_means, dim, 2).T
+  means = np.stack([mu[0], -mu[0], mu[1], -mu[1]])
+  cluster_label = np.array([1, 1, 0, 0], dtype=np.int32)
+
+  def sample(rng, n):
+    k = _balanced(rng, n, 4)
+    return means[k] + std * rng.standard_normal((n, dim)), k
+
+  x, k_train = sample(r_train, n_train)
+  x_test, k_test = sample(r_test, n_test)
+  clean = cluster_label[k_train]
+  y = _flip(r_noise, clean, label_noise, 2)
+  info = dict(mu1=mu[0], mu2=mu[1], clean_train_labels=clean, flipped=y != clean,
+              train_clusters=k_train, test_clusters=k_test)
+  return Dataset(x.astype(np.float32), y.astype(np.int32), x_test.astype(np.float32),
+                 cluster_label[k_test], 2, info)
+
+
+def teacher_student(seed: int = 0, in_dim: int = 10, teacher_width: int = 4, n_train: int = 512,
+                    n_test: int = 512, activation: str = "relu", noise: float = 0.0) -> Dataset:
+  """Regression on a two-layer teacher f*(x) = sum_j a_j act(w_j . x).
+
+  x ~ N(0, I_in_dim), teacher rows w_j of unit norm, a_j = +-1; noise * N(0, 1) is added to the
+  TRAIN targets only.
+
+  Returns:
+    Dataset with y [N, 1], num_classes=0, info 'w_teacher' [width, in_dim], 'a_teacher' [width].
+  """
+  c = dict(seed=seed, in_dim=in_dim, teacher_width=teacher_width, n_train=n_train,
+           n_test=n_test, activation=activation, noise=noise)
+  _check_teacher_student(c)
+  r_teacher, r_train, r_test = _streams(seed, 3)
+  w = r_teacher.standard_normal((teacher_width, in_dim))
+  w /= np.linalg.norm(w, axis=1, keepdims=True)
+  a = r_teacher.choice(np.array([-1.0, 1.0]), size=teacher_width)
+  act = ACTIVATIONS[activation]
+  f = lambda x: act(x @ w.T) @ a[:, None]
+  # Targets from the float32-rounded inputs, so f*(x_train) reproduces y_train exactly.
+  x = r_train.standard_normal((n_train, in_dim)).astype(np.float32)
+  y = f(x.astype(np.float64)) + noise * r_train.standard_normal((n_train, 1))
+  x_test = r_test.standard_normal((n_test, in_dim)).astype(np.float32)
+  return Dataset(x, y.astype(np.float32), x_test, f(x_test.astype(np.float64)).astype(np.float32),
+                 0, dict(w_teacher=w, a_teacher=a))

@@ -1,0 +1,206 @@
+"""Per-example losses and accuracy; the `loss` config section.
+
+Every function returns one value per example ([N]) in the dtype of the model outputs, so a
+float32 model stays float32 even with jax x64 enabled. The training loop averages over the batch
+(`mean_loss`), which is the convention of the edge-of-stability papers (Cohen et al., 2021,
+"Gradient Descent on Neural Networks Typically Occurs at the Edge of Stability", App. A):
+L = (1/N) sum_i 0.5 * ||f(x_i) - onehot(y_i)||^2.
+"""
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dynamics import config_utils as cu
+
+LOSSES = ("mse", "cross_entropy")
+
+
+class Loss(NamedTuple):
+  """A loss chosen by config.
+
+  Attributes:
+    name: one of LOSSES.
+    per_example: fn(outputs [N, k], y) -> [N] loss per example, in outputs' dtype.
+  """
+  name: str
+  per_example: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _is_int(y: jax.Array) -> bool:
+  return jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer)
+
+
+def _targets(outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """Targets with the shape and dtype of outputs: one-hot for integer labels."""
+  y = jnp.asarray(y)
+  if _is_int(y):
+    if outputs.ndim != 2 or y.shape != outputs.shape[:1]:
+      raise ValueError(f"integer labels of shape {y.shape} need outputs of shape [N, classes] "
+                       f"with the same N; got outputs of shape {outputs.shape}")
+    return jax.nn.one_hot(y, outputs.shape[-1], dtype=outputs.dtype)
+  y = y.astype(outputs.dtype)
+  if y.shape == outputs.shape:
+    return y
+  if y.shape == outputs.shape[:-1] and outputs.shape[-1] == 1:
+    return y[..., None]   # [N] targets for a model with one output unit
+  raise ValueError(f"targets of shape {y.shape} do not match outputs of shape {outputs.shape}")
+
+
+def mse(outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """Per-example squared error 0.5 * ||f(x) - y||^2, summed (not averaged) over output dims.
+
+  Args:
+    outputs: model outputs [N, k] (or [N] for a scalar model).
+    y: integer class labels [N] (converted to one-hot of width k, as in Cohen et al. 2021) or
+      float targets with the shape of outputs ([N] is accepted for outputs [N, 1]).
+
+  Returns:
+    [N] losses in outputs' dtype.
+  """
+  outputs = jnp.asarray(outputs)
+  diff = outputs - _targets(outputs, y)
+  axes = tuple(range(1, diff.ndim))
+  return 0.5 * jnp.sum(jnp.square(diff), axis=axes)
+
+
+def _x64_enabled() -> bool:
+  return jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.dtype(jnp.float64)
+
+
+@jax.custom_jvp
+def _accurate_nll(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """logsumexp(z) - z_y computed without absorbing small terms into 1.
+
+  With a = argmax(z): logsumexp(z) - z_y = (z_a - z_y) + log1p(sum_{j != a} exp(z_j - z_a)).
+  The naive log(sum exp(z - z_a)) rounds 1 + exp(-margin) to 1 once the margin exceeds about
+  16.6 (float32) or 36.7 (float64), giving a loss of exactly 0 ("Softmax Collapse", Prieto et
+  al. 2025, "Grokking at the Edge of Numerical Stability"); log1p keeps full relative accuracy
+  until exp underflows (margin ~745 in float64). The custom JVP gives the derivative
+  softmax(z) - onehot(y) with the label entry computed as expm1(-loss), so it is not absorbed
+  either (plain autodiff would form 1 - 1 + tiny).
+  """
+  a = jnp.argmax(logits, axis=-1)
+  z_a = jnp.take_along_axis(logits, a[:, None], axis=-1)[:, 0]
+  z_y = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  is_a = jax.nn.one_hot(a, logits.shape[-1], dtype=jnp.bool_)
+  rest = jnp.where(is_a, jnp.zeros((), logits.dtype), jnp.exp(logits - z_a[:, None]))
+  return (z_a - z_y) + jnp.log1p(jnp.sum(rest, axis=-1))
+
+
+@_accurate_nll.defjvp
+def _accurate_nll_jvp(primals, tangents):
+  logits, labels = primals
+  dlogits = tangents[0]
+  loss = _accurate_nll(logits, labels)
+  z_y = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+  probs = jnp.exp(logits - (z_y + loss)[:, None])                  # softmax(z)
+  is_y = jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.bool_)
+  coef = jnp.where(is_y, jnp.expm1(-loss)[:, None], probs)         # softmax(z) - onehot(y)
+  return loss, jnp.sum(coef * dlogits, axis=-1)
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -> jax.Array:
+  """Per-example softmax cross-entropy -log softmax(logits)[label].
+
+  Args:
+    logits: [N, classes].
+    labels: integer labels [N].
+    float64: if True, cast the logits to float64 and compute logsumexp(z) - z_y with the
+      log1p form and an absorption-free gradient (see `_accurate_nll`), then cast the result
+      back to the logits' dtype. A two-class sample with logit margin 40 then has loss
+      log1p(e^-40) ~ 4.2e-18 (representable in float32) where the default path gives exactly
+      0; a plain float64 log_softmax would also give 0 there (1 + 4e-18 == 1 in float64).
+      The default path is the standard jax.nn.log_softmax, identical to
+      optax.softmax_cross_entropy_with_integer_labels, so float32 runs reproduce the usual
+      float32 behaviour. Needs jax x64.
+
+  Returns:
+    [N] losses in the logits' dtype.
+
+  Raises:
+    RuntimeError: float64=True while jax x64 is disabled.
+    ValueError: labels are not integers or shapes do not match.
+  """
+  logits = jnp.asarray(logits)
+  labels = jnp.asarray(labels)
+  if not _is_int(labels):
+    raise ValueError(f"cross_entropy needs integer labels; got dtype {labels.dtype}")
+  if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+    raise ValueError(f"cross_entropy needs logits [N, classes] and labels [N]; got "
+                     f"{logits.shape} and {labels.shape}")
+  if float64:
+    if not _x64_enabled():
+      raise RuntimeError("loss.float64=True needs float64 arrays but jax x64 is disabled: set "
+                         "train.float64=True or jax.config.update('jax_enable_x64', True)")
+    return _accurate_nll(logits.astype(jnp.float64), labels).astype(logits.dtype)
+  logp = jax.nn.log_softmax(logits, axis=-1)
+  return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+
+
+def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """Per-example 0/1 accuracy in outputs' dtype.
+
+  Integer labels [N]: argmax(outputs) == y. Float targets are read as one-hot or sign targets:
+  with more than one output dim, argmax(outputs) == argmax(y) (one-hot / teacher targets);
+  with one output dim (y [N] or [N, 1]), sign(outputs) == sign(y) (binary +-1 targets; a zero
+  target counts as correct only for an exactly zero output).
+
+  Args:
+    outputs: [N, k] model outputs ([N] accepted for scalar models with float targets).
+    y: integer labels [N] or float targets (see above).
+
+  Returns:
+    [N] values in {0, 1}.
+  """
+  outputs = jnp.asarray(outputs)
+  y = jnp.asarray(y)
+  if _is_int(y):
+    if outputs.ndim != 2 or y.shape != outputs.shape[:1]:
+      raise ValueError(f"integer labels of shape {y.shape} need outputs of shape [N, classes]; "
+                       f"got {outputs.shape}")
+    return (jnp.argmax(outputs, axis=-1) == y).astype(outputs.dtype)
+  t = _targets(outputs, y)
+  if t.ndim >= 2 and t.shape[-1] > 1:
+    hit = jnp.argmax(outputs, axis=-1) == jnp.argmax(t, axis=-1)
+  else:
+    hit = jnp.sign(outputs) == jnp.sign(t)
+  return jnp.all(hit.reshape(hit.shape[0], -1), axis=-1).astype(outputs.dtype)
+
+
+def mean_loss(loss: Loss, outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """The batch loss: mean over examples of loss.per_example (a scalar in outputs' dtype)."""
+  return jnp.mean(loss.per_example(outputs, y))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field of the `loss` section, with its default."""
+  return ml_collections.ConfigDict(dict(
+      name="mse",       # 'mse' (0.5 ||f - onehot(y)||^2) or 'cross_entropy'
+      float64=False,    # cross_entropy only: compute in float64 (needs jax x64)
+  ))
+
+
+def validate(cfg: Any) -> None:
+  """Raises ConfigError naming the loss.* field at fault."""
+  cu.check_fields("loss", cfg, default_config())
+  name = cu.check_choice("loss.name", cu.get(cfg, "name", "mse"), LOSSES)
+  f64 = cu.get(cfg, "float64", False)
+  if not isinstance(f64, bool):
+    raise cu.ConfigError(f"loss.float64={f64!r} is not allowed; allowed values: True, False")
+  if f64 and name != "cross_entropy":
+    raise cu.ConfigError(f"loss.float64=True is only used by loss.name='cross_entropy'; got "
+                         f"loss.name={name!r}")
+
+
+def build(cfg: Any = None) -> Loss:
+  """The Loss named by the `loss` section (missing fields take their defaults)."""
+  cfg = cfg if cfg is not None else {}
+  validate(cfg)
+  cfg = cu.with_defaults("loss", cfg, default_config())
+  if cfg.name == "mse":
+    return Loss(name="mse", per_example=mse)
+  return Loss(name="cross_entropy",
+              per_example=functools.partial(cross_entropy, float64=cfg.float64))

@@ -1,0 +1,97 @@
+"""Pure functional models and their registry.
+
+Every model module defines
+  default_config() -> ConfigDict   every field with its default (name, in_dim=None, out_dim=None, ...)
+  validate(cfg) -> ConfigDict      raises ConfigError naming `model.<field>`; returns cfg completed
+  init(key, cfg, dtype=jnp.float32) -> params   a plain dict of arrays
+  apply(params, x, cfg, return_features=False) -> outputs [N, out_dim]
+                                   (or (outputs, features [N, d]) with the penultimate features)
+and honours the init_scale contract: init_scale multiplies EVERY initial parameter array, so the
+params of an init_scale=c model equal c times those of the init_scale=1 model from the same key.
+
+    model = build(cfg, in_dim=data.in_dim, out_dim=data.out_dim)
+    params = model.init(key, dtype=jnp.float32)
+    y = model.apply(params, x)                      # x [N, ...] is flattened to [N, in_dim]
+"""
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax.numpy as jnp
+import ml_collections
+
+from dynamics import config_utils
+from dynamics.config_utils import ConfigError
+from dynamics.models import deep_linear, mlp, two_layer
+
+MODELS = {
+    "mlp": mlp,
+    "deep_linear": deep_linear,
+    "two_layer": two_layer,
+}
+
+
+class Model(NamedTuple):
+  """A built model.
+
+  Attributes:
+    init: init(key, dtype=jnp.float32) -> params (plain nested dict of arrays).
+    apply: apply(params, x, return_features=False) -> outputs [N, out_dim], or
+      (outputs, features [N, d]) with return_features=True.
+    config: the complete, validated model config (in_dim and out_dim filled).
+  """
+  init: Callable[..., Any]
+  apply: Callable[..., Any]
+  config: ml_collections.ConfigDict
+
+
+def _module(name: Any):
+  if name not in MODELS:
+    raise ConfigError(f"model.name={name!r} is not allowed; allowed values: "
+                      f"{', '.join(repr(n) for n in MODELS)}")
+  return MODELS[name]
+
+
+def default_config(name: str) -> ml_collections.ConfigDict:
+  """Every field of model `name` with its default."""
+  return _module(name).default_config()
+
+
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """Checks the model section; returns it completed by the chosen model's defaults."""
+  name = config_utils.get(cfg, "name", None)
+  mod = _module(name)
+  config_utils.check_fields("model", cfg, mod.default_config())
+  return mod.validate(cfg)
+
+
+def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None) -> Model:
+  """The model of `cfg`, with in_dim / out_dim taken from the arguments where cfg leaves None.
+
+  A cfg value that disagrees with a given argument is a ConfigError; a dimension missing from
+  both is a ConfigError.
+  """
+  cfg = validate(cfg)
+  for field, value in (("in_dim", in_dim), ("out_dim", out_dim)):
+    if value is None:
+      continue
+    value = int(value)
+    if cfg[field] is None:
+      cfg[field] = value
+    elif cfg[field] != value:
+      raise ConfigError(f"model.{field}={cfg[field]!r} does not match the data's "
+                        f"{field}={value}; leave model.{field} None to take it from the data")
+  cfg = validate(cfg)
+  for field in ("in_dim", "out_dim"):
+    if cfg[field] is None:
+      raise ConfigError(f"model.{field} is None and no {field} was given to build(); allowed "
+                        f"values: an integer >= 1")
+  mod = MODELS[cfg.name]
+  frozen = ml_collections.ConfigDict(cfg.to_dict())   # private copy: later edits of
+                                                       # Model.config do not change the model
+
+  def init(key, dtype=jnp.float32):
+    return mod.init(key, frozen, dtype)
+
+  def apply(params, x, return_features=False):
+    return mod.apply(params, x, frozen, return_features=return_features)
+
+  return Model(init=init, apply=apply, config=cfg)

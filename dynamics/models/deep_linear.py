@@ -1,0 +1,142 @@
+"""Deep linear network y = x W_1 W_2 ... W_L, pure functional.
+
+Row-vector convention: W_l has shape [n_{l-1}, n_l] with n_0 = in_dim, n_l = widths[l-1],
+n_L = out_dim, L = len(widths) + 1; leaves 'W1'..'WL'; no biases, no activations.
+Features (return_features) are the last hidden representation x W_1 ... W_{L-1} [N, widths[-1]]
+(the flattened input if widths = []).
+
+Initialisations (c = init_scale):
+  gaussian:   entries of W_l ~ c * N(0, 1/n_{l-1}).
+  orthogonal: W_l = c * (semi-)orthogonal [n_{l-1}, n_l] matrix: QR of a Gaussian matrix with
+              the sign fix Q <- Q diag(sign(diag R)) (Haar distributed); all singular values c.
+  balanced:   (Arora, Cohen, Hazan 2018 / Arora, Cohen, Golowich, Hu 2019) draw the end-to-end
+              matrix A [in_dim, out_dim] with entries N(0, 1/in_dim) (see `balanced_target`),
+              take its thin SVD A = U S V^T (k = min(in_dim, out_dim)) and random matrices
+              Q_l [n_l, k] with orthonormal columns for the hidden layers l = 1..L-1; then
+                  W_1 = U S^(1/L) Q_1^T,  W_l = Q_{l-1} S^(1/L) Q_l^T,  W_L = Q_{L-1} S^(1/L) V^T,
+              each times c. The product is W_1 ... W_L = c^L A exactly, and in our row-vector
+              convention the balancedness condition
+                  W_l^T W_l = W_{l+1} W_{l+1}^T   (= c^2 Q_l S^(2/L) Q_l^T),  l = 1..L-1,
+              holds exactly. Requires every hidden width >= min(in_dim, out_dim).
+
+init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
+of an init_scale=c model equal c times those of the init_scale=1 model (for 'balanced' the
+end-to-end matrix therefore scales as c^L).
+
+Key paths: gaussian / orthogonal: k_1..k_L = jax.random.split(key, L), W_l from k_l.
+balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim]) / sqrt(in_dim),
+Q_l from k_l.
+"""
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dynamics import config_utils
+from dynamics.config_utils import ConfigError
+from dynamics.models import common
+
+NAME = "deep_linear"
+INITS = ("gaussian", "orthogonal", "balanced")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name=NAME,
+      in_dim=None,          # filled from the data by dynamics.models.build
+      out_dim=None,         # filled from the data by dynamics.models.build
+      widths=[16],          # hidden widths; [] is a single matrix
+      init="gaussian",      # gaussian, orthogonal, balanced
+      init_scale=1.0,       # multiplies every initial parameter array
+  ))
+
+
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
+  cfg = common.complete(cfg, default_config())
+  config_utils.check_choice("model.name", cfg.name, [NAME])
+  common.check_common(cfg)
+  common.check_widths("model.widths", cfg.widths)
+  config_utils.check_choice("model.init", cfg.init, INITS)
+  if cfg.init == "balanced" and cfg.in_dim is not None and cfg.out_dim is not None:
+    k = min(cfg.in_dim, cfg.out_dim)
+    if any(w < k for w in cfg.widths):
+      raise ConfigError(f"model.widths={list(cfg.widths)!r} is not allowed with "
+                        f"model.init='balanced': every hidden width must be >= "
+                        f"min(in_dim, out_dim) = {k}")
+  return cfg
+
+
+def _semi_orthogonal(key: jax.Array, n_in: int, n_out: int, dtype) -> jax.Array:
+  """[n_in, n_out] with orthonormal rows or columns (all singular values 1), Haar distributed."""
+  big, small = max(n_in, n_out), min(n_in, n_out)
+  g = jax.random.normal(key, (big, small), dtype)
+  q, r = jnp.linalg.qr(g)                    # q [big, small]
+  d = jnp.sign(jnp.diagonal(r))
+  d = jnp.where(d == 0, jnp.ones_like(d), d)
+  q = q * d[None, :]
+  return q if n_in >= n_out else q.T
+
+
+def balanced_target(key: jax.Array, cfg: Any, dtype=jnp.float32) -> jax.Array:
+  """The end-to-end matrix A [in_dim, out_dim] that init='balanced' factorises (init_scale 1)."""
+  cfg = validate(cfg)
+  dtype = common.check_dtype(dtype)
+  in_dim, out_dim = common.require_dims(cfg)
+  n_layers = len(cfg.widths) + 1
+  k_a = jax.random.split(key, n_layers)[0]
+  return jax.random.normal(k_a, (in_dim, out_dim), dtype) / math.sqrt(in_dim)
+
+
+def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
+  cfg = validate(cfg)
+  dtype = common.check_dtype(dtype)
+  in_dim, out_dim = common.require_dims(cfg)
+  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+  n_layers = len(dims) - 1
+  scale = float(cfg.init_scale)
+  keys = jax.random.split(key, n_layers)
+  if cfg.init == "gaussian":
+    ws = [jax.random.normal(keys[l], (dims[l], dims[l + 1]), dtype) / math.sqrt(dims[l])
+          for l in range(n_layers)]
+  elif cfg.init == "orthogonal":
+    ws = [_semi_orthogonal(keys[l], dims[l], dims[l + 1], dtype) for l in range(n_layers)]
+  else:
+    a = jax.random.normal(keys[0], (in_dim, out_dim), dtype) / math.sqrt(in_dim)
+    u, s, vt = jnp.linalg.svd(a, full_matrices=False)       # u [in, k], s [k], vt [k, out]
+    root = s ** (1.0 / n_layers)
+    k = s.shape[0]
+    qs = [_semi_orthogonal(keys[l], dims[l], k, dtype) for l in range(1, n_layers)]  # [n_l, k]
+    left = [u] + qs                  # left frame of W_l
+    right = qs + [vt.T]              # right frame of W_l
+    ws = [(lf * root[None, :]) @ rf.T for lf, rf in zip(left, right)]
+  return {f"W{l + 1}": (scale * w).astype(dtype) for l, w in enumerate(ws)}
+
+
+def _n_layers(params: dict) -> int:
+  n = len(params)
+  if sorted(params) != sorted(f"W{l}" for l in range(1, n + 1)):
+    raise ValueError(f"deep_linear params must be W1..WL, got {sorted(params)}")
+  return n
+
+
+def end_to_end(params: dict) -> jax.Array:
+  """The product W_1 W_2 ... W_L [in_dim, out_dim]."""
+  n = _n_layers(params)
+  p = params["W1"]
+  for l in range(2, n + 1):
+    p = p @ params[f"W{l}"]
+  return p
+
+
+def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = False):
+  n = _n_layers(params)
+  h = common.flatten(x, params["W1"].dtype)
+  for l in range(1, n):
+    h = h @ params[f"W{l}"]
+  out = h @ params[f"W{n}"]
+  if return_features:
+    return out, h
+  return out

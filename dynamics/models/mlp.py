@@ -1,0 +1,147 @@
+"""Fully connected network (multi-layer perceptron), pure functional.
+
+Layers l = 1..L with L = len(widths) + 1, fan-ins n_0 = in_dim, n_l = widths[l-1],
+n_L = out_dim. Row-vector convention: W_l has shape [n_{l-1}, n_l], b_l has shape [n_l], and
+
+    h_0 = x                                (flattened to [N, in_dim])
+    h_l = act(m_l * (h_{l-1} @ W_l) + b_l)   for l < L
+    f   = m_L * (h_{L-1} @ W_L) + b_L        (no activation on the output)
+
+Parameterizations (c = init_scale, fan_in = n_{l-1}); bias multiplier is always 1:
+
+    standard: W_l ~ c * N(0, 1/fan_in),   m_l = 1                  (every l)
+    ntk:      W_l ~ c * N(0, 1),          m_l = 1/sqrt(fan_in)     (every l)
+    mup:      W_l ~ c * N(0, 1),          m_l = 1/sqrt(fan_in)     (l < L)
+                                          m_L = 1/fan_in           (output layer, mean-field)
+
+So with the same key, ntk weights equal the standard ones times sqrt(fan_in) and the two
+forward passes agree at init (they differ in their gradient scales).
+
+Initialisation (`init`):
+    'normal': W as above; b_l = c * bias_init (a constant).
+    'torch':  PyTorch nn.Linear default, W_l, b_l ~ c * U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+              only with parameterization='standard' and bias_init=0.0.
+
+init_scale contract: init_scale c multiplies EVERY initial parameter array (all W and b). With
+the same key, the params of an init_scale=c model equal c times those of the init_scale=1 model.
+
+Key path: k_1..k_L = jax.random.split(key, L); layer l uses (kW, kb) = jax.random.split(k_l).
+
+Leaves: {'W1', 'b1', ..., 'WL', 'bL'} (no 'b*' when bias=False). Features (return_features)
+are the last hidden activation h_{L-1} [N, widths[-1]] (the flattened input if widths = []).
+"""
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dynamics import config_utils
+from dynamics.config_utils import ConfigError
+from dynamics.models import common
+
+NAME = "mlp"
+PARAMETERIZATIONS = ("standard", "ntk", "mup")
+INITS = ("normal", "torch")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name=NAME,
+      in_dim=None,            # filled from the data by dynamics.models.build
+      out_dim=None,           # filled from the data by dynamics.models.build
+      widths=[200, 200],      # hidden widths; [] is a linear model
+      activation="tanh",      # tanh, relu, gelu (exact erf), elu, softplus, linear
+      bias=True,
+      init_scale=1.0,         # multiplies every initial parameter array
+      parameterization="standard",  # standard, ntk, mup
+      init="normal",          # normal, torch
+      bias_init=0.0,          # constant initial bias (times init_scale), init='normal' only
+  ))
+
+
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
+  cfg = common.complete(cfg, default_config())
+  config_utils.check_choice("model.name", cfg.name, [NAME])
+  common.check_common(cfg)
+  common.check_widths("model.widths", cfg.widths)
+  common.check_activation(cfg.activation)
+  common.check_bool("model.bias", cfg.bias)
+  config_utils.check_choice("model.parameterization", cfg.parameterization, PARAMETERIZATIONS)
+  config_utils.check_choice("model.init", cfg.init, INITS)
+  if isinstance(cfg.bias_init, bool) or not isinstance(cfg.bias_init, (int, float)):
+    raise ConfigError(f"model.bias_init={cfg.bias_init!r} is not allowed; it must be a number")
+  if cfg.init == "torch":
+    if cfg.parameterization != "standard":
+      raise ConfigError(f"model.init='torch' requires model.parameterization='standard' "
+                        f"(got {cfg.parameterization!r}); allowed values with 'torch': 'standard'")
+    if cfg.bias_init != 0.0:
+      raise ConfigError(f"model.bias_init={cfg.bias_init!r} is not allowed with model.init="
+                        f"'torch' (biases are uniform); allowed values: 0.0")
+  return cfg
+
+
+def _dims(cfg) -> list[int]:
+  in_dim, out_dim = common.require_dims(cfg)
+  return [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+
+
+def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
+  """The forward multiplier m_l of each layer (see module docstring)."""
+  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+  fans = dims[:-1]
+  if cfg.parameterization == "standard":
+    return [1.0] * len(fans)
+  ms = [1.0 / math.sqrt(f) for f in fans]
+  if cfg.parameterization == "mup":
+    ms[-1] = 1.0 / fans[-1]
+  return ms
+
+
+def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
+  cfg = validate(cfg)
+  dtype = common.check_dtype(dtype)
+  dims = _dims(cfg)
+  n_layers = len(dims) - 1
+  scale = float(cfg.init_scale)
+  keys = jax.random.split(key, n_layers)
+  params = {}
+  for l in range(1, n_layers + 1):
+    fan_in, fan_out = dims[l - 1], dims[l]
+    k_w, k_b = jax.random.split(keys[l - 1])
+    if cfg.init == "torch":
+      bound = 1.0 / math.sqrt(fan_in)
+      w = jax.random.uniform(k_w, (fan_in, fan_out), dtype, minval=-bound, maxval=bound)
+      b = jax.random.uniform(k_b, (fan_out,), dtype, minval=-bound, maxval=bound)
+    else:
+      std = 1.0 / math.sqrt(fan_in) if cfg.parameterization == "standard" else 1.0
+      w = std * jax.random.normal(k_w, (fan_in, fan_out), dtype)
+      b = jnp.full((fan_out,), cfg.bias_init, dtype)
+    params[f"W{l}"] = (scale * w).astype(dtype)
+    if cfg.bias:
+      params[f"b{l}"] = (scale * b).astype(dtype)
+  return params
+
+
+def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
+  n_layers = len(cfg.widths) + 1
+  w1 = params["W1"]
+  in_dim, out_dim = w1.shape[0], params[f"W{n_layers}"].shape[1]
+  ms = multipliers(cfg, in_dim, out_dim)
+  act = common.activation(cfg.activation)
+  h = common.flatten(x, w1.dtype)
+  for l in range(1, n_layers + 1):
+    z = h @ params[f"W{l}"]
+    if ms[l - 1] != 1.0:
+      z = ms[l - 1] * z
+    if cfg.bias:
+      z = z + params[f"b{l}"][None, :]
+    if l < n_layers:
+      h = act(z)
+    else:
+      out = z
+  if return_features:
+    return out, h
+  return out

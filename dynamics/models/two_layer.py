@@ -1,0 +1,86 @@
+"""Two-layer network f(x) = output_scale * sum_j v_j act(w_j . x), pure functional.
+
+Leaves: w [m, in_dim] (row j is the input weight w_j) and v [m, out_dim] (row j is the output
+weight v_j); no biases. In matrix form f(x) = output_scale * act(x w^T) v, and the features
+(return_features) are act(x w^T) [N, m] (without output_scale).
+
+Initialisation (c = init_scale, m = width):
+  w_j ~ c * N(0, I / in_dim)
+  balanced=False: v_j ~ c * N(0, I / m)
+  balanced=True:  v_j = c * ||w_j / c|| * u_j with u_j a uniformly random unit vector in
+                  R^out_dim (a random sign when out_dim = 1), so ||v_j|| = ||w_j|| exactly
+                  (|v_j| = ||w_j|| for out_dim = 1).
+output_scale (a fixed multiplier, not a parameter) gives e.g. the mean-field scaling with
+output_scale = 1/m.
+
+init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
+of an init_scale=c model equal c times those of the init_scale=1 model.
+
+Key path: k_w, k_v = jax.random.split(key); w from k_w; v (or the directions u_j, normalised
+rows of a standard Gaussian [m, out_dim]) from k_v.
+"""
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from dynamics import config_utils
+from dynamics.models import common
+
+NAME = "two_layer"
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      name=NAME,
+      in_dim=None,          # filled from the data by dynamics.models.build
+      out_dim=None,         # filled from the data by dynamics.models.build
+      width=100,            # m, number of hidden units
+      activation="relu",    # tanh, relu, gelu (exact erf), elu, softplus, linear
+      init_scale=1.0,       # multiplies every initial parameter array
+      balanced=False,       # ||v_j|| = ||w_j|| at init
+      output_scale=1.0,     # fixed output multiplier (1/m: mean-field)
+  ))
+
+
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
+  cfg = common.complete(cfg, default_config())
+  config_utils.check_choice("model.name", cfg.name, [NAME])
+  common.check_common(cfg)
+  common.check_pos_int("model.width", cfg.width)
+  common.check_activation(cfg.activation)
+  common.check_bool("model.balanced", cfg.balanced)
+  config_utils.check_positive("model.output_scale", cfg.output_scale)
+  return cfg
+
+
+def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
+  cfg = validate(cfg)
+  dtype = common.check_dtype(dtype)
+  in_dim, out_dim = common.require_dims(cfg)
+  m = int(cfg.width)
+  scale = float(cfg.init_scale)
+  k_w, k_v = jax.random.split(key)
+  w = jax.random.normal(k_w, (m, in_dim), dtype) / math.sqrt(in_dim)
+  g = jax.random.normal(k_v, (m, out_dim), dtype)
+  if cfg.balanced:
+    w_norm = jnp.linalg.norm(w, axis=1, keepdims=True)
+    v = w_norm * g / jnp.linalg.norm(g, axis=1, keepdims=True)
+  else:
+    v = g / math.sqrt(m)
+  return {"w": (scale * w).astype(dtype), "v": (scale * v).astype(dtype)}
+
+
+def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
+  w, v = params["w"], params["v"]
+  act = common.activation(cfg.activation)
+  feats = act(common.flatten(x, w.dtype) @ w.T)
+  out = feats @ v
+  if cfg.output_scale != 1.0:
+    out = cfg.output_scale * out
+  if return_features:
+    return out, feats
+  return out

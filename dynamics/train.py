@@ -1,0 +1,338 @@
+"""The training loop: a chunk of steps is one compiled program over all sweep members.
+
+Structure of one compiled chunk (see DESIGN.md, "Training: one compiled program per chunk"):
+
+    while i < n_logs:                       # lax.fori_loop, n_logs is a traced scalar
+      vmap over members:                    # the sweep axis, laid over the device mesh
+        lax.scan(train_step, length=log_every)
+        metrics, probes at the new point    # inside the program: nothing leaves the device
+      buffer[i] = metrics
+
+The host sees only the chunk's metric buffer. Per-member bookkeeping rides in the state:
+a member that reaches a goal or max_steps is `done` and frozen; a member whose loss or
+parameters turn non-finite is frozen at its last finite parameters, marked `diverged`, and its
+later metrics are NaN, while the other members go on.
+
+Randomness is `fold_in(member_key, step)`, so any chunking of the same steps (and so a resumed
+run) produces the same numbers bit for bit.
+"""
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dynamics import config_utils as cu
+from dynamics import optimizers
+from dynamics.sweep import Sweep
+
+PRECISIONS = ("highest", "high", "default")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field of the `train` section, with its default."""
+  return ml_collections.ConfigDict(dict(
+      steps=1000,               # max optimizer steps per member
+      log_every=10,             # steps between log points (metrics and probes)
+      chunk_steps=1000,         # steps per compiled chunk (host sees metrics once a chunk)
+      batch_size=0,             # 0: full batch (GD); else minibatches, epoch-wise without replacement
+      loss_goal=0.0,            # stop a member once its train loss <= this (0: no goal)
+      acc_goal=0.0,             # stop a member once its train accuracy >= this (0: no goal)
+      divergence_loss=0.0,      # also call a member diverged above this train loss (0: only NaN/inf)
+      precision="highest",      # matmul precision: highest = full fp32 (TF32 changes dynamics)
+      float64=False,            # run everything in float64
+      keep="log:12",            # snapshots kept for analysis: 'log:N', 'every:K', 'none', '1,10,100'
+      checkpoint_every_secs=60.0,  # latest-state checkpoint cadence (and at every kept step, end)
+  ))
+
+
+def validate(cfg: Any) -> None:
+  """Raises ConfigError naming the train.* field at fault."""
+  cu.check_fields("train", cfg, default_config())
+  for f in ("steps", "log_every", "chunk_steps"):
+    v = cfg.get(f, 1)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+      raise cu.ConfigError(f"train.{f}={v!r} is not allowed; it must be an integer >= 1")
+  if cfg.get("steps", 1) % cfg.get("log_every", 1):
+    raise cu.ConfigError(f"train.steps={cfg.steps} is not allowed; it must be a multiple of "
+                         f"train.log_every={cfg.log_every}")
+  bs = cfg.get("batch_size", 0)
+  if not isinstance(bs, int) or bs < 0:
+    raise cu.ConfigError(f"train.batch_size={bs!r} is not allowed; it must be an integer >= 0 "
+                         "(0 = full batch)")
+  for f in ("loss_goal", "divergence_loss", "checkpoint_every_secs"):
+    cu.check_positive(f"train.{f}", cfg.get(f, 0.0), allow_zero=True)
+  cu.check_range("train.acc_goal", cfg.get("acc_goal", 0.0), 0.0, 1.0)
+  cu.check_choice("train.precision", cfg.get("precision", "highest"), PRECISIONS)
+  keep_steps(cfg.get("keep", "none"), max(cfg.get("steps", 1), 1), max(cfg.get("log_every", 1), 1))
+
+
+def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
+  """Steps whose parameters are kept, on the log grid, always including 0 and the last step.
+
+  'log:N' gives about N log-spaced steps, 'every:K' every K steps, 'none' only the ends, and a
+  comma-separated string or list gives explicit steps (rounded up to the log grid).
+  """
+  last = -(-steps // log_every) * log_every
+  msg = (f"train.keep={spec!r} is not allowed; use 'log:N', 'every:K', 'none' or a list of "
+         "steps such as '1,10,100'")
+  if isinstance(spec, str) and spec.startswith("log:"):
+    try:
+      n = int(spec[4:])
+    except ValueError:
+      raise cu.ConfigError(msg) from None
+    raw = np.geomspace(1, max(last, 1), max(n, 1)) if n > 0 else []
+  elif isinstance(spec, str) and spec.startswith("every:"):
+    try:
+      k = int(spec[6:])
+    except ValueError:
+      raise cu.ConfigError(msg) from None
+    if k < 1:
+      raise cu.ConfigError(msg)
+    raw = range(k, last + 1, k)
+  elif spec in ("none", "", None):
+    raw = []
+  else:
+    try:
+      raw = [int(s) for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    except (TypeError, ValueError):
+      raise cu.ConfigError(msg) from None
+  grid = {min(last, int(-(-float(s) // log_every)) * log_every) for s in raw}
+  return sorted(grid | {0, last})
+
+
+class TrainState(NamedTuple):
+  """The state of ONE member (vmapped: every leaf gains a leading member axis)."""
+  step: jax.Array          # int32, the global step (counts on after a member is done)
+  params: Any
+  opt_state: Any
+  probe_state: Any         # dict name -> state of stateful probes (e.g. warm-start vectors)
+  key: jax.Array           # uint32[2]; minibatch and probe randomness is fold_in(key, step)
+  done: jax.Array          # bool: stopped (goal, max steps) or diverged; params frozen
+  diverged: jax.Array      # bool
+  stop_step: jax.Array     # int32: step at which the member stopped or diverged; -1 while running
+
+
+class Probe(NamedTuple):
+  """An in-loop measurement: apply(pstate, params, opt_state, batch, key) -> (pstate, metrics).
+
+  `init(params) -> pstate` gives its carried state (e.g. previous eigenvectors for warm starts);
+  metrics is an array or a dict of arrays of fixed shapes.
+  """
+  init: Callable[[Any], Any]
+  apply: Callable[..., tuple[Any, Any]]
+
+
+def as_probe(fn: Callable | Probe) -> Probe:
+  """A plain fn(params, opt_state, batch) -> metrics as a stateless Probe."""
+  if isinstance(fn, Probe):
+    return fn
+  return Probe(init=lambda params: (), apply=lambda s, p, o, b, k: (s, fn(p, o, b)))
+
+
+def _tree_where(cond, a, b):
+  return jax.tree.map(lambda x, y: jnp.where(cond, x, y), a, b)
+
+
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+class Program:
+  """Builds the per-member step and log functions and the compiled chunk over all members.
+
+  Args:
+    apply: model apply(params, x) -> outputs.
+    loss: a dynamics.losses.Loss (per_example(outputs, y) -> [N]).
+    accuracy: per-example accuracy fn(outputs, y) -> [N].
+    opt: a dynamics.optimizers.Optimizer.
+    data: dict with x_train, y_train and optionally x_test, y_test (device arrays).
+    cfg: the train section (validated).
+    probes: name -> Probe or fn(params, opt_state, batch) -> metrics.
+  """
+
+  def __init__(self, apply, loss, accuracy, opt, data, cfg, probes=None):
+    self.apply, self.loss, self.accuracy, self.opt = apply, loss, accuracy, opt
+    self.data, self.cfg = data, cfg
+    self.probes = {k: as_probe(v) for k, v in (probes or {}).items()}
+    self.n_train = data["x_train"].shape[0]
+    bs = cfg.batch_size
+    self.batch_size = bs if 0 < bs < self.n_train else 0
+    self.has_test = "x_test" in data and data["x_test"].shape[0] > 0
+
+  # ---- one member -------------------------------------------------------------------------
+  def batch_loss(self, params, batch):
+    """Mean loss of params on a batch {'x', 'y'}: the function curvature code differentiates."""
+    return jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
+
+  @staticmethod
+  def full_batch(data) -> dict:
+    return {"x": data["x_train"], "y": data["y_train"]}
+
+  def minibatch(self, data, key, step):
+    """Epoch-wise shuffling without replacement: batch i of epoch e is a slice of perm(e)."""
+    if not self.batch_size:
+      return self.full_batch(data)
+    per_epoch = self.n_train // self.batch_size
+    perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), self.n_train)
+    idx = jax.lax.dynamic_slice(perm, ((step % per_epoch) * self.batch_size,), (self.batch_size,))
+    return {"x": data["x_train"][idx], "y": data["y_train"][idx]}
+
+  def train_step(self, s: TrainState, data) -> TrainState:
+    batch = self.minibatch(data, s.key, s.step)
+    value, grads = jax.value_and_grad(self.batch_loss)(s.params, batch)
+    updates, opt_state = self.opt.update(grads, s.opt_state, s.params)
+    params = jax.tree.map(lambda p, u: p + u, s.params, updates)
+    finite = jnp.isfinite(value) & _all_finite(params)
+    if self.cfg.divergence_loss > 0:
+      finite &= value <= self.cfg.divergence_loss
+    active = ~s.done
+    take = active & finite
+    blew_up = active & ~finite
+    return s._replace(
+        step=s.step + 1,
+        params=_tree_where(take, params, s.params),
+        opt_state=_tree_where(take, opt_state, s.opt_state),
+        done=s.done | blew_up, diverged=s.diverged | blew_up,
+        stop_step=jnp.where(blew_up, s.step, s.stop_step))
+
+  def _metrics_on(self, params, x, y, prefix):
+    outputs = self.apply(params, x)
+    return {f"{prefix}_loss": jnp.mean(self.loss.per_example(outputs, y)),
+            f"{prefix}_acc": jnp.mean(self.accuracy(outputs, y))}
+
+  def log_point(self, s: TrainState, data) -> tuple[TrainState, dict]:
+    """Metrics and probes at the current params; then the stop conditions."""
+    valid = ~s.done
+    m = self._metrics_on(s.params, data["x_train"], data["y_train"], "train")
+    if self.has_test:
+      m.update(self._metrics_on(s.params, data["x_test"], data["y_test"], "test"))
+    probe_state = dict(s.probe_state)
+    key = jax.random.fold_in(jax.random.fold_in(s.key, s.step), 1)
+    for i, (name, probe) in enumerate(sorted(self.probes.items())):
+      ps, out = probe.apply(s.probe_state[name], s.params, s.opt_state, self.full_batch(data),
+                            jax.random.fold_in(key, i))
+      probe_state[name] = _tree_where(valid, ps, s.probe_state[name])
+      if isinstance(out, dict):
+        m.update({f"{name}/{k}": v for k, v in out.items()})
+      else:
+        m[name] = out
+    m = {k: jnp.where(valid, v, jnp.nan).astype(v.dtype) if jnp.issubdtype(v.dtype, jnp.floating)
+         else v for k, v in m.items()}
+    reached = s.step >= self.cfg.steps
+    if self.cfg.loss_goal > 0:
+      reached |= m["train_loss"] <= self.cfg.loss_goal
+    if self.cfg.acc_goal > 0:
+      reached |= m["train_acc"] >= self.cfg.acc_goal
+    stop = valid & reached
+    s = s._replace(probe_state=probe_state, done=s.done | stop,
+                   stop_step=jnp.where(stop, s.step, s.stop_step))
+    return s, m
+
+  def interval(self, s: TrainState, data) -> tuple[TrainState, dict]:
+    s, _ = jax.lax.scan(lambda c, _: (self.train_step(c, data), None), s, None,
+                        length=self.cfg.log_every)
+    return self.log_point(s, data)
+
+  def init_member(self, init_params, seed, hparams, scale) -> TrainState:
+    """A member's initial state from its seed, optimizer hyperparameters and init-scale ratio."""
+    key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
+    params = jax.tree.map(lambda p: p * scale.astype(p.dtype), init_params(key_init))
+    opt_state = optimizers.set_hparams(self.opt.init(params), **hparams)
+    return TrainState(
+        step=jnp.int32(0), params=params, opt_state=opt_state,
+        probe_state={k: p.init(params) for k, p in sorted(self.probes.items())},
+        key=key_run, done=jnp.bool_(False), diverged=jnp.bool_(False), stop_step=jnp.int32(-1))
+
+
+class Runner:
+  """The compiled programs over all members, sharded along the sweep axis.
+
+  The member axis is padded to a multiple of the device count; padding members start `done`
+  and are dropped from every output.
+  """
+
+  def __init__(self, program: Program, init_params: Callable, sweep: Sweep, base_seed: int,
+               base_init_scale: float = 1.0, devices=None):
+    self.program, self.sweep = program, sweep
+    devices = devices if devices is not None else jax.devices()
+    self.n = sweep.size
+    self.n_pad = -(-self.n // len(devices)) * len(devices)
+    self.mesh = jax.sharding.Mesh(np.asarray(devices), ("members",))
+    self.member_sharding = NamedSharding(self.mesh, P("members"))
+    self.buffer_sharding = NamedSharding(self.mesh, P(None, "members"))
+    self.replicated = NamedSharding(self.mesh, P())
+    self._init_params = init_params
+    self._base_seed, self._base_scale = base_seed, base_init_scale
+    self.data = jax.device_put(program.data, self.replicated)
+    max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
+    self.max_logs = max_logs
+    self._chunk = jax.jit(self._chunk_fn, donate_argnums=(0,),
+                          in_shardings=(self.member_sharding, self.replicated, self.replicated),
+                          out_shardings=(self.member_sharding, self.buffer_sharding))
+    self._log0 = jax.jit(jax.vmap(program.log_point, in_axes=(0, None)),
+                         in_shardings=(self.member_sharding, self.replicated),
+                         out_shardings=(self.member_sharding, self.member_sharding))
+
+  def _pad(self, column: np.ndarray) -> np.ndarray:
+    return np.concatenate([column, np.repeat(column[:1], self.n_pad - self.n, axis=0)])
+
+  def init_state(self) -> TrainState:
+    """Every member's initial state, laid over the devices."""
+    sweep, opt = self.sweep, self.program.opt
+    seeds = self._pad(sweep.column("seed", self._base_seed).astype(np.uint32))
+    scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
+    hparams = {h: self._pad(sweep.column(f"opt.{h}", np.nan))
+               for h in opt.hparam_names if f"opt.{h}" in sweep.axes}
+    fn = jax.vmap(lambda sd, hp, sc: self.program.init_member(self._init_params, sd, hp, sc))
+    fn = jax.jit(fn, out_shardings=self.member_sharding)
+    state = fn(jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
+               jnp.asarray(scales))
+    padding = jnp.asarray(np.arange(self.n_pad) >= self.n)
+    return state._replace(done=jax.device_put(padding, self.member_sharding))
+
+  def _chunk_fn(self, state: TrainState, data, n_logs: jax.Array):
+    interval = jax.vmap(self.program.interval, in_axes=(0, None))
+    shapes = jax.eval_shape(interval, state, data)[1]
+    buf = jax.tree.map(lambda x: jnp.zeros((self.max_logs,) + x.shape, x.dtype), shapes)
+
+    def body(i, carry):
+      s, b = carry
+      s, m = interval(s, data)
+      return s, jax.tree.map(lambda bb, mm: bb.at[i].set(mm), b, m)
+
+    return jax.lax.fori_loop(0, n_logs, body, (state, buf))
+
+  def log_initial(self, state: TrainState) -> tuple[TrainState, dict]:
+    """Metrics and probes at step 0, as one log row."""
+    with jax.default_matmul_precision(self.program.cfg.precision):
+      state, m = self._log0(state, self.data)
+    return state, {k: np.asarray(v)[None, :self.n] for k, v in m.items()}
+
+  def run_chunk(self, state: TrainState, n_logs: int) -> tuple[TrainState, dict]:
+    """n_logs * log_every steps; returns the state and metrics [n_logs, member, ...]."""
+    if not 1 <= n_logs <= self.max_logs:
+      raise ValueError(f"n_logs={n_logs} must lie in [1, {self.max_logs}]")
+    with jax.default_matmul_precision(self.program.cfg.precision):
+      state, buf = self._chunk(state, self.data, jnp.int32(n_logs))
+    return state, {k: np.asarray(v)[:n_logs, :self.n] for k, v in buf.items()}
+
+  def to_host(self, state: TrainState) -> TrainState:
+    """The real members' state as host numpy arrays (for checkpoints)."""
+    return jax.tree.map(lambda x: np.asarray(x)[:self.n], state)
+
+  def from_host(self, host_state: TrainState) -> TrainState:
+    """Inverse of to_host: pad, mark padding done, and lay over the devices."""
+    padded = jax.tree.map(lambda x: self._pad(np.asarray(x)), host_state)
+    padded = padded._replace(done=np.asarray(padded.done) | (np.arange(self.n_pad) >= self.n))
+    return jax.device_put(padded, self.member_sharding)
+
+  def plan(self, step: int, kept: list[int]) -> int:
+    """Log points in the next chunk: up to the chunk size, never past a kept step or the end."""
+    le = self.program.cfg.log_every
+    nxt = [k for k in kept if k > step]
+    end = min([step + self.max_logs * le] + nxt[:1])
+    return max(1, (end - step) // le)

@@ -1,0 +1,1 @@
+"""Wiring: configs, the launcher, probes and figure reproduction."""

@@ -1,0 +1,33 @@
+r"""Launcher: python -m experiments.main --config=experiments/configs/NAME.py --workdir=DIR.
+
+Overrides: --config.opt.learning_rate=0.05, --config.sweep.seed='(0,1,2)'; cheap variants:
+--config=experiments/configs/NAME.py:quick. Re-running the same command resumes the run in DIR.
+"""
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from dynamics.config_utils import ConfigError
+from dynamics.runs import ConfigMismatch
+from experiments import runner
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (NAME.py or "
+                                          "NAME.py:variant).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created, or resumed).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.INFO)
+  try:
+    runner.run(_CONFIG.value, _WORKDIR.value)
+  except (ConfigError, ConfigMismatch) as e:  # before any work: name the field, no traceback
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,168 @@
+"""run(config, workdir): the library function behind the launcher and the notebooks.
+
+It resolves and validates the whole config before any work (a bad value stops here with the
+field's name and the allowed values), then builds data, model, loss, optimizer, sweep and probes,
+opens the run directory (resuming if it holds the same config), trains chunk by chunk with
+progress on the terminal, and draws the training curves into WORKDIR/figures/.
+"""
+import math
+import time
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from dynamics import config_utils as cu
+from dynamics import data as data_lib
+from dynamics import losses, models, optimizers, runs, train
+from dynamics import sweep as sweep_lib
+from experiments import probes as probes_lib
+
+SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep")
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config with every section's defaults filled in; raises ConfigError on a bad value."""
+  unknown = sorted(set(config.keys()) - set(SECTIONS))
+  if unknown:
+    raise cu.ConfigError(f"config: unknown section(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(SECTIONS)}")
+  for s in ("model", "data", "opt"):
+    if s not in config or "name" not in config[s]:
+      raise cu.ConfigError(f"config.{s}.name is required")
+  seed = config.get("seed", 0)
+  if not isinstance(seed, int) or seed < 0:
+    raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
+  models.validate(config.model)
+  data_lib.validate(config.data)
+  optimizers.validate(config.opt)
+  out = ml_collections.ConfigDict()
+  out.seed = seed
+  out.model = cu.with_defaults("model", config.model, models.default_config(config.model.name))
+  out.data = cu.with_defaults("data", config.data, data_lib.default_config(config.data.name))
+  loss_cfg = config.get("loss", ml_collections.ConfigDict(dict(name="mse")))
+  losses.validate(loss_cfg)
+  out.loss = cu.with_defaults("loss", loss_cfg, losses.default_config())
+  out.opt = cu.with_defaults("opt", config.opt, optimizers.default_config(config.opt.name))
+  out.train = cu.with_defaults("train", config.get("train", {}), train.default_config())
+  train.validate(out.train)
+  out.probes = ml_collections.ConfigDict(config.get("probes", {}))
+  probes_lib.validate(out.probes)
+  out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
+  sweep_lib.expand(out.sweep, optimizers.build(out.opt).hparam_names)
+  if out.model.get("init_scale", 1.0) == 0 and "init_scale" in out.sweep.get("model", {}):
+    raise cu.ConfigError("model.init_scale must be nonzero when sweep.model.init_scale is set")
+  return out
+
+
+def build(cfg: ml_collections.ConfigDict):
+  """Data, model, program and runner for a resolved config (no files touched)."""
+  dtype = np.float64 if cfg.train.float64 else np.float32
+  ds = data_lib.load(cfg.data)
+  model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim)
+  loss = losses.build(cfg.loss)
+  opt = optimizers.build(cfg.opt)
+  sweep = sweep_lib.expand(cfg.sweep, opt.hparam_names)
+  cast = lambda y: y.astype(dtype) if np.issubdtype(y.dtype, np.floating) else y
+  data = {"x_train": ds.x_train.astype(dtype), "y_train": cast(ds.y_train)}
+  if ds.x_test.shape[0]:
+    data.update(x_test=ds.x_test.astype(dtype), y_test=cast(ds.y_test))
+  program = train.Program(model.apply, loss, losses.accuracy, opt, data, cfg.train)
+  program.probes = {k: train.as_probe(v) for k, v in
+                    probes_lib.build(cfg.probes, program, model).items()}
+  runner = train.Runner(program, lambda key: model.init(key, dtype=dtype), sweep,
+                        base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
+  return ds, model, program, runner
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = logging.info,
+        plot: bool = True) -> str:
+  """Trains (or resumes) the experiment `config` in `workdir`; returns the workdir."""
+  cfg = resolve(config)
+  if cfg.train.float64:  # never switched off here: other code in the process may rely on it
+    jax.config.update("jax_enable_x64", True)
+  _, _, program, runner = build(cfg)
+  rd = runs.RunDir(workdir)
+  rd.open(cfg.to_dict(), runner.sweep)
+  try:
+    _train(cfg, program, runner, rd, log)
+  finally:
+    rd.close()
+  if plot:
+    from analysis import plots, trajectory
+    paths = plots.training_curves(trajectory.load(workdir), f"{rd.path}/figures")
+    log(f"figures: {', '.join(paths)}")
+  return rd.path
+
+
+def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
+  tc = cfg.train
+  kept = train.keep_steps(tc.keep, tc.steps, tc.log_every)
+  state = runner.init_state()
+  if rd.latest_step() is not None:
+    step, host = rd.restore_latest(runner.to_host(state))
+    state = runner.from_host(host)
+    rd.truncate_metrics(step)
+    log(f"resuming {rd.path} at step {step}")
+  else:
+    step = 0
+    rd.truncate_metrics(-1)
+    state, m0 = runner.log_initial(state)
+    rd.append_metrics(np.array([0]), m0)
+    _checkpoint(rd, runner, state, 0, kept)
+  t_start, t_ckpt, step_start = time.time(), time.time(), step
+  while not _all_done(runner, state):
+    n = runner.plan(step, kept)
+    state, m = runner.run_chunk(state, n)
+    steps = step + tc.log_every * np.arange(1, n + 1)
+    step = int(steps[-1])
+    finished = _all_done(runner, state)
+    if finished:  # drop the log points after the last member stopped (all NaN)
+      last = int(np.max(np.asarray(state.stop_step)[:runner.n]))
+      keep = steps <= max(last, int(steps[0]))
+      steps, m = steps[keep], {k: v[keep] for k, v in m.items()}
+    rd.append_metrics(steps, m)
+    if finished or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs:
+      _checkpoint(rd, runner, state, step, kept, final=finished)
+      t_ckpt = time.time()
+    _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
+
+
+def _all_done(runner, state) -> bool:
+  return bool(np.all(np.asarray(state.done)))
+
+
+def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
+  host = runner.to_host(state)
+  if step in kept or final:
+    rd.save_kept(step, host)
+  rd.save_latest(step, host)
+  members = []
+  for i, coords in enumerate(runner.sweep.members):
+    members.append(dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
+                        stop_step=int(host.stop_step[i])))
+  runs.write_json_atomic(rd.file(runs.SUMMARY), dict(step=step, members=members))
+
+
+def _progress(log, step, total, step_start, t_start, m, state, runner) -> None:
+  elapsed = max(time.time() - t_start, 1e-9)
+  rate = (step - step_start) / elapsed
+  eta = (total - step) / rate if rate > 0 else math.inf
+  loss = m["train_loss"][-1]
+  done = np.asarray(state.done)[:runner.n]
+  div = np.asarray(state.diverged)[:runner.n]
+  finite = loss[np.isfinite(loss)]
+  loss_txt = (f"train_loss min {finite.min():.4g} max {finite.max():.4g}" if finite.size
+              else "train_loss n/a")
+  log(f"step {step}/{total}  {rate:,.0f} steps/s  ETA {eta:,.0f}s  {loss_txt}  "
+      f"running {int((~done).sum())}/{runner.n}  diverged {int(div.sum())}")
+
+
+def describe(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+  """A short dict describing a resolved config (for notebooks)."""
+  opt = optimizers.build(cfg.opt)
+  return dict(model=cfg.model.name, data=cfg.data.name, opt=cfg.opt.name,
+              members=sweep_lib.expand(cfg.sweep, opt.hparam_names).size,
+              steps=cfg.train.steps)

@@ -1,0 +1,226 @@
+"""The engine end to end: sweeps, devices, resume, divergence, stop conditions, errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tiny
+from analysis import trajectory
+from dynamics import runs, train
+from dynamics.config_utils import ConfigError
+from experiments import runner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(cfg, path, **kw):
+  return trajectory.load(runner.run(cfg, str(path), log=lambda *_: None, plot=False, **kw))
+
+
+def test_vmapped_sweep_equals_runs_one_by_one(tmp_path):
+  cfg = tiny.config(float64=True)
+  cfg.sweep.seed = (0, 3)
+  sweep = _run(cfg, tmp_path / "sweep")
+  assert sweep.n_members == 4
+  for i, member in enumerate(sweep.members):
+    single = tiny.config(float64=True, lrs=None)
+    single.seed = member["seed"]
+    single.opt.learning_rate = member["opt.learning_rate"]
+    one = _run(single, tmp_path / f"one{i}")
+    for name in ("train_loss", "test_acc", "grad_norm"):
+      np.testing.assert_allclose(sweep.metrics[name][i], one.metrics[name][0], rtol=1e-11,
+                                 atol=1e-14, err_msg=f"member {i} {name}")
+    p_sweep, p_one = sweep.params(40), one.params(40)
+    for k in p_one:
+      np.testing.assert_allclose(p_sweep[k][i], p_one[k][0], rtol=1e-11, atol=1e-14)
+  # the two learning rates really differ (the comparison above is not vacuous)
+  assert not np.allclose(sweep.metrics["train_loss"][0], sweep.metrics["train_loss"][1])
+
+
+_DEVICE_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, "tests")
+import tiny
+from experiments import runner
+from analysis import trajectory
+import jax
+cfg = tiny.config(lrs=(0.05, 0.1, 0.2))
+path = runner.run(cfg, sys.argv[1], log=lambda *_: None, plot=False)
+t = trajectory.load(path)
+print(json.dumps({"devices": len(jax.devices()),
+                  "loss": t.metrics["train_loss"].tolist(),
+                  "w": t.params(40)["W1"].tolist()}))
+"""
+
+
+def _in_subprocess(devices, workdir):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(workdir)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_eight_simulated_devices_equal_one(tmp_path):
+  one = _in_subprocess(1, tmp_path / "d1")
+  eight = _in_subprocess(8, tmp_path / "d8")
+  assert (one["devices"], eight["devices"]) == (1, 8)
+  np.testing.assert_allclose(eight["loss"], one["loss"], rtol=1e-6)
+  np.testing.assert_allclose(eight["w"], one["w"], rtol=1e-6, atol=1e-7)
+
+
+class _Crash(Exception):
+  pass
+
+
+@pytest.mark.parametrize("where", ["save_latest", "append_metrics"])
+def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where):
+  cfg = tiny.config(steps=60, chunk_steps=10, checkpoint_every_secs=0.0)
+  cfg.sweep.seed = (0, 1)
+  ref = _run(cfg, tmp_path / "ref")
+  # crash on the 4th call of `where`, i.e. with half-finished bookkeeping for that chunk
+  original = getattr(runs.RunDir, where)
+  calls = {"n": 0}
+
+  def crashing(self, *a, **k):
+    calls["n"] += 1
+    if calls["n"] == 4:
+      if where == "append_metrics":  # a torn line: the process died while writing
+        with open(self.file(runs.METRICS), "a") as f:
+          f.write('{"step": 999, "train_lo')
+      raise _Crash()
+    return original(self, *a, **k)
+
+  monkeypatch.setattr(runs.RunDir, where, crashing)
+  with pytest.raises(_Crash):
+    _run(cfg, tmp_path / "killed")
+  monkeypatch.setattr(runs.RunDir, where, original)
+  resumed = _run(cfg, tmp_path / "killed")
+  with open(tmp_path / "ref" / runs.METRICS) as a, open(tmp_path / "killed" / runs.METRICS) as b:
+    assert a.read() == b.read()
+  for k, v in ref.params(60).items():
+    np.testing.assert_array_equal(resumed.params(60)[k], v)
+
+
+def test_sigkill_at_any_moment_then_resume_is_identical(tmp_path):
+  cfg_args = ["--config=tests/tiny_launch.py", "--config.train.steps=3000",
+              "--config.train.checkpoint_every_secs=0"]
+  ref = subprocess.run([sys.executable, "-m", "experiments.main", *cfg_args,
+                        f"--workdir={tmp_path / 'ref'}"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  work = tmp_path / "killed"
+  proc = subprocess.Popen([sys.executable, "-m", "experiments.main", *cfg_args,
+                           f"--workdir={work}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  metrics = work / runs.METRICS
+  import time
+  deadline = time.time() + 200
+  while time.time() < deadline:  # kill once a few chunks are on disk, mid-flight
+    if metrics.exists() and metrics.read_text().count("\n") > 30:
+      break
+    time.sleep(0.01)
+  proc.kill()
+  proc.wait()
+  again = subprocess.run([sys.executable, "-m", "experiments.main", *cfg_args,
+                          f"--workdir={work}"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert "resuming" in again.stderr
+  assert (tmp_path / "ref" / runs.METRICS).read_text() == metrics.read_text()
+
+
+def test_diverging_member_is_recorded_and_others_finish(tmp_path):
+  cfg = tiny.config(lrs=(0.05, 1e4))
+  t = _run(cfg, tmp_path / "div")
+  assert list(t.diverged) == [False, True]
+  assert t.stop_step[1] >= 0
+  loss = t.metrics["train_loss"]
+  assert np.all(np.isfinite(loss[0]))
+  assert t.steps[-1] == 40
+  first_nan = np.flatnonzero(~np.isfinite(loss[1]))[0]
+  assert np.all(~np.isfinite(loss[1, first_nan:]))
+  assert t.steps[first_nan] > t.stop_step[1]
+  # the frozen params are the last finite ones
+  assert all(np.all(np.isfinite(v[1])) for v in t.params(40).values())
+
+
+def test_goals_stop_members_and_the_run(tmp_path):
+  cfg = tiny.config(steps=400, chunk_steps=50, lrs=(0.02, 0.4), loss_goal=0.2)
+  t = _run(cfg, tmp_path / "goal")
+  loss = t.metrics["train_loss"]
+  for i in range(2):
+    s = t.stop_step[i]
+    assert 0 < s < 400
+    j = int(np.flatnonzero(t.steps == s)[0])
+    assert loss[i, j] <= 0.2 and np.all(loss[i, :j] > 0.2)
+    assert np.all(np.isnan(loss[i, j + 1:]))
+  assert t.stop_step[1] < t.stop_step[0]           # the larger step size gets there first
+  assert t.steps[-1] == max(t.stop_step)           # the run ends when the last member stops
+
+
+def test_float32_run_stays_float32_and_compiles_once(tmp_path, monkeypatch):
+  traces = {"n": 0}
+  original = train.Runner._chunk_fn
+
+  def counting(self, *a):
+    traces["n"] += 1
+    return original(self, *a)
+
+  monkeypatch.setattr(train.Runner, "_chunk_fn", counting)
+  cfg = tiny.config(steps=60, chunk_steps=20)
+  cfg.train.keep = "5,15,35"        # chunks of 1, 2, 4, ... log points: still one program
+  t = _run(cfg, tmp_path / "f32")
+  assert traces["n"] == 1
+  assert t.kept_steps == [0, 5, 15, 35, 60]
+  assert all(v.dtype == np.float32 for v in t.params(60).values())
+
+
+@pytest.mark.parametrize("path, value, fragment", [
+    ("model.activation", "swish", "model.activation='swish'"),
+    ("opt.name", "lion", "opt.name='lion'"),
+    ("train.steps", 41, "multiple of train.log_every"),
+    ("train.precision", "tf32", "train.precision='tf32' is not allowed; allowed values: "
+                                "'highest', 'high', 'default'"),
+    ("train.batch_size", -1, "train.batch_size=-1"),
+    ("train.acc_goal", 2.0, "train.acc_goal=2.0"),
+    ("data.name", "imagenet", "data.name"),
+    ("loss.name", "hinge", "loss.name"),
+    ("probes.sharpnes", {}, "probes='sharpnes' is not allowed"),
+])
+def test_config_errors_name_the_field_and_allowed_values(tmp_path, path, value, fragment):
+  cfg = tiny.config()
+  section, field = path.split(".")
+  if field == "name":
+    cfg[section] = type(cfg)(dict(name=value))
+  else:
+    cfg[section][field] = value
+  with pytest.raises(ConfigError) as e:
+    runner.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
+  assert fragment in str(e.value)
+  assert not (tmp_path / "bad").exists()          # refused before any work
+
+
+def test_unknown_fields_and_sections_are_refused(tmp_path):
+  cfg = tiny.config()
+  cfg.train.stepz = 3
+  with pytest.raises(ConfigError, match="train: unknown field"):
+    runner.resolve(cfg)
+  cfg = tiny.config()
+  cfg.optimizer = {}
+  with pytest.raises(ConfigError, match="unknown section"):
+    runner.resolve(cfg)
+
+
+def test_different_config_on_existing_workdir_is_refused(tmp_path):
+  _run(tiny.config(steps=10, chunk_steps=10), tmp_path / "w")
+  cfg = tiny.config(steps=10, chunk_steps=10)
+  cfg.opt.learning_rate = 0.3
+  with pytest.raises(runs.ConfigMismatch) as e:
+    _run(cfg, tmp_path / "w")
+  msg = str(e.value)
+  assert "opt.learning_rate: 0.1 -> 0.3" in msg and "--workdir" in msg
