@@ -20,11 +20,13 @@ def _sq_norm(tree) -> jax.Array:
 
 
 def weight_norm(settings, program, model):
-  """Sum of squared parameters, total and per leaf."""
-  del settings, program, model
+  """Sum of squared parameters; per leaf too with per_leaf=True."""
+  del program, model
 
   def probe(params, opt_state, batch):
     del opt_state, batch
+    if not settings.get("per_leaf", False):
+      return _sq_norm(params)
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     out = {jax.tree_util.keystr(path, simple=True, separator="/"): jnp.sum(jnp.square(x))
            for path, x in flat}
@@ -43,7 +45,7 @@ def grad_norm(settings, program, model):
   return probe
 
 
-PROBES = {"weight_norm": (weight_norm, {}), "grad_norm": (grad_norm, {})}
+PROBES = {"weight_norm": (weight_norm, {"per_leaf": False}), "grad_norm": (grad_norm, {})}
 
 
 def validate(cfg: Any) -> None:

@@ -12,7 +12,6 @@ from typing import Any, Callable
 import jax
 import ml_collections
 import numpy as np
-from absl import logging
 
 from dynamics import config_utils as cu
 from dynamics import data as data_lib
@@ -45,13 +44,17 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   loss_cfg = config.get("loss", ml_collections.ConfigDict(dict(name="mse")))
   losses.validate(loss_cfg)
   out.loss = cu.with_defaults("loss", loss_cfg, losses.default_config())
-  out.opt = cu.with_defaults("opt", config.opt, optimizers.default_config(config.opt.name))
+  out.opt = optimizers.with_defaults(config.opt)     # fills a partial opt.schedule too
   out.train = cu.with_defaults("train", config.get("train", {}), train.default_config())
   train.validate(out.train)
   out.probes = ml_collections.ConfigDict(config.get("probes", {}))
   probes_lib.validate(out.probes)
   out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
-  sweep_lib.expand(out.sweep, optimizers.build(out.opt).hparam_names)
+  sweep = sweep_lib.expand(out.sweep, optimizers.build(out.opt).hparam_names)
+  for member in sweep.members:
+    for axis, value in member.items():
+      if axis.startswith("opt."):
+        optimizers.check_hparam(axis[4:], value, field=f"sweep.{axis}")
   if out.model.get("init_scale", 1.0) == 0 and "init_scale" in out.sweep.get("model", {}):
     raise cu.ConfigError("model.init_scale must be nonzero when sweep.model.init_scale is set")
   return out
@@ -77,7 +80,11 @@ def build(cfg: ml_collections.ConfigDict):
   return ds, model, program, runner
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = logging.info,
+def _print(msg: str) -> None:
+  print(msg, flush=True)
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
         plot: bool = True) -> str:
   """Trains (or resumes) the experiment `config` in `workdir`; returns the workdir."""
   cfg = resolve(config)

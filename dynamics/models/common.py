@@ -19,7 +19,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     # Exact (erf) GELU, as PyTorch's default nn.GELU().
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
-    "elu": jax.nn.selu,            # alpha = 1
+    "elu": jax.nn.elu,            # alpha = 1
     "softplus": jax.nn.softplus,  # log(1 + exp(z))
     "linear": _linear,
 }

@@ -57,9 +57,9 @@ def test_gaussian_statistics():
   np.testing.assert_allclose(np.asarray(params["W2"]).std(), 0.7 / math.sqrt(300), rtol=0.1)
 
 
-@pytest.mark.parametrize("scale", [1.0, 2.0])
-@pytest.mark.parametrize("in_dim,widths,out_dim", [(4, (6, 6, 2), 3), (7, (3,), 7), (2, (9,), 5)])
-def test_orthogonal_singular_values(scale, in_dim, widths, out_dim):
+@pytest.mark.parametrize("in_dim,widths,out_dim,scale", [
+    (4, (6, 6, 2), 3, 1.0), (7, (3,), 7, 2.0), (2, (9,), 5, 1.0)])
+def test_orthogonal_singular_values(in_dim, widths, out_dim, scale):
   cfg = cfg_of(in_dim=in_dim, out_dim=out_dim, widths=widths, init="orthogonal",
                init_scale=scale)
   params = dl.init(jax.random.PRNGKey(3), cfg, jnp.float64)
@@ -77,10 +77,10 @@ def reference_target(key, in_dim, out_dim, n_layers):
   return np.asarray(jax.random.normal(k_a, (in_dim, out_dim), jnp.float64)) / math.sqrt(in_dim)
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.3])
-@pytest.mark.parametrize("in_dim,widths,out_dim", [
-    (4, (5, 3, 6), 3), (3, (3,), 5), (6, (), 2), (5, (5, 5), 5), (2, (4, 7, 2, 3), 6)])
-def test_balanced_condition_and_product(scale, in_dim, widths, out_dim):
+@pytest.mark.parametrize("in_dim,widths,out_dim,scale", [
+    (4, (5, 3, 6), 3, 1.0), (3, (3,), 5, 1.0), (6, (), 2, 1.0), (5, (5, 5), 5, 0.3),
+    (2, (4, 7, 2, 3), 6, 1.0), (4, (5, 3, 6), 3, 0.3)])
+def test_balanced_condition_and_product(in_dim, widths, out_dim, scale):
   cfg = cfg_of(in_dim=in_dim, out_dim=out_dim, widths=widths, init="balanced", init_scale=scale)
   key = jax.random.PRNGKey(11)
   params = dl.init(key, cfg, jnp.float64)

@@ -1,0 +1,89 @@
+r"""Training-loop speed: ms/step, achieved FLOP/s and fraction of the fp32 peak.
+
+    python -m benchmarks.train_speed                      # fc-tanh 2x200, MSE, digits, full batch
+    python -m benchmarks.train_speed --members=16 --steps_per_chunk=1000
+    python -m benchmarks.train_speed --peak_tflops=0.2    # give a CPU's peak to get a fraction
+
+Two measurements of the same model and data (the edge-of-stability MLP, 55k parameters, full
+batch of the 1,500 digits training images, float32 at 'highest' precision): one run, and a sweep
+of --members learning rates as one vmapped program. Times are whole compiled chunks
+(steps_per_chunk steps with one log point per log_every steps, metrics included), after a
+warm-up chunk that compiles. FLOPs are XLA's count for one step of all members.
+"""
+import json
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from benchmarks import common
+from experiments import runner
+from experiments.configs.common import base_config
+
+_MEMBERS = flags.DEFINE_integer("members", 16, "Sweep size of the second measurement.")
+_CHUNK = flags.DEFINE_integer("steps_per_chunk", 1000, "Steps per compiled chunk.")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
+_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "fp32 peak of the device (0: from a table).")
+_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+
+
+def config(members: int):
+  c = base_config("mlp", "digits", "gd")
+  c.model.widths = (200, 200)
+  c.model.activation = "tanh"
+  c.train.steps = 10 ** 9 // _LOG_EVERY.value * _LOG_EVERY.value
+  c.train.log_every = _LOG_EVERY.value
+  c.train.chunk_steps = _CHUNK.value
+  c.train.keep = "none"
+  if members > 1:
+    c.sweep.opt = dict(learning_rate=tuple(np.geomspace(0.001, 0.05, members).tolist()))
+  return c
+
+
+def measure(members: int) -> dict:
+  cfg = runner.resolve(config(members))
+  _, _, program, run = runner.build(cfg)
+  state = run.init_state()
+  n_logs = run.max_logs
+  box = {"state": state}
+
+  def one_chunk():
+    box["state"], m = run.run_chunk(box["state"], n_logs)
+    jax.block_until_ready(box["state"].params)
+
+  sec = common.time_calls(one_chunk, _REPEATS.value)
+  steps = n_logs * cfg.train.log_every
+  step_fn = jax.vmap(lambda s: program.train_step(s, run.data))
+  with jax.default_matmul_precision(cfg.train.precision):
+    flops = common.flops_of(step_fn, box["state"])
+  ms = 1e3 * sec / steps
+  peak = common.fp32_peak_tflops(_PEAK.value)
+  achieved = flops / (ms * 1e-3) / 1e12
+  n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
+  return dict(members=members, params_per_member=n_params, ms_per_step=ms,
+              ms_per_step_per_member=ms / members, steps_per_s=1e3 / ms,
+              member_steps_per_s=members * 1e3 / ms, gflop_per_step=flops / 1e9,
+              achieved_tflops=achieved, peak_tflops=peak,
+              fraction_of_peak=achieved / peak if peak else None)
+
+
+def main(argv):
+  del argv
+  results = dict(device=common.device_name(), jax=jax.__version__,
+                 runs=[measure(1), measure(_MEMBERS.value)])
+  print(f"device: {results['device']}  jax {results['jax']}")
+  print(f"{'members':>8} {'ms/step':>9} {'ms/step/member':>15} {'member-steps/s':>15} "
+        f"{'GFLOP/step':>11} {'TFLOP/s':>8} {'of fp32 peak':>13}")
+  for r in results["runs"]:
+    frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] else "n/a"
+    print(f"{r['members']:>8} {r['ms_per_step']:>9.3f} {r['ms_per_step_per_member']:>15.3f} "
+          f"{r['member_steps_per_s']:>15,.0f} {r['gflop_per_step']:>11.3f} "
+          f"{r['achieved_tflops']:>8.3f} {frac:>13}")
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
