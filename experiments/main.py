@@ -5,7 +5,7 @@ Overrides: --config.opt.learning_rate=0.05, --config.sweep.seed='(0,1,2)'; cheap
 """
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dynamics.config_utils import ConfigError
@@ -21,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # progress is printed; library INFO chatter is not
   try:
     runner.run(_CONFIG.value, _WORKDIR.value)
   except (ConfigError, ConfigMismatch) as e:  # before any work: name the field, no traceback
