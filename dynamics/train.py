@@ -26,6 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dynamics import config_utils as cu
 from dynamics import optimizers
+from dynamics.flow import GradientFlow
 from dynamics.sweep import Sweep
 
 PRECISIONS = ("highest", "high", "default")
@@ -148,7 +149,7 @@ class Program:
     apply: model apply(params, x) -> outputs.
     loss: a dynamics.losses.Loss (per_example(outputs, y) -> [N]).
     accuracy: per-example accuracy fn(outputs, y) -> [N].
-    opt: a dynamics.optimizers.Optimizer.
+    opt: a dynamics.optimizers.Optimizer, or a dynamics.flow.GradientFlow (RK4 gradient flow).
     data: dict with x_train, y_train and optionally x_test, y_test (device arrays).
     cfg: the train section (validated).
     probes: name -> Probe or fn(params, opt_state, batch) -> metrics.
@@ -162,6 +163,7 @@ class Program:
     bs = cfg.batch_size
     self.batch_size = bs if 0 < bs < self.n_train else 0
     self.has_test = "x_test" in data and data["x_test"].shape[0] > 0
+    self.is_flow = isinstance(opt, GradientFlow)
 
   # ---- one member -------------------------------------------------------------------------
   def batch_loss(self, params, batch):
@@ -183,9 +185,14 @@ class Program:
 
   def train_step(self, s: TrainState, data) -> TrainState:
     batch = self.minibatch(data, s.key, s.step)
-    value, grads = jax.value_and_grad(self.batch_loss)(s.params, batch)
-    updates, opt_state = self.opt.update(grads, s.opt_state, s.params)
-    params = jax.tree.map(lambda p, u: p + u, s.params, updates)
+    if self.is_flow:
+      loss_fn = lambda p: self.batch_loss(p, batch)
+      value = loss_fn(s.params)
+      params, opt_state = self.opt.step(loss_fn, s.params, s.opt_state)
+    else:
+      value, grads = jax.value_and_grad(self.batch_loss)(s.params, batch)
+      updates, opt_state = self.opt.update(grads, s.opt_state, s.params)
+      params = jax.tree.map(lambda p, u: p + u, s.params, updates)
     finite = jnp.isfinite(value) & _all_finite(params)
     if self.cfg.divergence_loss > 0:
       finite &= value <= self.cfg.divergence_loss
@@ -210,6 +217,8 @@ class Program:
     m = self._metrics_on(s.params, data["x_train"], data["y_train"], "train")
     if self.has_test:
       m.update(self._metrics_on(s.params, data["x_test"], data["y_test"], "test"))
+    if self.is_flow:
+      m.update(flow_time=s.opt_state.time, flow_sharpness=s.opt_state.sharpness)
     probe_state = dict(s.probe_state)
     key = jax.random.fold_in(jax.random.fold_in(s.key, s.step), 1)
     for i, (name, probe) in enumerate(sorted(self.probes.items())):
@@ -241,7 +250,10 @@ class Program:
     """A member's initial state from its seed, optimizer hyperparameters and init-scale ratio."""
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     params = jax.tree.map(lambda p: p * scale.astype(p.dtype), init_params(key_init))
-    opt_state = optimizers.set_hparams(self.opt.init(params), **hparams)
+    if self.is_flow:
+      opt_state = self.opt.init(params, jax.random.fold_in(key_run, 7))
+    else:
+      opt_state = optimizers.set_hparams(self.opt.init(params), **hparams)
     return TrainState(
         step=jnp.int32(0), params=params, opt_state=opt_state,
         probe_state={k: p.init(params) for k, p in sorted(self.probes.items())},

@@ -15,11 +15,16 @@ import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics import data as data_lib
-from dynamics import losses, models, optimizers, runs, train
+from dynamics import flow, losses, models, optimizers, runs, train
 from dynamics import sweep as sweep_lib
 from experiments import probes as probes_lib
 
 SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep")
+
+
+def opt_lib(opt_cfg):
+  """The module that validates and builds this opt section: optimizers, or flow (RK4)."""
+  return flow if opt_cfg.get("name") == flow.NAME else optimizers
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -36,7 +41,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
   models.validate(config.model)
   data_lib.validate(config.data)
-  optimizers.validate(config.opt)
+  opt_lib(config.opt).validate(config.opt)
   out = ml_collections.ConfigDict()
   out.seed = seed
   out.model = cu.with_defaults("model", config.model, models.default_config(config.model.name))
@@ -44,13 +49,16 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   loss_cfg = config.get("loss", ml_collections.ConfigDict(dict(name="mse")))
   losses.validate(loss_cfg)
   out.loss = cu.with_defaults("loss", loss_cfg, losses.default_config())
-  out.opt = optimizers.with_defaults(config.opt)     # fills a partial opt.schedule too
+  if config.opt.name == flow.NAME:
+    out.opt = cu.with_defaults("opt", config.opt, flow.default_config())
+  else:
+    out.opt = optimizers.with_defaults(config.opt)   # fills a partial opt.schedule too
   out.train = cu.with_defaults("train", config.get("train", {}), train.default_config())
   train.validate(out.train)
   out.probes = ml_collections.ConfigDict(config.get("probes", {}))
   probes_lib.validate(out.probes)
   out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
-  sweep = sweep_lib.expand(out.sweep, optimizers.build(out.opt).hparam_names)
+  sweep = sweep_lib.expand(out.sweep, opt_lib(out.opt).build(out.opt).hparam_names)
   for member in sweep.members:
     for axis, value in member.items():
       if axis.startswith("opt."):
@@ -66,7 +74,7 @@ def build(cfg: ml_collections.ConfigDict):
   ds = data_lib.load(cfg.data)
   model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim)
   loss = losses.build(cfg.loss)
-  opt = optimizers.build(cfg.opt)
+  opt = opt_lib(cfg.opt).build(cfg.opt)
   sweep = sweep_lib.expand(cfg.sweep, opt.hparam_names)
   cast = lambda y: y.astype(dtype) if np.issubdtype(y.dtype, np.floating) else y
   data = {"x_train": ds.x_train.astype(dtype), "y_train": cast(ds.y_train)}
@@ -169,7 +177,7 @@ def _progress(log, step, total, step_start, t_start, m, state, runner) -> None:
 
 def describe(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
   """A short dict describing a resolved config (for notebooks)."""
-  opt = optimizers.build(cfg.opt)
+  opt = opt_lib(cfg.opt).build(cfg.opt)
   return dict(model=cfg.model.name, data=cfg.data.name, opt=cfg.opt.name,
               members=sweep_lib.expand(cfg.sweep, opt.hparam_names).size,
               steps=cfg.train.steps)
