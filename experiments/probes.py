@@ -6,13 +6,17 @@ config.probes maps a probe name to its settings, e.g.
     config.probes.grad_norm = {}
 
 Every probe runs at every log point inside the compiled program (see dynamics.train.Probe).
+Curvature probes (sharpness, preconditioned_sharpness, batch_sharpness, hessian_trace) come from
+analysis.curvature and use the full training batch (never a small batch for "the" sharpness).
 """
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from analysis import curvature
 from dynamics import config_utils as cu
+from dynamics import train
 
 
 def _sq_norm(tree) -> jax.Array:
@@ -45,7 +49,74 @@ def grad_norm(settings, program, model):
   return probe
 
 
-PROBES = {"weight_norm": (weight_norm, {"per_leaf": False}), "grad_norm": (grad_norm, {})}
+def _top(probe):
+  """Adds 'max' (the top eigenvalue, a scalar per log point) to an eigenvalue probe's output."""
+  def apply(pstate, params, opt_state, batch, key):
+    pstate, out = probe.apply(pstate, params, opt_state, batch, key)
+    return pstate, dict(out, max=out["eigenvalues"][0])
+  return train.Probe(init=probe.init, apply=apply)
+
+
+def sharpness(settings, program, model):
+  """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)."""
+  del model
+  return _top(curvature.sharpness_probe(program.batch_loss, k=settings.k,
+                                        num_iters=settings.num_iters))
+
+
+def preconditioned_sharpness(settings, program, model):
+  """Top eigenvalues of P^-1/2 H P^-1/2 with the optimizer's own P (Cohen et al. 2022)."""
+  del model
+  if program.is_flow:
+    raise cu.ConfigError("probes.preconditioned_sharpness needs an optimizer with a "
+                         "preconditioner; opt.name='flow' has none")
+  precondition = lambda opt_state, params: program.opt.preconditioner(opt_state, params)
+  return _top(curvature.sharpness_probe(program.batch_loss, k=settings.k,
+                                        num_iters=settings.num_iters,
+                                        precondition_fn=precondition))
+
+
+def _minibatches(batch, key, batch_size, num_batches):
+  n = batch["x"].shape[0]
+  idx = jax.random.permutation(key, n)[:batch_size * num_batches]
+  idx = idx.reshape(num_batches, batch_size)
+  return {k: v[idx] for k, v in batch.items()}
+
+
+def batch_sharpness(settings, program, model):
+  """SGD's batch sharpness: mean lambda_max(H_B) and mean g_B^T H_B g_B / ||g_B||^2."""
+  del model
+
+  def apply(pstate, params, opt_state, batch, key):
+    del opt_state
+    batches = _minibatches(batch, key, settings.batch_size, settings.num_batches)
+    out = curvature.batch_sharpness(program.batch_loss, params, batches,
+                                    num_iters=settings.num_iters, key=key)
+    return pstate, {"mean_lambda_max": out["mean_lambda_max"],
+                    "directional": out["directional"]}
+  return train.Probe(init=lambda params: (), apply=apply)
+
+
+def hessian_trace(settings, program, model):
+  """Hutchinson estimate of tr(H) (Rademacher probes) and its standard error."""
+  del model
+
+  def apply(pstate, params, opt_state, batch, key):
+    del opt_state
+    est, se = curvature.hutchinson_trace(program.batch_loss, params, batch, key,
+                                         num_probes=settings.num_probes)
+    return pstate, {"estimate": est, "stderr": se}
+  return train.Probe(init=lambda params: (), apply=apply)
+
+
+PROBES = {
+    "weight_norm": (weight_norm, {"per_leaf": False}),
+    "grad_norm": (grad_norm, {}),
+    "sharpness": (sharpness, {"k": 1, "num_iters": 20}),
+    "preconditioned_sharpness": (preconditioned_sharpness, {"k": 1, "num_iters": 20}),
+    "batch_sharpness": (batch_sharpness, {"batch_size": 32, "num_batches": 8, "num_iters": 20}),
+    "hessian_trace": (hessian_trace, {"num_probes": 20}),
+}
 
 
 def validate(cfg: Any) -> None:
@@ -55,6 +126,7 @@ def validate(cfg: Any) -> None:
 
 
 def build(cfg: Any, program, model) -> dict:
-  """name -> probe for every probe in cfg."""
+  """name -> probe for every probe in cfg (settings completed with their defaults)."""
   validate(cfg)
-  return {name: PROBES[name][0](cfg[name], program, model) for name in cfg.keys()}
+  return {name: PROBES[name][0](cu.with_defaults(f"probes.{name}", cfg[name], PROBES[name][1]),
+                                program, model) for name in cfg.keys()}

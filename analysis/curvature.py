@@ -1,0 +1,633 @@
+"""Curvature of the loss: Hessian products, top eigenpairs, sharpness, traces and spectra.
+
+Edge-of-stability theory (Cohen et al. 2021, "Gradient Descent on Neural Networks Typically
+Occurs at the Edge of Stability") tracks the sharpness S(w) = lambda_max(H(w)), the LARGEST
+ALGEBRAIC eigenvalue of the loss Hessian: gradient descent with step size eta is stable on a
+quadratic only while S < 2 / eta. A large negative eigenvalue (a saddle direction) is never
+sharpness, so everything here orders eigenvalues algebraically (never by magnitude, unlike the
+gradient flow's step-size control in dynamics/flow.py). For adaptive methods with diagonal
+preconditioner P (dynamics.optimizers: the step is -P^{-1} d) the relevant quantity is the
+preconditioned sharpness lambda_max(P^{-1} H) = lambda_max(P^{-1/2} H P^{-1/2}) (Cohen et al.
+2022, "Adaptive Gradient Methods at the Edge of Stability"); for minibatch SGD the batch
+sharpness E_B[g_B^T H_B g_B / ||g_B||^2] and the mean of lambda_max(H_B) (Andreyev &
+Beneventano 2024, "Edge of Stochastic Stability").
+
+Every function takes a `loss_fn(params, batch) -> scalar` over a params PYTREE, is jit- and
+vmap-compatible (fixed iteration counts, lax loops, no Python control flow on traced values)
+and computes in the params' dtype (float64 params give float64 results). Internally vectors
+are flat (jax.flatten_util.ravel_pytree); eigenvectors come back as pytrees whose leaves have
+a leading [k] axis.
+
+    e = top_eigenpairs(program.batch_loss, params, batch, k=3, num_iters=30)
+    e.eigenvalues            # [3], descending
+    e.eigenvectors           # params-shaped, each leaf [3, ...]
+    e = top_eigenpairs(program.batch_loss, params2, batch, k=3, num_iters=10,
+                       v0=e.eigenvectors)        # warm start from the previous vectors
+"""
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+_HI = jax.lax.Precision.HIGHEST
+
+# Relative size of the random perturbation added to a warm start (see top_eigenpairs).
+WARM_START_NOISE = 1e-3
+# Lanczos iterations used by method='lobpcg' to estimate the bottom of the spectrum (shift).
+LOBPCG_SHIFT_ITERS = 16
+
+
+class Eigen(NamedTuple):
+  """Top eigenpairs of a symmetric operator.
+
+  Attributes:
+    eigenvalues: [k], largest algebraic first (descending); the Rayleigh quotients of the
+      returned vectors.
+    eigenvectors: pytree with the params' structure, each leaf [k, *leaf_shape]; unit norm
+      over the whole pytree; eigenvectors[j] belongs to eigenvalues[j]. Sign is arbitrary.
+    residuals: [k], ||A v - lambda v|| / max(|lambda|, tiny) (relative residual; tiny is the
+      smallest positive normal number of the dtype).
+    num_matvecs: int32 scalar array, the operator products spent (an array so that Eigen can
+      leave jit / vmap; constant for method='lanczos').
+  """
+  eigenvalues: jax.Array
+  eigenvectors: Any
+  residuals: jax.Array
+  num_matvecs: jax.Array
+
+
+# ---- products ------------------------------------------------------------------------------
+def _hvp_one(loss_fn, params, v, batch):
+  return jax.jvp(lambda p: jax.grad(loss_fn)(p, batch), (params,), (v,))[1]
+
+
+def hvp(loss_fn: Callable, params: Any, v: Any, batch: Any, num_chunks: int = 1) -> Any:
+  """Hessian-vector product H v, forward-over-reverse (Pearlmutter 1994).
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar.
+    params: pytree at which the Hessian is taken.
+    v: pytree with the params' structure.
+    batch: the batch passed to loss_fn. With num_chunks > 1 a pytree (e.g. dict) of arrays
+      that all share a leading example axis of size N.
+    num_chunks: with num_chunks > 1 the batch is split into num_chunks equal chunks, processed
+      one at a time by lax.scan (memory of one chunk), and their HVPs are summed with weights
+      chunk_size / N. Exact when loss_fn is the mean of per-example losses.
+
+  Returns:
+    H v, a pytree with the params' structure.
+
+  Raises:
+    ValueError: num_chunks is not a positive integer, or N is not divisible by num_chunks.
+  """
+  if not isinstance(num_chunks, int) or isinstance(num_chunks, bool) or num_chunks < 1:
+    raise ValueError(f"num_chunks={num_chunks!r} must be a positive integer")
+  if num_chunks == 1:
+    return _hvp_one(loss_fn, params, v, batch)
+  leaves = jax.tree.leaves(batch)
+  if not leaves or any(jnp.ndim(x) < 1 for x in leaves):
+    raise ValueError(f"num_chunks={num_chunks} needs a batch of arrays with a leading example "
+                     "axis")
+  sizes = {jnp.shape(x)[0] for x in leaves}
+  if len(sizes) != 1:
+    raise ValueError(f"num_chunks={num_chunks}: the batch's arrays have different leading "
+                     f"sizes {sorted(sizes)}")
+  n = sizes.pop()
+  if n % num_chunks:
+    raise ValueError(f"num_chunks={num_chunks} must divide the batch size {n}")
+  c = num_chunks
+  chunks = jax.tree.map(lambda x: jnp.reshape(x, (c, n // c) + jnp.shape(x)[1:]), batch)
+
+  def body(acc, b):
+    h = _hvp_one(loss_fn, params, v, b)
+    return jax.tree.map(lambda a, hi: a + hi * jnp.asarray(1.0 / c, hi.dtype), acc, h), None
+
+  acc0 = jax.eval_shape(lambda: _hvp_one(loss_fn, params, v, jax.tree.map(lambda x: x[0],
+                                                                           chunks)))
+  acc0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), acc0)
+  return jax.lax.scan(body, acc0, chunks)[0]
+
+
+def _xy(batch):
+  if isinstance(batch, dict):
+    return batch["x"], batch["y"]
+  x, y = batch
+  return x, y
+
+
+def ggn_vp(apply_fn: Callable, loss_of_outputs: Callable, params: Any, v: Any,
+           batch: Any) -> Any:
+  """Generalized Gauss-Newton product G v = J^T H_out J v (Schraudolph 2002; Martens 2020).
+
+  J is the Jacobian of outputs = apply_fn(params, x) with respect to params and H_out the
+  Hessian of loss_of_outputs(outputs, y) with respect to the outputs. G is the Hessian with
+  the second-order terms of the network dropped; it equals the Hessian for a model linear in
+  its params, and is PSD for a convex loss_of_outputs.
+
+  Args:
+    apply_fn: apply_fn(params, x) -> outputs.
+    loss_of_outputs: loss_of_outputs(outputs, y) -> scalar, the mean loss over the batch.
+    params: pytree.
+    v: pytree with the params' structure.
+    batch: {'x': x, 'y': y} or a tuple (x, y).
+
+  Returns:
+    G v, a pytree with the params' structure.
+  """
+  x, y = _xy(batch)
+  f = lambda p: apply_fn(p, x)
+  outputs, f_vjp = jax.vjp(f, params)
+  jv = jax.jvp(f, (params,), (v,))[1]
+  hjv = jax.jvp(jax.grad(lambda o: loss_of_outputs(o, y)), (outputs,), (jv,))[1]
+  return f_vjp(hjv)[0]
+
+
+def hessian_matvec(loss_fn: Callable, params: Any, batch: Any, num_chunks: int = 1) -> Callable:
+  """v -> H v on pytrees (see hvp); a `matvec` for top_eigenpairs and friends."""
+  return lambda v: hvp(loss_fn, params, v, batch, num_chunks)
+
+
+def ggn_matvec(apply_fn: Callable, loss_of_outputs: Callable, params: Any,
+               batch: Any) -> Callable:
+  """v -> G v on pytrees (see ggn_vp); pass as `matvec` to get the top GGN eigenpairs."""
+  return lambda v: ggn_vp(apply_fn, loss_of_outputs, params, v, batch)
+
+
+def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
+  """(flat params, unravel, flat matvec) for the Hessian of loss_fn or the given matvec."""
+  if loss_fn is None and matvec is None:
+    raise ValueError("give a loss_fn or a matvec")
+  flat, unravel = ravel_pytree(params)
+  if not jnp.issubdtype(flat.dtype, jnp.floating):
+    raise ValueError(f"params must be floating point; got {flat.dtype}")
+  tree_mv = matvec if matvec is not None else hessian_matvec(loss_fn, params, batch, num_chunks)
+
+  def mv(x):
+    return ravel_pytree(tree_mv(unravel(x)))[0].astype(flat.dtype)
+
+  return flat, unravel, mv
+
+
+# ---- Lanczos -------------------------------------------------------------------------------
+def _norm(x):
+  return jnp.sqrt(jnp.sum(x * x))
+
+
+def _orthogonalize(basis, w):
+  """w minus its projection on the rows of basis; classical Gram-Schmidt, twice (Kahan)."""
+  for _ in range(2):
+    w = w - jnp.matmul(jnp.matmul(basis, w, precision=_HI), basis, precision=_HI)
+  return w
+
+
+def lanczos(matvec: Callable, v0: jax.Array, num_iters: int,
+            key: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Lanczos tridiagonalization with full re-orthogonalization (Lanczos 1950; Parlett 1998).
+
+  Builds an orthonormal basis V of the Krylov space {v0, A v0, A^2 v0, ...} with
+  T = V A V^T tridiagonal. Each new vector is re-orthogonalized against the whole stored
+  basis by classical Gram-Schmidt applied twice ("twice is enough"), so the Ritz values carry
+  no spurious copies. On breakdown (beta below ~100 eps times the largest |alpha| or beta seen,
+  i.e. an invariant subspace was found) beta is set to 0 and the iteration continues from a
+  random vector (a Gaussian vector from `key`, cyclically shifted by the step index, so no
+  random numbers are drawn inside the loop) orthogonalized against the basis (in a lax.cond:
+  outside vmap it is computed only on breakdown): T becomes block diagonal and each of its
+  eigenvalues is still a Ritz value of A. Only if num_iters > n (the space is exhausted)
+  are the extra basis vectors zero, which gives zero diagonal entries in T (spurious zero
+  Ritz values): keep num_iters <= n.
+
+  Args:
+    matvec: x -> A x on flat vectors [n] (A symmetric).
+    v0: [n] start vector (need not be normalized; if zero, a random start from key is used).
+    num_iters: number of iterations m (static); exactly m matvecs are made.
+    key: PRNG key for restarts (default PRNGKey(0)).
+
+  Returns:
+    (alphas [m], betas [m - 1], V [m, n]): T = diag(alphas) + diag(betas, +-1) and the
+    orthonormal basis (rows), all in v0's dtype.
+  """
+  num_iters = int(num_iters)
+  if num_iters < 1:
+    raise ValueError(f"num_iters={num_iters} must be >= 1")
+  v0 = jnp.asarray(v0)
+  if v0.ndim != 1 or not jnp.issubdtype(v0.dtype, jnp.floating):
+    raise ValueError(f"v0 must be a flat floating-point vector; got {v0.shape} {v0.dtype}")
+  n, dtype, m = v0.shape[0], v0.dtype, num_iters
+  key = jax.random.PRNGKey(0) if key is None else key
+  tiny = jnp.finfo(dtype).tiny
+  tol = 100 * jnp.finfo(dtype).eps
+
+  r0 = jax.random.normal(key, (n,), dtype)
+  r0 = r0 / _norm(r0)
+  nv0 = _norm(v0)
+  v = jnp.where(nv0 > tiny, v0 / jnp.maximum(nv0, tiny), r0)
+
+  def body(i, carry):
+    basis, alphas, betas, v, scale = carry
+    basis = basis.at[i].set(v)
+    w = matvec(v)
+    alpha = jnp.sum(v * w)
+    w = _orthogonalize(basis, w)
+    beta = _norm(w)
+    scale = jnp.maximum(scale, jnp.maximum(jnp.abs(alpha), beta))
+    broke = beta <= tol * scale
+
+    def restart(basis):
+      # A fresh direction: the random vector r0 rotated by i, orthogonalized to the basis.
+      r = _orthogonalize(basis, jnp.roll(r0, i))
+      r = r / jnp.maximum(_norm(r), tiny)
+      return jnp.where(i + 1 < n, r, jnp.zeros_like(r))   # the space is exhausted: zero
+
+    v_next = jax.lax.cond(broke, restart, lambda _: w / jnp.maximum(beta, tiny), basis)
+    alphas = alphas.at[i].set(alpha)
+    betas = betas.at[i].set(jnp.where(broke, jnp.zeros_like(beta), beta))
+    return basis, alphas, betas, v_next, scale
+
+  init = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype), v,
+          jnp.zeros((), dtype))
+  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, body, init)
+  return alphas, betas[:m - 1], basis
+
+
+def _tridiagonal(alphas, betas):
+  return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
+
+
+def _finish(mv, unravel, vectors, num_matvecs):
+  """Eigen from approximate eigenvectors [k, n]: Rayleigh quotients, sorting, residuals."""
+  dtype = vectors.dtype
+  tiny = jnp.finfo(dtype).tiny
+  norms = jnp.sqrt(jnp.sum(vectors * vectors, axis=1, keepdims=True))
+  vectors = vectors / jnp.maximum(norms, tiny)
+  av = jax.vmap(mv)(vectors)
+  lam = jnp.sum(vectors * av, axis=1)
+  order = jnp.argsort(-lam)
+  lam, vectors, av = lam[order], vectors[order], av[order]
+  res = jnp.sqrt(jnp.sum(jnp.square(av - lam[:, None] * vectors), axis=1))
+  res = res / jnp.maximum(jnp.abs(lam), tiny)
+  k = vectors.shape[0]
+  return Eigen(eigenvalues=lam, eigenvectors=jax.vmap(unravel)(vectors), residuals=res,
+               num_matvecs=jnp.asarray(num_matvecs + k, jnp.int32))
+
+
+def _flat_block(v0, n, dtype):
+  """v0 (pytree, leaves with a leading [j] axis) as [j, n]."""
+  block = jax.vmap(lambda t: ravel_pytree(t)[0])(v0).astype(dtype)
+  if block.ndim != 2 or block.shape[1] != n:
+    raise ValueError(f"v0 must have the params' structure with a leading [k] axis on every "
+                     f"leaf; it flattens to {block.shape}, expected [k, {n}]")
+  return block
+
+
+def _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, noise):
+  n, dtype = flat.shape[0], flat.dtype
+  m = min(int(num_iters), n)
+  if not 1 <= k <= m:
+    raise ValueError(f"k={k} must lie in [1, min(num_iters, n)] = [1, {m}]")
+  k_start, k_restart = jax.random.split(key)
+  r = jax.random.normal(k_start, (n,), dtype)
+  r = r / _norm(r)
+  if v0 is None:
+    start = r
+  else:
+    s = jnp.sum(_flat_block(v0, n, dtype), axis=0)
+    ns = _norm(s)
+    tiny = jnp.finfo(dtype).tiny
+    start = jnp.where(ns > tiny, s / jnp.maximum(ns, tiny), jnp.zeros_like(s)) + noise * r
+  alphas, betas, basis = lanczos(mv, start, m, key=k_restart)
+  _, y = jnp.linalg.eigh(_tridiagonal(alphas, betas))
+  y = y[:, ::-1][:, :k]                                       # top k Ritz vectors of T
+  vectors = jnp.matmul(y.T, basis, precision=_HI)             # [k, n]
+  return _finish(mv, unravel, vectors, m)
+
+
+def _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, noise):
+  from jax.experimental.sparse.linalg import lobpcg_standard
+  n, dtype = flat.shape[0], flat.dtype
+  if not 0 < 5 * k < n:
+    raise ValueError(f"method='lobpcg' needs 0 < 5 * k < n; got k={k}, n={n}")
+  k_shift, k_start, k_restart = jax.random.split(key, 3)
+  # Shift: lobpcg_standard keeps the k LARGEST ALGEBRAIC Ritz values of each Rayleigh-Ritz
+  # step (eigh, descending), but zero columns that its basis truncation leaves give spurious
+  # zero Ritz values (and zero X columns) once the wanted eigenvalues are negative, and its
+  # convergence test assumes theta >= 0. So we run it on A + s I with s >= -lambda_min(A):
+  # s = max(0, 0.1 (t_max - t_min) - t_min) from the extreme Ritz values t of a short Lanczos
+  # run (Ritz values lie inside the spectrum; the margin covers t_min's error).
+  ms = min(LOBPCG_SHIFT_ITERS, n)
+  r0 = jax.random.normal(k_shift, (n,), dtype)
+  a, b, _ = lanczos(mv, r0, ms, key=k_restart)
+  t = jnp.linalg.eigvalsh(_tridiagonal(a, b))
+  shift = jax.lax.stop_gradient(jnp.maximum(0.0, 0.1 * (t[-1] - t[0]) - t[0]).astype(dtype))
+  rand = jax.random.normal(k_start, (n, k), dtype)
+  rand = rand / jnp.sqrt(jnp.sum(rand * rand, axis=0, keepdims=True))
+  if v0 is None:
+    x0 = rand
+  else:
+    block = _flat_block(v0, n, dtype)
+    if block.shape[0] != k:
+      raise ValueError(f"method='lobpcg' needs v0 with a leading axis of k={k}; got "
+                       f"{block.shape[0]}")
+    x0 = block.T + noise * rand      # a block start: one column per previous eigenvector
+
+  def shifted(x):                    # [n, c] -> [n, c]
+    return jax.vmap(mv, in_axes=1, out_axes=1)(x) + shift * x
+
+  _, u, iters = lobpcg_standard(shifted, x0, m=int(num_iters))
+  # Matvecs: the shift's Lanczos, A X at start, 4k per iteration (A [X, P, R] and A X).
+  used = ms + k + 4 * k * jnp.asarray(iters, jnp.int32)
+  return _finish(mv, unravel, u.T, used)
+
+
+def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int = 1,
+                   num_iters: int = 30, v0: Any = None, key: Optional[jax.Array] = None,
+                   matvec: Optional[Callable] = None, method: str = "lanczos",
+                   num_chunks: int = 1, warm_start_noise: float = WARM_START_NOISE) -> Eigen:
+  """The k largest ALGEBRAIC eigenvalues of the Hessian (or of `matvec`) and their vectors.
+
+  The sharpness of Cohen et al. 2021 is top_eigenpairs(...).eigenvalues[0]; a negative
+  eigenvalue of larger magnitude is never returned in its place.
+
+  method='lanczos': num_iters = m steps of Lanczos with full re-orthogonalization (m is
+  clipped to n), then the top k Ritz pairs of T; m + k matvecs. From a single start vector
+  Lanczos finds one vector per eigenspace: with repeated top eigenvalues use 'lobpcg'.
+  method='lobpcg': jax.experimental.sparse.linalg.lobpcg_standard with at most num_iters
+  iterations on the operator shifted to be positive semi-definite (see _top_lobpcg); needs
+  5 k < n; stops early once converged to the dtype's precision.
+
+  Warm start: v0 holds previous eigenvectors (pytree, leaves with a leading [j] axis, e.g. the
+  last call's Eigen.eigenvectors). Lanczos starts from the normalized SUM of the j vectors
+  plus a random unit vector times warm_start_noise: when those vectors (nearly) span the top
+  of the spectrum, the first j Krylov steps capture that span and the rest refine it, so a
+  few iterations suffice; the perturbation keeps the start from lying exactly in an invariant
+  subspace and lets a newly risen eigenvalue enter. lobpcg uses v0 as a block start (one
+  column per vector, plus the same perturbation; then j must equal k). Zero vectors in v0
+  (e.g. a probe's initial state) give a random (cold) start.
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
+    params: pytree.
+    batch: passed to loss_fn.
+    k: number of eigenpairs (static).
+    num_iters: Lanczos steps, or lobpcg's maximum number of iterations (static).
+    v0: optional warm start (see above).
+    key: PRNG key for the random start / perturbation (default PRNGKey(0)).
+    matvec: optional operator v -> A v on params-shaped pytrees replacing the Hessian (e.g.
+      ggn_matvec(...)); must be symmetric.
+    method: 'lanczos' or 'lobpcg'.
+    num_chunks: passed to hvp (Hessian only).
+    warm_start_noise: relative size of the random perturbation of a warm start.
+
+  Returns:
+    Eigen (eigenvalues descending).
+  """
+  if method not in ("lanczos", "lobpcg"):
+    raise ValueError(f"method={method!r} must be 'lanczos' or 'lobpcg'")
+  if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+    raise ValueError(f"k={k!r} must be a positive integer")
+  flat, unravel, mv = _flat_operator(loss_fn, params, batch, matvec, num_chunks)
+  key = jax.random.PRNGKey(0) if key is None else key
+  fn = _top_lanczos if method == "lanczos" else _top_lobpcg
+  return fn(mv, flat, unravel, k, num_iters, v0, key, warm_start_noise)
+
+
+def _inv_sqrt_flat(P, params, dtype):
+  """P^{-1/2} as a flat vector; P's leaves broadcast to the params' leaf shapes."""
+  p_leaves = jax.tree.leaves(P)
+  w_leaves, treedef = jax.tree.flatten(params)
+  if len(p_leaves) != len(w_leaves):
+    raise ValueError(f"P has {len(p_leaves)} leaves; params have {len(w_leaves)}")
+  d = [jnp.broadcast_to(jnp.asarray(p, dtype), jnp.shape(w)) ** -0.5
+       for p, w in zip(p_leaves, w_leaves)]
+  return ravel_pytree(jax.tree.unflatten(treedef, d))[0].astype(dtype)
+
+
+def preconditioned_sharpness(loss_fn: Optional[Callable], params: Any, batch: Any, P: Any,
+                             k: int = 1, **kw) -> Eigen:
+  """Top eigenpairs of P^{-1/2} H P^{-1/2} (Cohen et al. 2022, Adaptive EoS).
+
+  P is the diagonal preconditioner of dynamics.optimizers (the step is -P^{-1} d), so the
+  eigenvalues are those of P^{-1} H: eigenvalues[0] is compared with 2 (gd, P = 1 / eta),
+  2 + 2 beta (heavy ball) or (2 + 2 b1) / (1 - b1) (adam).
+
+  The eigenvectors are in the TRANSFORMED coordinates: u with P^{-1/2} H P^{-1/2} u = lambda u
+  (unit norm). The corresponding right eigenvector of P^{-1} H is P^{-1/2} u, and of H P^{-1}
+  it is P^{1/2} u. Warm starts (v0 in kw) must be given in the same transformed coordinates
+  (e.g. the previous call's eigenvectors); residuals are those of the transformed operator.
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar (or None with matvec in kw: then the operator
+      P^{-1/2} A P^{-1/2} of that matvec).
+    params: pytree.
+    batch: passed to loss_fn.
+    P: pytree with the params' structure; each leaf positive and broadcastable to the
+      params leaf (scalar leaves allowed).
+    k: number of eigenpairs.
+    **kw: passed to top_eigenpairs (num_iters, v0, key, matvec, method, num_chunks, ...).
+
+  Returns:
+    Eigen of the preconditioned operator.
+  """
+  matvec = kw.pop("matvec", None)
+  num_chunks = kw.pop("num_chunks", 1)
+  flat, unravel, mv = _flat_operator(loss_fn, params, batch, matvec, num_chunks)
+  d = _inv_sqrt_flat(P, params, flat.dtype)
+
+  def pre_mv(v):
+    x = ravel_pytree(v)[0].astype(flat.dtype)
+    return unravel(d * mv(d * x))
+
+  return top_eigenpairs(None, params, None, k=k, matvec=pre_mv, **kw)
+
+
+# ---- stochastic sharpness, traces, spectra -------------------------------------------------
+def batch_sharpness(loss_fn: Callable, params: Any, batches: Any, num_iters: int = 20,
+                    key: Optional[jax.Array] = None) -> dict:
+  """Minibatch sharpness for SGD (Andreyev & Beneventano 2024, "Edge of Stochastic Stability").
+
+  For each minibatch B (processed one at a time with lax.map): lambda_max(H_B) by Lanczos
+  (top_eigenpairs, k=1) and the directional curvature g_B^T H_B g_B / ||g_B||^2 along the
+  minibatch gradient g_B (0 where g_B = 0).
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar.
+    params: pytree.
+    batches: pytree (e.g. dict) of arrays with a leading [num_batches] axis; batches[i] is a
+      batch for loss_fn.
+    num_iters: Lanczos steps per batch.
+    key: PRNG key (default PRNGKey(0)); batch i uses fold_in(key, i).
+
+  Returns:
+    dict of arrays: mean_lambda_max (scalar, mean over batches of lambda_max(H_B)),
+    directional (scalar, mean over batches of the directional curvature; the "batch
+    sharpness"), per_batch_lambda_max [num_batches], per_batch_directional [num_batches].
+  """
+  key = jax.random.PRNGKey(0) if key is None else key
+  flat = ravel_pytree(params)[0]
+  nb = jax.tree.leaves(batches)[0].shape[0]
+  tiny = jnp.finfo(flat.dtype).tiny
+
+  def one(args):
+    i, b = args
+    e = top_eigenpairs(loss_fn, params, b, k=1, num_iters=num_iters,
+                       key=jax.random.fold_in(key, i))
+    g = jax.grad(loss_fn)(params, b)
+    gf = ravel_pytree(g)[0]
+    hg = ravel_pytree(hvp(loss_fn, params, g, b))[0]
+    gg = jnp.sum(gf * gf)
+    return e.eigenvalues[0], jnp.sum(gf * hg) / jnp.maximum(gg, tiny)
+
+  lam, dire = jax.lax.map(one, (jnp.arange(nb), batches))
+  return dict(mean_lambda_max=jnp.mean(lam), directional=jnp.mean(dire),
+              per_batch_lambda_max=lam, per_batch_directional=dire)
+
+
+def hutchinson_trace(loss_fn: Optional[Callable], params: Any, batch: Any, key: jax.Array,
+                     num_probes: int = 100, matvec: Optional[Callable] = None
+                     ) -> tuple[jax.Array, jax.Array]:
+  """Hutchinson's trace estimator tr(H) ~ mean_i z_i^T H z_i, z_i Rademacher (Hutchinson 1989).
+
+  Probes are processed one at a time (lax.map).
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
+    params: pytree.
+    batch: passed to loss_fn.
+    key: PRNG key.
+    num_probes: number of probes (>= 2, static).
+    matvec: optional operator on pytrees replacing the Hessian.
+
+  Returns:
+    (estimate, standard_error): scalars; standard_error = std(samples, ddof=1) / sqrt(num).
+  """
+  if num_probes < 2:
+    raise ValueError(f"num_probes={num_probes} must be >= 2")
+  flat, _, mv = _flat_operator(loss_fn, params, batch, matvec)
+  n, dtype = flat.shape[0], flat.dtype
+
+  def one(kk):
+    z = 2 * jax.random.bernoulli(kk, 0.5, (n,)).astype(dtype) - 1
+    return jnp.sum(z * mv(z))
+
+  samples = jax.lax.map(one, jax.random.split(key, num_probes))
+  se = jnp.std(samples, ddof=1) / jnp.sqrt(jnp.asarray(num_probes, dtype))
+  return jnp.mean(samples), se
+
+
+def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: jax.Array,
+                     num_iters: int = 60, num_starts: int = 4, grid: Any = None,
+                     sigma: Any = None, num_points: int = 512,
+                     matvec: Optional[Callable] = None) -> dict:
+  """Hessian eigenvalue density by stochastic Lanczos quadrature (Golub & Welsch 1969;
+  Ubaru, Chen & Saad 2017; Ghorbani, Krishnan & Xiao 2019).
+
+  For each of num_starts random unit Gaussian starts v, Lanczos (full re-orthogonalization,
+  num_iters steps clipped to n) gives T = Y diag(theta) Y^T; the quadrature nodes are the
+  Ritz values theta and the weights the squared first components Y[0, :]^2 (they sum to 1),
+  so sum_i w_i f(theta_i) ~ v^T f(H) v. The density is the average over starts of
+  sum_i w_i N(x; theta_i, sigma^2): it integrates to 1 and its mean sum w theta estimates
+  tr(H) / n.
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
+    params: pytree.
+    batch: passed to loss_fn.
+    key: PRNG key.
+    num_iters: Lanczos steps per start (static).
+    num_starts: random starts (static), processed one at a time.
+    grid: optional 1-d array of evaluation points; default num_points points spanning
+      [min node - 5 sigma, max node + 5 sigma].
+    sigma: Gaussian smoothing width; default 1% of the node range (max - min), or 1% of
+      max(|node|, 1) when all nodes coincide.
+    num_points: size of the default grid (static).
+    matvec: optional operator on pytrees replacing the Hessian.
+
+  Returns:
+    dict(grid [num_points], density [num_points], nodes [num_starts, m],
+    weights [num_starts, m]) with m = min(num_iters, n).
+  """
+  flat, _, mv = _flat_operator(loss_fn, params, batch, matvec)
+  n, dtype = flat.shape[0], flat.dtype
+  m = min(int(num_iters), n)
+
+  def one(kk):
+    k1, k2 = jax.random.split(kk)
+    alphas, betas, _ = lanczos(mv, jax.random.normal(k1, (n,), dtype), m, key=k2)
+    theta, y = jnp.linalg.eigh(_tridiagonal(alphas, betas))
+    return theta, jnp.square(y[0, :])
+
+  nodes, weights = jax.lax.map(one, jax.random.split(key, num_starts))
+  lo, hi = jnp.min(nodes), jnp.max(nodes)
+  if sigma is None:
+    span = hi - lo
+    sigma = jnp.where(span > 0, 0.01 * span, 0.01 * jnp.maximum(jnp.abs(hi), 1.0))
+  sigma = jnp.asarray(sigma, dtype)
+  if grid is None:
+    grid = jnp.linspace(lo - 5 * sigma, hi + 5 * sigma, num_points, dtype=dtype)
+  grid = jnp.asarray(grid, dtype)
+  z = (grid[:, None] - jnp.reshape(nodes, (1, -1))) / sigma
+  gauss = jnp.exp(-0.5 * z * z) / (sigma * jnp.sqrt(2 * jnp.pi).astype(dtype))
+  density = jnp.matmul(gauss, jnp.reshape(weights, (-1,)), precision=_HI) / num_starts
+  return dict(grid=grid, density=density, nodes=nodes, weights=weights)
+
+
+# ---- in-loop probe -------------------------------------------------------------------------
+def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: int = 1,
+                    precondition_fn: Optional[Callable] = None, method: str = "lanczos"):
+  """A dynamics.train.Probe reporting the top-k (preconditioned) Hessian eigenvalues.
+
+  The probe's state carries the previous eigenvectors, so each measurement warm-starts from
+  the last one (see top_eigenpairs) and num_iters can stay small once training is under way;
+  the first measurement starts cold (the state starts at zero vectors).
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar, e.g. Program.batch_loss; the probe gets the
+      full training batch.
+    k: number of eigenvalues.
+    num_iters: Lanczos steps per measurement.
+    every: measure at every `every`-th call (calls 0, every, 2 every, ...); other calls report
+      NaN and keep the vectors. Implemented with lax.cond: under vmap with members whose call
+      counts differ the condition is batched and both branches run.
+    precondition_fn: optional precondition_fn(opt_state, params) -> P (e.g.
+      lambda s, p: opt.preconditioner(s, p)); then the eigenvalues are those of
+      P^{-1/2} H P^{-1/2} (preconditioned_sharpness) and the carried vectors are in its
+      transformed coordinates.
+    method: 'lanczos' or 'lobpcg'.
+
+  Returns:
+    Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
+  """
+  from dynamics.train import Probe
+  if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+    raise ValueError(f"every={every!r} must be a positive integer")
+
+  def init(params):
+    vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)), params)
+    return {"vectors": vecs, "count": jnp.zeros((), jnp.int32)}
+
+  def measure(pstate, params, opt_state, batch, key):
+    kw = dict(k=k, num_iters=num_iters, v0=pstate["vectors"], key=key, method=method)
+    if precondition_fn is None:
+      e = top_eigenpairs(loss_fn, params, batch, **kw)
+    else:
+      e = preconditioned_sharpness(loss_fn, params, batch, precondition_fn(opt_state, params),
+                                   **kw)
+    vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors,
+                        pstate["vectors"])
+    return vecs, {"eigenvalues": e.eigenvalues, "residual": e.residuals}
+
+  def apply(pstate, params, opt_state, batch, key):
+    if every == 1:
+      vecs, metrics = measure(pstate, params, opt_state, batch, key)
+    else:
+      shapes = jax.eval_shape(measure, pstate, params, opt_state, batch, key)[1]
+
+      def skip(pstate, *_):
+        return pstate["vectors"], jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype),
+                                               shapes)
+
+      vecs, metrics = jax.lax.cond(pstate["count"] % every == 0, measure, skip,
+                                   pstate, params, opt_state, batch, key)
+    return {"vectors": vecs, "count": pstate["count"] + 1}, metrics
+
+  return Probe(init=init, apply=apply)

@@ -1,0 +1,108 @@
+r"""Reproduce a paper figure with one command: run (or reuse) its runs, draw it, write a report.
+
+    python -m experiments.reproduce --figure=eos_gd            # full settings (GPU minutes)
+    python -m experiments.reproduce --figure=eos_gd --quick    # reduced settings (CPU minutes)
+    python -m experiments.reproduce --all --quick
+    python -m experiments.reproduce --list
+
+Each figure lands in ROOT/NAME/: one run directory per config (re-running reuses and resumes
+them), NAME.png with the theory's prediction drawn beside the measurement, and report.json with,
+for every claim, the measured number, the expected number and whether it holds.
+"""
+import json
+import os
+import sys
+import time
+from typing import Callable, NamedTuple
+
+from absl import app, flags, logging
+from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
+
+from dynamics import runs
+from experiments import runner
+
+
+class Figure(NamedTuple):
+  """A reproducible figure.
+
+  Attributes:
+    description: what it shows and which paper it reproduces.
+    runs: fn(quick) -> {label: config}; each config is run in ROOT/NAME/label.
+    draw: fn(trajectories {label: Trajectory}, out_dir, quick) -> report dict with 'claims'.
+  """
+  description: str
+  runs: Callable
+  draw: Callable
+
+
+def _registry() -> dict[str, Figure]:
+  from experiments.figures import eos
+  return dict(eos.FIGURES)
+
+
+def claim(name: str, measured, expected: str, holds: bool, **extra) -> dict:
+  """One line of a report: what was measured, what theory or the paper expects, and the verdict."""
+  return dict(claim=name, measured=measured, expected=expected, holds=bool(holds), **extra)
+
+
+def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) -> dict:
+  """Runs (or resumes) the figure's runs, draws it and writes report.json; returns the report."""
+  from analysis import trajectory
+  figures = _registry()
+  if name not in figures:
+    raise ValueError(f"--figure={name!r} is not allowed; allowed: {', '.join(sorted(figures))}")
+  fig = figures[name]
+  out = os.path.join(root, name + ("_quick" if quick else ""))
+  os.makedirs(out, exist_ok=True)
+  t0 = time.time()
+  trajs = {}
+  for label, cfg in fig.runs(quick).items():
+    log(f"[{name}] run {label}")
+    trajs[label] = trajectory.load(runner.run(cfg, os.path.join(out, label), log=log,
+                                              plot=False))
+  report = fig.draw(trajs, out, quick)
+  report.update(figure=name, quick=quick, description=fig.description,
+                seconds=round(time.time() - t0, 1),
+                all_hold=all(c["holds"] for c in report["claims"]))
+  runs.write_json_atomic(os.path.join(out, "report.json"), report)
+  for c in report["claims"]:
+    log(f"[{name}] {'HOLDS ' if c['holds'] else 'FAILS '} {c['claim']}: measured "
+        f"{_fmt(c['measured'])}, expected {c['expected']}")
+  log(f"[{name}] figure and report in {out}")
+  return report
+
+
+def _fmt(x) -> str:
+  if isinstance(x, float):
+    return f"{x:.4g}"
+  if isinstance(x, (list, tuple)):
+    return "[" + ", ".join(_fmt(v) for v in x) + "]"
+  return str(x)
+
+
+_FIGURE = flags.DEFINE_string("figure", None, "Figure to reproduce (see --list).")
+_ALL = flags.DEFINE_bool("all", False, "Reproduce every figure.")
+_QUICK = flags.DEFINE_bool("quick", False, "Reduced settings (CPU-friendly).")
+_LIST = flags.DEFINE_bool("list", False, "List the figures and exit.")
+_ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and figures go.")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  figures = _registry()
+  if _LIST.value or not (_FIGURE.value or _ALL.value):
+    for n, f in sorted(figures.items()):
+      print(f"{n:18s} {f.description}")
+    return
+  names = sorted(figures) if _ALL.value else [_FIGURE.value]
+  if _FIGURE.value and _FIGURE.value not in figures:
+    print(f"error: --figure={_FIGURE.value!r} is not allowed; allowed: "
+          f"{', '.join(sorted(figures))}", file=sys.stderr)
+    sys.exit(2)
+  reports = [reproduce(n, _ROOT.value, _QUICK.value) for n in names]
+  print(json.dumps({r["figure"]: r["all_hold"] for r in reports}))
+
+
+if __name__ == "__main__":
+  app.run(main)
