@@ -20,6 +20,7 @@ from ml_collections import config_flags  # noqa: F401  (the same config files th
 
 from dynamics import runs
 from experiments import runner
+from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
 
 class Figure(NamedTuple):
@@ -37,12 +38,7 @@ class Figure(NamedTuple):
 
 def _registry() -> dict[str, Figure]:
   from experiments.figures import eos
-  return dict(eos.FIGURES)
-
-
-def claim(name: str, measured, expected: str, holds: bool, **extra) -> dict:
-  """One line of a report: what was measured, what theory or the paper expects, and the verdict."""
-  return dict(claim=name, measured=measured, expected=expected, holds=bool(holds), **extra)
+  return {name: Figure(*spec) for name, spec in eos.FIGURES.items()}
 
 
 def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) -> dict:

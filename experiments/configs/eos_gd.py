@@ -18,7 +18,7 @@ import ml_collections
 from experiments.configs.common import base_config
 
 LEARNING_RATES = (0.125, 0.15, 0.2, 0.25)      # 2/eta = 16, 13.3, 10, 8
-QUICK_LEARNING_RATES = (0.2, 0.3, 0.4, 0.5)
+QUICK_LEARNING_RATES = (0.3, 0.4, 0.5, 0.6)    # 2/eta = 6.7, 5, 4, 3.3
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
