@@ -1,0 +1,105 @@
+r"""Curvature speed: top-1 / top-5 Hessian eigenvalues to relative residual 1e-3, warm starts,
+and the overhead of tracking sharpness at every step.
+
+    python -m benchmarks.curvature_speed [--out=FILE.json]
+
+Model: fc-tanh 2x200 with MSE on the 1,500 digits training images (full batch, float32 at
+'highest' precision), at the initialization and after 200 GD steps (eta = 0.05). For each k the
+smallest Lanczos iteration count (from a grid) whose relative residuals are all <= 1e-3 is found,
+and that jitted solve is timed (compile excluded). The warm-started estimate is the in-loop case:
+Lanczos from the previous step's eigenvector after one more GD step. The overhead factor is the
+ms/step of the eos_gd configuration (4-member sweep, log every step) with its in-loop sharpness
+probe against the same run without the probe.
+"""
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from analysis import curvature
+from benchmarks import common
+from experiments import runner
+from experiments.configs import eos_gd
+from experiments.configs.common import base_config
+
+_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+_GRID = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80)
+
+
+def _setup():
+  c = base_config("mlp", "digits", "gd")
+  c.model.widths = (200, 200)
+  cfg = runner.resolve(c)
+  ds, model, program, _ = runner.build(cfg)
+  batch = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
+  params = model.init(jax.random.PRNGKey(0))
+  step = jax.jit(lambda p: jax.tree.map(lambda w, g: w - 0.05 * g, p,
+                                        jax.grad(program.batch_loss)(p, batch)))
+  return program.batch_loss, params, batch, step
+
+
+def _solve(loss, k, iters):
+  return jax.jit(lambda p, b, v0, key: curvature.top_eigenpairs(
+      loss, p, b, k=k, num_iters=iters, v0=v0, key=key))
+
+
+def to_tolerance(loss, params, batch, k, v0=None, tol=1e-3):
+  key = jax.random.PRNGKey(1)
+  for iters in _GRID:
+    fn = _solve(loss, k, iters)
+    e = fn(params, batch, v0, key)
+    if float(jnp.max(e.residuals)) <= tol:
+      sec = common.time_calls(lambda: jax.block_until_ready(fn(params, batch, v0, key)), 5)
+      return dict(k=k, num_iters=iters, hvps=int(e.num_matvecs), ms=1e3 * sec,
+                  max_residual=float(jnp.max(e.residuals)),
+                  eigenvalues=[float(x) for x in e.eigenvalues])
+  return dict(k=k, num_iters=None, note=f"residual > {tol} at {_GRID[-1]} iterations")
+
+
+def overhead() -> dict:
+  out = {}
+  for probe in (True, False):
+    c = eos_gd.get_config()
+    c.train.chunk_steps = 100
+    if not probe:
+      del c.probes["sharpness"]
+    cfg = runner.resolve(c)
+    _, _, _, run = runner.build(cfg)
+    box = {"s": run.init_state()}
+
+    def chunk():
+      box["s"], _ = run.run_chunk(box["s"], run.max_logs)
+      jax.block_until_ready(box["s"].params)
+
+    out["with" if probe else "without"] = 1e3 * common.time_calls(chunk, 2) / 100
+  out["factor"] = out["with"] / out["without"]
+  return out
+
+
+def main(argv):
+  del argv
+  with jax.default_matmul_precision("highest"):
+    loss, params, batch, step = _setup()
+    res = dict(device=common.device_name(), jax=jax.__version__, cold={}, warm={})
+    for where in ("init", "trained"):
+      if where == "trained":
+        for _ in range(200):
+          params = step(params)
+      res["cold"][where] = [to_tolerance(loss, params, batch, k) for k in (1, 5)]
+    prev = curvature.top_eigenpairs(loss, params, batch, k=1, num_iters=60,
+                                    key=jax.random.PRNGKey(2)).eigenvectors
+    moved = step(params)
+    res["warm"] = to_tolerance(loss, moved, batch, 1, v0=prev)
+  t = time.time()
+  res["overhead_eos_gd"] = overhead()
+  res["overhead_seconds"] = time.time() - t
+  print(json.dumps(res, indent=1))
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
