@@ -573,7 +573,8 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
 
 # ---- in-loop probe -------------------------------------------------------------------------
 def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: int = 1,
-                    precondition_fn: Optional[Callable] = None, method: str = "lanczos"):
+                    precondition_fn: Optional[Callable] = None, method: str = "lanczos",
+                    cold_iters: int = 0):
   """A dynamics.train.Probe reporting the top-k (preconditioned) Hessian eigenvalues.
 
   The probe's state carries the previous eigenvectors, so each measurement warm-starts from
@@ -593,6 +594,9 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
       P^{-1/2} H P^{-1/2} (preconditioned_sharpness) and the carried vectors are in its
       transformed coordinates.
     method: 'lanczos' or 'lobpcg'.
+    cold_iters: if > 0, `init(params, batch)` solves once from a cold start with this many
+      iterations (Hessian probes only), so every in-loop call is warm and `num_iters` can be
+      small (5-10): the cold solve is paid once, not at every step.
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
@@ -601,8 +605,12 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   if not isinstance(every, int) or isinstance(every, bool) or every < 1:
     raise ValueError(f"every={every!r} must be a positive integer")
 
-  def init(params):
+  def init(params, batch=None):
     vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)), params)
+    if cold_iters and batch is not None and precondition_fn is None:
+      e = top_eigenpairs(loss_fn, params, batch, k=k, num_iters=cold_iters,
+                         key=jax.random.PRNGKey(0), method=method)
+      vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors, vecs)
     return {"vectors": vecs, "count": jnp.zeros((), jnp.int32)}
 
   def measure(pstate, params, opt_state, batch, key):

@@ -119,7 +119,8 @@ class TrainState(NamedTuple):
 class Probe(NamedTuple):
   """An in-loop measurement: apply(pstate, params, opt_state, batch, key) -> (pstate, metrics).
 
-  `init(params) -> pstate` gives its carried state (e.g. previous eigenvectors for warm starts);
+  `init(params, batch) -> pstate` gives its carried state (e.g. eigenvectors for warm starts),
+  with batch the full training batch;
   metrics is an array or a dict of arrays of fixed shapes.
   """
   init: Callable[[Any], Any]
@@ -130,7 +131,7 @@ def as_probe(fn: Callable | Probe) -> Probe:
   """A plain fn(params, opt_state, batch) -> metrics as a stateless Probe."""
   if isinstance(fn, Probe):
     return fn
-  return Probe(init=lambda params: (), apply=lambda s, p, o, b, k: (s, fn(p, o, b)))
+  return Probe(init=lambda params, batch=None: (), apply=lambda s, p, o, b, k: (s, fn(p, o, b)))
 
 
 def _tree_where(cond, a, b):
@@ -246,7 +247,7 @@ class Program:
                         length=self.cfg.log_every)
     return self.log_point(s, data)
 
-  def init_member(self, init_params, seed, hparams, scale) -> TrainState:
+  def init_member(self, init_params, seed, hparams, scale, data) -> TrainState:
     """A member's initial state from its seed, optimizer hyperparameters and init-scale ratio."""
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     params = jax.tree.map(lambda p: p * scale.astype(p.dtype), init_params(key_init))
@@ -256,7 +257,8 @@ class Program:
       opt_state = optimizers.set_hparams(self.opt.init(params), **hparams)
     return TrainState(
         step=jnp.int32(0), params=params, opt_state=opt_state,
-        probe_state={k: p.init(params) for k, p in sorted(self.probes.items())},
+        probe_state={k: p.init(params, self.full_batch(data))
+                     for k, p in sorted(self.probes.items())},
         key=key_run, done=jnp.bool_(False), diverged=jnp.bool_(False), stop_step=jnp.int32(-1))
 
 
@@ -299,10 +301,12 @@ class Runner:
     scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
     hparams = {h: self._pad(sweep.column(f"opt.{h}", np.nan))
                for h in opt.hparam_names if f"opt.{h}" in sweep.axes}
-    fn = jax.vmap(lambda sd, hp, sc: self.program.init_member(self._init_params, sd, hp, sc))
+    fn = jax.vmap(lambda sd, hp, sc, data: self.program.init_member(
+        self._init_params, sd, hp, sc, data), in_axes=(0, 0, 0, None))
     fn = jax.jit(fn, out_shardings=self.member_sharding)
-    state = fn(jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
-               jnp.asarray(scales))
+    with jax.default_matmul_precision(self.program.cfg.precision):
+      state = fn(jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
+                 jnp.asarray(scales), self.data)
     padding = jnp.asarray(np.arange(self.n_pad) >= self.n)
     return state._replace(done=jax.device_put(padding, self.member_sharding))
 

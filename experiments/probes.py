@@ -61,7 +61,8 @@ def sharpness(settings, program, model):
   """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)."""
   del model
   return _top(curvature.sharpness_probe(program.batch_loss, k=settings.k,
-                                        num_iters=settings.num_iters))
+                                        num_iters=settings.num_iters,
+                                        cold_iters=settings.cold_iters))
 
 
 def preconditioned_sharpness(settings, program, model):
@@ -94,7 +95,7 @@ def batch_sharpness(settings, program, model):
                                     num_iters=settings.num_iters, key=key)
     return pstate, {"mean_lambda_max": out["mean_lambda_max"],
                     "directional": out["directional"]}
-  return train.Probe(init=lambda params: (), apply=apply)
+  return train.Probe(init=lambda params, batch=None: (), apply=apply)
 
 
 def hessian_trace(settings, program, model):
@@ -106,13 +107,14 @@ def hessian_trace(settings, program, model):
     est, se = curvature.hutchinson_trace(program.batch_loss, params, batch, key,
                                          num_probes=settings.num_probes)
     return pstate, {"estimate": est, "stderr": se}
-  return train.Probe(init=lambda params: (), apply=apply)
+  return train.Probe(init=lambda params, batch=None: (), apply=apply)
 
 
 PROBES = {
     "weight_norm": (weight_norm, {"per_leaf": False}),
     "grad_norm": (grad_norm, {}),
-    "sharpness": (sharpness, {"k": 1, "num_iters": 20}),
+    # cold_iters: one cold solve at init, so each in-loop call is warm (num_iters can be small)
+    "sharpness": (sharpness, {"k": 1, "num_iters": 20, "cold_iters": 0}),
     "preconditioned_sharpness": (preconditioned_sharpness, {"k": 1, "num_iters": 20}),
     "batch_sharpness": (batch_sharpness, {"batch_size": 32, "num_batches": 8, "num_iters": 20}),
     "hessian_trace": (hessian_trace, {"num_probes": 20}),
