@@ -7,7 +7,9 @@ rates in one vmapped program, until 99% train accuracy, with the top Hessian eig
     python -m experiments.main --config=experiments/configs/eos_gd.py --workdir=/tmp/eos_gd
     python -m experiments.reproduce --figure=eos_gd          # + gradient flow, figure, report
 
-Variants: `:flow` (RK4 gradient flow from the same initialization, alpha = 1), `:relu` and
+Variants: `:momentum` (heavy-ball, beta = 0.9, with (2 + 2 beta)/eta at the heights of the GD
+lines; on digits these rates diverge rather than self-stabilize, so no figure uses it yet),
+`:flow` (RK4 gradient flow from the same initialization, alpha = 1), `:relu` and
 `:relu_flow` (fc-relu), `:quick` and `:quick_flow` (a 500-image subset and 2x64 network, for CPU
 tests and the notebook).
 Figure: sharpness against time (step x eta) with dashed 2/eta lines, and the training loss.
@@ -20,11 +22,14 @@ from experiments.configs.common import base_config
 
 LEARNING_RATES = (0.125, 0.15, 0.2, 0.25)      # 2/eta = 16, 13.3, 10, 8
 QUICK_LEARNING_RATES = (0.3, 0.4, 0.5, 0.6)    # 2/eta = 6.7, 5, 4, 3.3
+# heavy-ball, beta = 0.9: the threshold is (2 + 2 beta)/eta = 3.8/eta
+MOMENTUM_LEARNING_RATES = (0.2375, 0.285, 0.38, 0.475)   # 3.8/eta = 16, 13.3, 10, 8
+QUICK_MOMENTUM_LEARNING_RATES = (0.57, 0.76, 0.95, 1.14)  # 3.8/eta = 6.7, 5, 4, 3.3
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   parts = set(variant.split("_")) - {""}
-  allowed = {"flow", "relu", "quick"}
+  allowed = {"flow", "relu", "quick", "momentum"}
   if parts - allowed:
     raise ValueError(f"eos_gd variant {variant!r} is not allowed; combine: {sorted(allowed)}")
   quick = "quick" in parts
@@ -38,11 +43,18 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.train.chunk_steps = 500
   c.train.acc_goal = 0.99
   c.train.keep = "log:6"
-  c.probes.sharpness = ml_collections.ConfigDict(dict(k=1, num_iters=20))
+  # one cold 40-step Lanczos at init, then 8 warm-started steps per measurement
+  c.probes.sharpness = ml_collections.ConfigDict(dict(k=1, num_iters=8, cold_iters=40))
   if "flow" in parts:
     c.opt = ml_collections.ConfigDict(dict(name="flow", alpha=1.0, max_step=1.0, power_iters=5))
     c.train.steps = 6000 if quick else 40000
     c.train.log_every = 5
+  elif "momentum" in parts:
+    c.opt = base_config("mlp", "digits", "momentum").opt
+    c.opt.momentum = 0.9
+    lrs = QUICK_MOMENTUM_LEARNING_RATES if quick else MOMENTUM_LEARNING_RATES
+    c.opt.learning_rate = lrs[0]
+    c.sweep.opt = ml_collections.ConfigDict(dict(learning_rate=lrs))
   else:
     c.opt.learning_rate = LEARNING_RATES[0]
     c.sweep.opt = ml_collections.ConfigDict()

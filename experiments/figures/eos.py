@@ -27,86 +27,115 @@ def _first_crossing(S, threshold):
   return start + int(hit[0]) if hit.size else None
 
 
-def eos_statistics(steps, S, lr):
-  """Median of S * eta / 2 over the log points after the first crossing of 2/eta."""
-  i = _first_crossing(S, 2.0 / lr)
+def eos_statistics(steps, S, lr, factor=2.0):
+  """Median of S * eta / factor over the log points after the first crossing of factor/eta.
+
+  factor is 2 for GD and 2 + 2*beta for heavy-ball momentum (Cohen et al. 2021, App. B).
+  """
+  i = _first_crossing(S, factor / lr)
   if i is None:
     return None
   after = S[i + 1:]
   after = after[np.isfinite(after)]
   if not after.size:
     return None
-  return dict(first_crossing_step=int(steps[i]), median_ratio=float(np.median(after * lr / 2)),
+  return dict(first_crossing_step=int(steps[i]), median_ratio=float(np.median(after * lr / factor)),
               n_steps_after=int(after.size))
 
 
-def _runs(quick):
+def _variant(*parts):
+  return "_".join(p for p in parts if p)
+
+
+def _runs_gd(quick):
   v = "quick" if quick else ""
-  return {"gd": eos_gd.get_config(v), "flow": eos_gd.get_config("_".join(filter(None, [v,
-                                                                                        "flow"])))}
+  return {"gd": eos_gd.get_config(v), "flow": eos_gd.get_config(_variant(v, "flow"))}
+
+
+def _runs_momentum(quick):
+  v = "quick" if quick else ""
+  return {"gd": eos_gd.get_config(_variant(v, "momentum")),
+          "flow": eos_gd.get_config(_variant(v, "flow"))}
 
 
 def _draw(trajs, out, quick):
   gd, gf = trajs["gd"], trajs["flow"]
   lrs = gd.coords["opt.learning_rate"]
+  opt = gd.config["opt"]
+  beta = opt.get("momentum", 0.0) if opt["name"] == "momentum" else 0.0
+  factor = 2.0 + 2.0 * beta            # GD: 2/eta; heavy-ball: (2 + 2 beta)/eta
+  name = "eos_momentum" if beta else "eos_gd"
+  thr = f"({factor:g}/eta)" if beta else "2/eta"
   S = gd.metrics["sharpness/max"]
   colors = plots.member_colors(gd.n_members)
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
-  plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title="train loss (GD)")
+  label = f"heavy-ball, beta={beta:g}" if beta else "GD"
+  plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title=f"train loss ({label})")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
     ok = np.isfinite(S[i])
     axes[1].plot(gd.steps[ok], S[i][ok], color=c, lw=1.2, label=f"eta={lr:g}")
-    axes[1].axhline(2 / lr, color=c, ls="--", lw=1)
-    axes[2].plot(gd.steps[ok] * lr, S[i][ok], color=c, lw=1.2)
-    axes[2].axhline(2 / lr, color=c, ls="--", lw=1)
+    axes[1].axhline(factor / lr, color=c, ls="--", lw=1)
+    # time: step x effective step size eta/(1 - beta), the rate gradient flow is compared at
+    axes[2].plot(gd.steps[ok] * lr / (1 - beta), S[i][ok], color=c, lw=1.2)
+    axes[2].axhline(factor / lr, color=c, ls="--", lw=1)
   t_flow, S_flow = gf.metrics["flow_time"][0], gf.metrics["sharpness/max"][0]
   ok = np.isfinite(S_flow)
   axes[2].plot(t_flow[ok], S_flow[ok], color="k", lw=1.8, label="gradient flow")
-  axes[1].set(title="sharpness (GD); dashed: 2/eta", xlabel="step")
-  axes[2].set(title="sharpness vs time (step x eta); black: gradient flow", xlabel="time")
+  axes[1].set(title=f"sharpness ({label}); dashed: {thr}", xlabel="step")
+  axes[2].set(title="sharpness vs time (step x eta/(1-beta)); black: gradient flow",
+              xlabel="time")
   axes[1].legend(fontsize=8)
   axes[2].legend(fontsize=8)
   for ax in axes[1:]:
     ax.grid(alpha=0.3)
   cfg = gd.config
   fig.suptitle(f"Edge of stability: fc-{cfg['model']['activation']} "
-               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits "
+               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits, {label} "
                f"({'quick' if quick else 'full'})", fontsize=11)
   fig.tight_layout()
-  path = os.path.join(out, "eos_gd.png")
+  path = os.path.join(out, f"{name}.png")
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
   claims, reached = [], []
   for i, lr in enumerate(lrs):
-    st = eos_statistics(gd.steps, S[i], lr)
+    if gd.diverged[i]:
+      claims.append(claim(f"eta={lr:g}: training stays finite", f"diverged at step "
+                          f"{gd.stop_step[i]}", "no divergence", False))
+      continue
+    st = eos_statistics(gd.steps, S[i], lr, factor)
     if st is None:
-      below = np.flatnonzero(np.nan_to_num(S[i], nan=np.inf) < 2 / lr)
+      below = np.flatnonzero(np.nan_to_num(S[i], nan=np.inf) < factor / lr)
       claims.append(claim(
-          f"eta={lr:g}: sharpness (after any initial fall) does not reach 2/eta={2 / lr:.3g} "
-          "before the accuracy goal", float(np.nanmax(S[i][below[0]:])) if below.size else None,
-          f"< {2 / lr:.4g}", True,
-          note="informational: the median claim covers only rates that reach the threshold"))
+          f"eta={lr:g}: sharpness (after any initial fall) does not reach {thr}="
+          f"{factor / lr:.3g} before the accuracy goal",
+          float(np.nanmax(S[i][below[0]:])) if below.size else None, f"< {factor / lr:.4g}",
+          True, note="informational: the median claim covers only rates that reach the "
+                     "threshold"))
       continue
     reached.append(float(lr))
-    claims.append(claim(f"eta={lr:g}: median S*eta/2 after the first crossing "
+    claims.append(claim(f"eta={lr:g}: median S*eta/{factor:g} after the first crossing "
                         f"(step {st['first_crossing_step']}, {st['n_steps_after']} steps)",
                         st["median_ratio"], "in [0.95, 1.10]",
                         0.95 <= st["median_ratio"] <= 1.10))
-  claims.append(claim("learning rates that reach 2/eta", reached, "at least 2 of the sweep",
+  claims.append(claim(f"learning rates that reach {thr}", reached, "at least 2 of the sweep",
                       len(reached) >= 2))
   # the flow's sharpness first dips (as GD's does); what counts is how far it rises after that
   i_min = int(np.nanargmin(S_flow))
   s_max = float(np.nanmax(S_flow[i_min:]))
-  claims.append(claim("gradient flow: sharpness rises past every 2/eta of the sweep (max after "
-                      "its early minimum)", s_max, f"> {2 / lrs.min():.4g}", s_max > 2 / lrs.min()))
+  top = factor / lrs.min()
+  claims.append(claim(f"gradient flow: sharpness rises past every {thr} of the sweep (max "
+                      "after its early minimum)", s_max, f"> {top:.4g}", s_max > top))
   claims.append(claim("gradient flow: progressive sharpening (final minus minimum sharpness)",
                       float(S_flow[ok][-1] - np.nanmin(S_flow)), "> 0",
                       S_flow[ok][-1] > np.nanmin(S_flow)))
   return dict(claims=claims, figures=[path])
 
 
+# eos_momentum (_runs_momentum with the same _draw) is not registered yet: on digits, heavy-ball
+# at rates whose (2+2 beta)/eta lies below the initial sharpness diverges instead of
+# self-stabilizing (measured with the :quick_momentum rates); its rates still need choosing.
 FIGURES = {
     "eos_gd": ("GD at 4 learning rates hovers at 2/eta; gradient flow sharpens "
-               "(Cohen et al. 2021), fc-tanh on digits", _runs, _draw),
+               "(Cohen et al. 2021), fc-tanh on digits", _runs_gd, _draw),
 }
