@@ -13,7 +13,7 @@ lines; on digits these rates diverge rather than self-stabilize, so no figure us
 `:relu_flow` (fc-relu), `:quick` and `:quick_flow` (a 500-image subset and 2x64 network, for CPU
 tests and the notebook).
 Figure: sharpness against time (step x eta) with dashed 2/eta lines, and the training loss.
-Run time (2-core CPU, measured): reproduce --quick ~35 s for both runs; full settings ~5 min
+Run time (2-core CPU, measured): reproduce --quick ~35 s for both runs; full settings ~2-3 min
 (GD stops at 99% accuracy within ~200 steps; the flow takes most of the time).
 """
 import ml_collections
