@@ -78,19 +78,29 @@ def preconditioned_sharpness(settings, program, model):
 
 
 def _minibatches(batch, key, batch_size, num_batches):
+  """num_batches independent minibatches, each drawn without replacement: [num_batches, B, ...]."""
   n = batch["x"].shape[0]
-  idx = jax.random.permutation(key, n)[:batch_size * num_batches]
-  idx = idx.reshape(num_batches, batch_size)
+  keys = jax.random.split(key, num_batches)
+  idx = jax.vmap(lambda k: jax.random.permutation(k, n)[:batch_size])(keys)
   return {k: v[idx] for k, v in batch.items()}
 
 
 def batch_sharpness(settings, program, model):
-  """SGD's batch sharpness: mean lambda_max(H_B) and mean g_B^T H_B g_B / ||g_B||^2."""
+  """SGD's batch sharpness: mean lambda_max(H_B) and mean g_B^T H_B g_B / ||g_B||^2.
+
+  batch_size 0 (the default) means the training batch size (train.batch_size; the whole
+  training set for full-batch runs).
+  """
   del model
+  size = settings.batch_size or program.batch_size or program.n_train
+  if size > program.n_train:
+    raise cu.ConfigError(f"probes.batch_sharpness.batch_size={size} is not allowed; it must be "
+                         f"at most the {program.n_train} training examples (0: the training "
+                         "batch size)")
 
   def apply(pstate, params, opt_state, batch, key):
     del opt_state
-    batches = _minibatches(batch, key, settings.batch_size, settings.num_batches)
+    batches = _minibatches(batch, key, size, settings.num_batches)
     out = curvature.batch_sharpness(program.batch_loss, params, batches,
                                     num_iters=settings.num_iters, key=key)
     return pstate, {"mean_lambda_max": out["mean_lambda_max"],
@@ -116,7 +126,8 @@ PROBES = {
     # cold_iters: one cold solve at init, so each in-loop call is warm (num_iters can be small)
     "sharpness": (sharpness, {"k": 1, "num_iters": 20, "cold_iters": 0}),
     "preconditioned_sharpness": (preconditioned_sharpness, {"k": 1, "num_iters": 20}),
-    "batch_sharpness": (batch_sharpness, {"batch_size": 32, "num_batches": 8, "num_iters": 20}),
+    # batch_size 0: the training batch size
+    "batch_sharpness": (batch_sharpness, {"batch_size": 0, "num_batches": 8, "num_iters": 20}),
     "hessian_trace": (hessian_trace, {"num_probes": 20}),
 }
 

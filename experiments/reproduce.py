@@ -37,8 +37,11 @@ class Figure(NamedTuple):
 
 
 def _registry() -> dict[str, Figure]:
-  from experiments.figures import eos
-  return {name: Figure(*spec) for name, spec in eos.FIGURES.items()}
+  from experiments.figures import eos, eos_adam
+  specs = {}
+  for module in (eos, eos_adam):
+    specs.update(module.FIGURES)
+  return {name: Figure(*spec) for name, spec in specs.items()}
 
 
 def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) -> dict:

@@ -3,9 +3,10 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from experiments import reproduce
-from experiments.figures import eos
+from experiments.figures import eos, eos_adam
 
 
 def test_first_crossing_skips_an_unstable_start():
@@ -26,14 +27,33 @@ def test_eos_statistics_median_after_crossing():
   assert eos.eos_statistics(steps, S, lr=0.1) is None        # 2/eta = 20: never reached
 
 
-def test_quick_reproduction_writes_figure_and_report(tmp_path):
-  report = reproduce.reproduce("eos_gd", str(tmp_path), quick=True, log=lambda *_: None)
-  out = tmp_path / "eos_gd_quick"
+@pytest.mark.parametrize("figure,claim_names", [
+    ("eos_gd", ("median S*eta/2", "gradient flow")),
+    ("eos_momentum", ("median S*eta/3.8",)),
+    ("eos_adam", ("median of lambda_max(P^-1 H)/38",)),
+])
+def test_quick_reproduction_writes_figure_and_report(tmp_path, figure, claim_names):
+  report = reproduce.reproduce(figure, str(tmp_path), quick=True, log=lambda *_: None)
+  out = tmp_path / f"{figure}_quick"
   saved = json.loads((out / "report.json").read_text())
   assert saved["all_hold"] == all(c["holds"] for c in saved["claims"]) == report["all_hold"]
-  assert os.path.getsize(out / "eos_gd.png") > 20_000
+  assert os.path.getsize(out / f"{figure}.png") > 20_000
   names = [c["claim"] for c in saved["claims"]]
-  assert any("median S*eta/2" in n for n in names)
-  assert any("gradient flow" in n for n in names)
+  for name in claim_names:
+    assert any(name in n for n in names), (name, names)
   for c in saved["claims"]:
     assert {"measured", "expected", "holds"} <= set(c)
+
+
+@pytest.mark.parametrize("b1", [0.0, 0.5, 0.9, 0.99])
+def test_adam_threshold_is_where_the_frozen_preconditioner_iteration_turns_unstable(b1):
+  # Adam with a frozen preconditioner on a quadratic, along an eigenvector of P^-1 H with
+  # eigenvalue h: m' = b1 m + (1 - b1) h x, x' = x - m'. Its spectral radius crosses 1 at
+  # h = (2 + 2 b1)/(1 - b1) (Cohen et al. 2022, Eq. 2), 38 at b1 = 0.9.
+  thr = eos_adam.adam_threshold(b1)
+
+  def radius(h):
+    A = np.array([[1 - (1 - b1) * h, -b1], [(1 - b1) * h, b1]])
+    return np.max(np.abs(np.linalg.eigvals(A)))
+
+  assert radius(0.999 * thr) < 1 < radius(1.001 * thr)

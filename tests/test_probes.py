@@ -2,10 +2,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import tiny
 from analysis import trajectory
+from dynamics.config_utils import ConfigError
+from experiments import probes as probes_lib
 from experiments import runner
 
 
@@ -69,3 +72,42 @@ def test_cold_solve_at_init_makes_cheap_warm_calls_accurate(tmp_path):
   c = trajectory.load(runner.run(cfg, str(tmp_path / "c"), log=lambda *_: None, plot=False))
   H0 = np.asarray(_dense_hessian(cfg, _member(c.params(0), 0)))
   assert abs(c.metrics["sharpness/max"][0, 0] / np.linalg.eigvalsh(H0)[-1] - 1) > 1e-4
+
+
+def test_batch_sharpness_probe_of_one_full_batch_is_the_sharpness(tmp_path):
+  # one "minibatch" holding every training example: lambda_max(H_B) is the full-batch
+  # sharpness and g^T H g / ||g||^2 the Rayleigh quotient along the full gradient
+  cfg = tiny.config(steps=20, float64=True, lrs=(0.3,))
+  cfg.probes.batch_sharpness = dict(num_batches=1, num_iters=40)    # batch_size 0: full
+  t = trajectory.load(runner.run(cfg, str(tmp_path / "b"), log=lambda *_: None, plot=False))
+  j = int(np.flatnonzero(t.steps == 20)[0])
+  params = _member(t.params(20), 0)
+  H = np.asarray(_dense_hessian(cfg, params))
+  ds, _, program, _ = runner.build(runner.resolve(cfg))
+  batch = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
+  g = np.asarray(ravel_pytree(jax.grad(program.batch_loss)(params, batch))[0])
+  np.testing.assert_allclose(t.metrics["batch_sharpness/mean_lambda_max"][0, j],
+                             np.linalg.eigvalsh(H)[-1], rtol=1e-6)
+  np.testing.assert_allclose(t.metrics["batch_sharpness/directional"][0, j],
+                             g @ H @ g / (g @ g), rtol=1e-6)
+
+
+def test_batch_sharpness_probe_takes_the_training_batch_size(tmp_path):
+  cfg = tiny.config(steps=20, lrs=None, batch_size=40)      # 120 training examples
+  cfg.probes.batch_sharpness = dict(num_batches=4, batch_size=121)
+  with pytest.raises(ConfigError, match=r"batch_sharpness.batch_size=121 .* at most the 120"):
+    runner.run(cfg, str(tmp_path / "s"), log=lambda *_: None, plot=False)
+  assert not (tmp_path / "s").exists()     # refused before anything was written
+  # the default (0) is the training batch size: lambda_max(H_B) of one minibatch of 40
+  cfg.train.float64 = True
+  cfg.probes.batch_sharpness = dict(num_batches=1, num_iters=40)
+  ds, model, program, _ = runner.build(runner.resolve(cfg))
+  params = model.init(jax.random.PRNGKey(3), dtype=np.float64)
+  full = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
+  key = jax.random.PRNGKey(7)
+  _, out = program.probes["batch_sharpness"].apply((), params, None, full, key)
+  b = jax.tree.map(lambda v: v[0], probes_lib._minibatches(full, key, 40, 1))
+  assert b["x"].shape[0] == 40 and len(np.unique(np.asarray(b["x"]), axis=0)) == 40
+  flat, unravel = ravel_pytree(params)
+  H = np.asarray(jax.hessian(lambda f: program.batch_loss(unravel(f), b))(flat))
+  np.testing.assert_allclose(out["mean_lambda_max"], np.linalg.eigvalsh(H)[-1], rtol=1e-6)
