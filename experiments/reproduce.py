@@ -37,9 +37,9 @@ class Figure(NamedTuple):
 
 
 def _registry() -> dict[str, Figure]:
-  from experiments.figures import eos, eos_adam
+  from experiments.figures import eos, eos_adam, eos_sgd, hessian_spectrum
   specs = {}
-  for module in (eos, eos_adam):
+  for module in (eos, eos_adam, eos_sgd, hessian_spectrum):
     specs.update(module.FIGURES)
   return {name: Figure(*spec) for name, spec in specs.items()}
 

@@ -1,4 +1,4 @@
-"""The edge-of-stability report logic on constructed sequences, and the quick reproduction."""
+"""The edge-of-stability report logic on constructed sequences, and the quick reproductions."""
 import json
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import reproduce
-from experiments.figures import eos, eos_adam
+from experiments.figures import eos, eos_adam, eos_sgd
 
 
 def test_first_crossing_skips_an_unstable_start():
@@ -31,6 +31,8 @@ def test_eos_statistics_median_after_crossing():
     ("eos_gd", ("median S*eta/2", "gradient flow")),
     ("eos_momentum", ("median S*eta/3.8",)),
     ("eos_adam", ("median of lambda_max(P^-1 H)/38",)),
+    ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end")),
+    ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",)),
 ])
 def test_quick_reproduction_writes_figure_and_report(tmp_path, figure, claim_names):
   report = reproduce.reproduce(figure, str(tmp_path), quick=True, log=lambda *_: None)
@@ -57,3 +59,8 @@ def test_adam_threshold_is_where_the_frozen_preconditioner_iteration_turns_unsta
     return np.max(np.abs(np.linalg.eigvals(A)))
 
   assert radius(0.999 * thr) < 1 < radius(1.001 * thr)
+
+
+def test_tail_median_ignores_the_early_phase_and_missing_points():
+  values = np.array([100.0] * 9 + [np.nan, 3, 5])     # last quarter: [nan, 3, 5]
+  assert eos_sgd.tail_median(values) == 4.0
