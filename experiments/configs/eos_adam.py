@@ -19,7 +19,7 @@ Run time (2-core CPU, measured): --quick ~30 s; full settings ~4 min (3,000 step
 """
 import ml_collections
 
-from experiments.configs.common import base_config
+from experiments.configs.common import digits_mlp
 
 B1 = 0.9                                          # threshold (2 + 2 b1)/(1 - b1) = 38
 LEARNING_RATES = (5e-4, 1e-3, 2e-3, 4e-3)
@@ -30,11 +30,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   if variant not in ("", "quick"):
     raise ValueError(f"eos_adam variant {variant!r} is not allowed; allowed: 'quick'")
   quick = variant == "quick"
-  c = base_config(model="mlp", data_name="digits", opt="adam", loss="mse")
-  c.data.n_test = 297
-  c.data.n_train = 500 if quick else 0        # 0: all 1,500 remaining images
-  c.model.widths = (64, 64) if quick else (200, 200)
-  c.model.activation = "tanh"
+  c = digits_mlp("adam", quick)
   c.opt.b1 = B1
   c.opt.b2 = 0.999
   c.opt.eps = 1e-7                            # Cohen et al. 2022 use 1e-7

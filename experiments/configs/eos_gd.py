@@ -19,7 +19,7 @@ Run time (2-core CPU, measured): reproduce --quick ~35 s for both runs; full set
 """
 import ml_collections
 
-from experiments.configs.common import base_config
+from experiments.configs.common import base_config, digits_mlp
 
 LEARNING_RATES = (0.125, 0.15, 0.2, 0.25)      # 2/eta = 16, 13.3, 10, 8
 QUICK_LEARNING_RATES = (0.3, 0.4, 0.5, 0.6)    # 2/eta = 6.7, 5, 4, 3.3
@@ -37,11 +37,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   if parts - allowed:
     raise ValueError(f"eos_gd variant {variant!r} is not allowed; combine: {sorted(allowed)}")
   quick = "quick" in parts
-  c = base_config(model="mlp", data_name="digits", opt="gd", loss="mse")
-  c.data.n_test = 297
-  c.data.n_train = 500 if quick else 0        # 0: all 1,500 remaining images
-  c.model.widths = (64, 64) if quick else (200, 200)
-  c.model.activation = "relu" if "relu" in parts else "tanh"
+  c = digits_mlp("gd", quick, activation="relu" if "relu" in parts else "tanh")
   c.train.steps = 4000 if quick else 20000    # upper bound; members stop at 99% train accuracy
   c.train.log_every = 1                       # metrics and sharpness at every step, on device
   c.train.chunk_steps = 500

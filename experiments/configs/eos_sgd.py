@@ -19,7 +19,7 @@ Run time (2-core CPU, measured): --quick ~40 s for the three batch sizes; full s
 """
 import ml_collections
 
-from experiments.configs.common import base_config
+from experiments.configs.common import digits_mlp
 
 LEARNING_RATE = 0.2                  # 2/eta = 10
 BATCH_SIZES = (16, 64, 256)
@@ -32,11 +32,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     raise ValueError(f"eos_sgd variant {variant!r} is not allowed; combine 'quick' and one "
                      "'bsN' (N a batch size), e.g. 'quick_bs16'")
   quick = "quick" in parts
-  c = base_config(model="mlp", data_name="digits", opt="sgd", loss="mse")
-  c.data.n_test = 297
-  c.data.n_train = 500 if quick else 0        # 0: all 1,500 remaining images
-  c.model.widths = (64, 64) if quick else (200, 200)
-  c.model.activation = "tanh"
+  c = digits_mlp("sgd", quick)
   c.opt.learning_rate = LEARNING_RATE
   c.train.batch_size = int(sizes.pop()[2:]) if sizes else 64   # epoch-wise, without replacement
   c.train.steps = 2000 if quick else 5000

@@ -1,6 +1,24 @@
 """Figure definitions for experiments/reproduce.py, one module per phenomenon."""
+import os
 
 
 def claim(name: str, measured, expected: str, holds: bool, **extra) -> dict:
   """One line of a report: what was measured, what theory or the paper expects, and the verdict."""
   return dict(claim=name, measured=measured, expected=expected, holds=bool(holds), **extra)
+
+
+def setup_label(cfg: dict, quick: bool) -> str:
+  """'fc-tanh 200x200, mse, digits (full)' for a run's resolved config (a dict)."""
+  m = cfg["model"]
+  return (f"fc-{m['activation']} {'x'.join(map(str, m['widths']))}, {cfg['loss']['name']}, "
+          f"{cfg['data']['name']} ({'quick' if quick else 'full'})")
+
+
+def save(fig, out: str, name: str, dpi: int = 120) -> str:
+  """Lays out, writes OUT/NAME.png and closes the figure; returns the path."""
+  import matplotlib.pyplot as plt
+  fig.tight_layout()
+  path = os.path.join(out, f"{name}.png")
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path

@@ -1,12 +1,11 @@
 """Edge-of-stability figures (Cohen et al. 2021): sharpness against 2/eta, GD against flow."""
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_gd
-from experiments.figures import claim
+from experiments.figures import claim, save, setup_label
 
 
 def _first_crossing(S, threshold):
@@ -89,14 +88,8 @@ def _draw(trajs, out, quick):
   axes[2].legend(fontsize=8)
   for ax in axes[1:]:
     ax.grid(alpha=0.3)
-  cfg = gd.config
-  fig.suptitle(f"Edge of stability: fc-{cfg['model']['activation']} "
-               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits, {label} "
-               f"({'quick' if quick else 'full'})", fontsize=11)
-  fig.tight_layout()
-  path = os.path.join(out, f"{name}.png")
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  fig.suptitle(f"Edge of stability, {label}: {setup_label(gd.config, quick)}", fontsize=11)
+  path = save(fig, out, name)
 
   claims, reached = [], []
   for i, lr in enumerate(lrs):

@@ -1,12 +1,11 @@
 """Adaptive edge of stability (Cohen et al. 2022): Adam's preconditioned sharpness against 38."""
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_adam
-from experiments.figures import claim
+from experiments.figures import claim, save, setup_label
 from experiments.figures.eos import eos_statistics
 
 BAND = (0.9, 1.1)   # P drifts with nu, so the band is wider than GD's (0.95, 1.10)
@@ -47,15 +46,10 @@ def _draw(trajs, out, quick):
   for ax in axes[1:]:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-  cfg = t.config
-  fig.suptitle(f"Adaptive edge of stability: Adam (b1={cfg['opt']['b1']:g}, "
-               f"b2={cfg['opt']['b2']:g}), fc-{cfg['model']['activation']} "
-               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits "
-               f"({'quick' if quick else 'full'})", fontsize=11)
-  fig.tight_layout()
-  path = os.path.join(out, "eos_adam.png")
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  opt = t.config["opt"]
+  fig.suptitle(f"Adaptive edge of stability, Adam (b1={opt['b1']:g}, b2={opt['b2']:g}): "
+               f"{setup_label(t.config, quick)}", fontsize=11)
+  path = save(fig, out, "eos_adam")
 
   claims, reached = [], []
   for i, lr in enumerate(lrs):

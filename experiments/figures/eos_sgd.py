@@ -1,12 +1,11 @@
 """Curvature under minibatch SGD: full-batch and batch sharpness, Hessian trace, per batch size."""
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_sgd
-from experiments.figures import claim
+from experiments.figures import claim, save, setup_label
 
 TAIL = 0.25     # summaries are medians over the last quarter of the log points (SGD is noisy)
 
@@ -50,15 +49,10 @@ def _draw(trajs, out, quick):
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  cfg = trajs[labels[0]].config
-  fig.suptitle(f"SGD, eta={lr:g}, batch sizes {sizes}: fc-{cfg['model']['activation']} "
-               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits "
-               f"({'quick' if quick else 'full'}); curvature on the full training set",
-               fontsize=11)
-  fig.tight_layout()
-  path = os.path.join(out, "eos_sgd.png")
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  setup = setup_label(trajs[labels[0]].config, quick)
+  fig.suptitle(f"SGD, eta={lr:g}, batch sizes {sizes}: {setup}; curvature on the full "
+               "training set", fontsize=11)
+  path = save(fig, out, "eos_sgd", dpi=110)
   return dict(claims=_claims(trajs, labels, sizes, lr), figures=[path])
 
 

@@ -1,6 +1,5 @@
 """Hessian spectrum at initialization and at the end of a GD run (Sagun et al. 2017; Ghorbani,
 Krishnan & Xiao 2019): stochastic Lanczos quadrature density, top eigenvalues, trace."""
-import os
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ import numpy as np
 from analysis import curvature
 from experiments import runner
 from experiments.configs import eos_gd
-from experiments.figures import claim
+from experiments.figures import claim, save, setup_label
 
 TOP_K = 20            # top eigenvalues by Lanczos, drawn over the density
 SLQ = dict(num_iters=80, num_starts=8)
@@ -72,14 +71,9 @@ def _draw(trajs, out, quick):
                  f"{SLQ['num_iters']} steps); ticks: top {TOP_K} by Lanczos",
            xlabel="eigenvalue", ylabel="density", ylim=(1e-6, None))
   ax_t.set(title=f"top {TOP_K} Hessian eigenvalues", xlabel="index")
-  cfg = t.config
-  fig.suptitle(f"Hessian spectrum, GD eta={lr:g}: fc-{cfg['model']['activation']} "
-               f"{'x'.join(map(str, cfg['model']['widths']))}, MSE, digits "
-               f"({'quick' if quick else 'full'}), {specs[0]['n']:,} parameters", fontsize=11)
-  fig.tight_layout()
-  path = os.path.join(out, "hessian_spectrum.png")
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  fig.suptitle(f"Hessian spectrum, GD eta={lr:g}: {setup_label(t.config, quick)}, "
+               f"{specs[0]['n']:,} parameters", fontsize=11)
+  path = save(fig, out, "hessian_spectrum")
   return dict(claims=_claims(specs, lr), figures=[path],
               spectra={str(s): dict(top=[float(x) for x in sp["top"]], trace=sp["trace"],
                                     slq_trace=sp["slq_trace"]) for s, sp in specs.items()})
