@@ -67,26 +67,27 @@ def _draw(trajs, out, quick):
   thr = f"({factor:g}/eta)" if beta else "2/eta"
   S = gd.metrics["sharpness/max"]
   colors = plots.member_colors(gd.n_members)
-  fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
+  # with a flow run, a third panel against time (step x eta/(1 - beta)) puts the flow beside GD
+  fig, axes = plt.subplots(1, 3 if gf is not None else 2,
+                           figsize=(16, 4.4) if gf is not None else (11, 4.4))
   label = f"heavy-ball, beta={beta:g}" if beta else "GD"
   plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title=f"train loss ({label})")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
     ok = np.isfinite(S[i])
     axes[1].plot(gd.steps[ok], S[i][ok], color=c, lw=1.2, label=f"eta={lr:g}")
     axes[1].axhline(factor / lr, color=c, ls="--", lw=1)
-    # time: step x effective step size eta/(1 - beta), the rate gradient flow is compared at
-    axes[2].plot(gd.steps[ok] * lr / (1 - beta), S[i][ok], color=c, lw=1.2)
-    axes[2].axhline(factor / lr, color=c, ls="--", lw=1)
+    if gf is not None:
+      axes[2].plot(gd.steps[ok] * lr / (1 - beta), S[i][ok], color=c, lw=1.2)
+      axes[2].axhline(factor / lr, color=c, ls="--", lw=1)
   if gf is not None:
     t_flow, S_flow = gf.metrics["flow_time"][0], gf.metrics["sharpness/max"][0]
     ok = np.isfinite(S_flow)
     axes[2].plot(t_flow[ok], S_flow[ok], color="k", lw=1.8, label="gradient flow")
+    axes[2].set(title="sharpness vs time (step x eta/(1-beta)); black: gradient flow",
+                xlabel="time")
   axes[1].set(title=f"sharpness ({label}); dashed: {thr}", xlabel="step")
-  axes[2].set(title="sharpness vs time (step x eta/(1-beta))"
-              + ("; black: gradient flow" if gf is not None else ""), xlabel="time")
-  axes[1].legend(fontsize=8)
-  axes[2].legend(fontsize=8)
   for ax in axes[1:]:
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
   fig.suptitle(f"Edge of stability, {label}: {setup_label(gd.config, quick)}", fontsize=11)
   path = save(fig, out, name)
