@@ -15,7 +15,7 @@ import ml_collections
 
 from dynamics import config_utils as cu
 
-LOSSES = ("mse", "cross_entropy")
+LOSSES = ("mse", "cross_entropy", "stablemax")
 
 
 class Loss(NamedTuple):
@@ -140,6 +140,49 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -
   return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
 
 
+def stablemax_s(x: jax.Array) -> jax.Array:
+  """s(x) = x + 1 for x >= 0 and 1 / (1 - x) for x < 0 (Prieto et al. 2025, Eq. 4).
+
+  Positive, increasing, continuous with a continuous first derivative at 0, and linear rather
+  than exponential for large x, so the normalized probabilities do not saturate to exactly 1.
+  Each branch is evaluated on an argument where it is finite (the other branch's input is
+  clamped), so neither value nor gradient of the unused branch can be inf or NaN.
+  """
+  zero = jnp.zeros_like(x)
+  pos = jnp.where(x >= 0, x, zero)      # where, not maximum: d/dx at 0 is 1, not 1/2
+  neg = jnp.where(x < 0, x, zero)
+  return jnp.where(x >= 0, pos + 1, 1 / (1 - neg))
+
+
+def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array,
+                            float64: bool = False) -> jax.Array:
+  """Per-example -log(s(z_y) / sum_j s(z_j)), the StableMax cross-entropy of Prieto et al. 2025
+  ("Grokking at the Edge of Numerical Stability"), with s = stablemax_s.
+
+  Args:
+    logits: [N, classes].
+    labels: integer labels [N].
+    float64: compute in float64 (needs jax x64) and cast back, as for cross_entropy.
+
+  Returns:
+    [N] losses in the logits' dtype.
+  """
+  logits = jnp.asarray(logits)
+  labels = jnp.asarray(labels)
+  if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
+    raise ValueError(f"stablemax needs logits [N, classes] and integer labels [N]; got "
+                     f"{logits.shape} and {labels.shape} {labels.dtype}")
+  z = logits
+  if float64:
+    if not _x64_enabled():
+      raise RuntimeError("loss.float64=True needs jax x64: set train.float64=True or "
+                         "jax.config.update('jax_enable_x64', True)")
+    z = logits.astype(jnp.float64)
+  s = stablemax_s(z)
+  s_y = jnp.take_along_axis(s, labels[:, None], axis=-1)[:, 0]
+  return (jnp.log(jnp.sum(s, axis=-1)) - jnp.log(s_y)).astype(logits.dtype)
+
+
 def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
   """Per-example 0/1 accuracy in outputs' dtype.
 
@@ -178,8 +221,8 @@ def mean_loss(loss: Loss, outputs: jax.Array, y: jax.Array) -> jax.Array:
 def default_config() -> ml_collections.ConfigDict:
   """Every field of the `loss` section, with its default."""
   return ml_collections.ConfigDict(dict(
-      name="mse",       # 'mse' (0.5 ||f - onehot(y)||^2) or 'cross_entropy'
-      float64=False,    # cross_entropy only: compute in float64 (needs jax x64)
+      name="mse",       # 'mse' (0.5 ||f - onehot(y)||^2), 'cross_entropy' or 'stablemax'
+      float64=False,    # cross_entropy / stablemax: compute in float64 (jax x64 is switched on)
   ))
 
 
@@ -190,9 +233,9 @@ def validate(cfg: Any) -> None:
   f64 = cu.get(cfg, "float64", False)
   if not isinstance(f64, bool):
     raise cu.ConfigError(f"loss.float64={f64!r} is not allowed; allowed values: True, False")
-  if f64 and name != "cross_entropy":
-    raise cu.ConfigError(f"loss.float64=True is only used by loss.name='cross_entropy'; got "
-                         f"loss.name={name!r}")
+  if f64 and name == "mse":
+    raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
+                         "'stablemax'; got loss.name='mse'")
 
 
 def build(cfg: Any = None) -> Loss:
@@ -202,5 +245,5 @@ def build(cfg: Any = None) -> Loss:
   cfg = cu.with_defaults("loss", cfg, default_config())
   if cfg.name == "mse":
     return Loss(name="mse", per_example=mse)
-  return Loss(name="cross_entropy",
-              per_example=functools.partial(cross_entropy, float64=cfg.float64))
+  fn = cross_entropy if cfg.name == "cross_entropy" else stablemax_cross_entropy
+  return Loss(name=cfg.name, per_example=functools.partial(fn, float64=cfg.float64))

@@ -22,6 +22,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from dynamics import config_utils as cu
 
@@ -79,6 +80,30 @@ class Optimizer(NamedTuple):
   schedule: Callable[..., jax.Array]
 
 
+# ---- PerpGrad ------------------------------------------------------------------------------
+def perpgrad_project(grads: Any, params: Any) -> Any:
+  """g <- g - (<g, w> / <w, w>) w for each parameter tensor w (Prieto et al. 2025, "Grokking at
+  the Edge of Numerical Stability", Sec. 6: the orthogonal gradient, which removes the
+  component that only scales the weights up along their own direction, the naive loss
+  minimization direction that leads to softmax collapse). A tensor with w = 0 keeps g."""
+  def one(g, w):
+    w = w.astype(g.dtype)
+    ww = jnp.sum(w * w)
+    coef = jnp.where(ww > 0, jnp.sum(g * w) / jnp.where(ww > 0, ww, 1), 0)
+    return g - coef * w
+  return jax.tree.map(one, grads, params)
+
+
+def perpgrad() -> optax.GradientTransformation:
+  """PerpGrad as an optax transformation: chain it before any optimizer, e.g.
+  optax.chain(perpgrad(), optax.adamw(1e-3)). Needs params in update()."""
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("perpgrad needs params: call update(grads, state, params)")
+    return perpgrad_project(updates, params), state
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 # ---- config --------------------------------------------------------------------------------
 def default_schedule_config() -> ml_collections.ConfigDict:
   """Every field of the `opt.schedule` section, with its default."""
@@ -94,7 +119,8 @@ def default_schedule_config() -> ml_collections.ConfigDict:
 def default_config(name: str = "gd") -> ml_collections.ConfigDict:
   """Every field of the `opt` section for optimizer `name`, with its default."""
   cu.check_choice("opt.name", name, OPTIMIZERS)
-  fields = dict(name=name, learning_rate=0.01, weight_decay=0.0)
+  # perpgrad: project each parameter tensor's gradient orthogonally to the tensor first
+  fields = dict(name=name, learning_rate=0.01, weight_decay=0.0, perpgrad=False)
   fields.update(_EXTRA[name])
   fields["schedule"] = default_schedule_config()
   return ml_collections.ConfigDict(fields)
@@ -288,7 +314,8 @@ def build(cfg: Any = None) -> Optimizer:
   """The Optimizer named by the `opt` section (missing fields take their defaults).
 
   Update rules (g = gradient, w = params, t = count + 1, lr_t = learning_rate * schedule(count);
-  "coupled" weight decay means g <- g + weight_decay * w before everything else):
+  "coupled" weight decay means g <- g + weight_decay * w before everything else; with
+  perpgrad=True every rule first replaces g by its PerpGrad projection, see perpgrad_project):
     gd, sgd:  u = -lr_t g (coupled wd). P = 1 / lr_t. (sgd differs only in the training
       loop's minibatching.)
     momentum: m <- momentum m + g; u = -lr_t m, or nesterov: u = -lr_t (g + momentum m)
@@ -326,6 +353,7 @@ def build(cfg: Any = None) -> Optimizer:
   names = hparam_names(name)
   values = {k: float(cfg[k]) for k in names}
   nesterov = bool(cfg.get("nesterov", False))
+  perp = bool(cfg.perpgrad)
   bias_correction = bool(cfg.get("bias_correction", name in ("adam", "adamw")))
   sched = schedule_fn(cfg.schedule)
   has_mu = name in ("momentum", "adam", "adamw")
@@ -355,6 +383,8 @@ def build(cfg: Any = None) -> Optimizer:
     hp = state.hparams
     lr, wd = lr_at(state), hp["weight_decay"]
     t = (state.count + 1).astype(lr.dtype)
+    if perp:              # on the loss gradient, before weight decay enters
+      grads = perpgrad_project(grads, params)
     if name != "adamw":   # coupled L2: g <- g + wd * w
       grads = jax.tree.map(lambda g, w: g + _c(wd, g) * w, grads, params)
     mu, nu = state.mu, state.nu

@@ -145,7 +145,7 @@ def test_accuracy():
 
 def test_config_build_and_mean_loss():
   assert dict(losses.default_config()) == dict(name="mse", float64=False)
-  assert set(losses.LOSSES) == {"mse", "cross_entropy"}
+  assert set(losses.LOSSES) == {"mse", "cross_entropy", "stablemax"}
   z, y = jnp.asarray(OUT, jnp.float64), jnp.asarray(LABELS)
   mse = losses.build(losses.default_config())
   assert mse.name == "mse"
@@ -172,3 +172,31 @@ def test_config_errors(cfg, match):
     losses.validate(cfg)
   with pytest.raises(ConfigError, match=match):
     losses.build(cfg)
+
+
+def _stablemax_numpy(z, y):
+  """Prieto et al. 2025, Eq. 4-5, written out per entry in float64."""
+  z = np.asarray(z, np.float64)
+  s = np.array([[v + 1 if v >= 0 else 1 / (1 - v) for v in row] for row in z])
+  return -np.log(s[np.arange(len(y)), y] / s.sum(axis=1))
+
+
+def test_stablemax_matches_numpy_and_has_finite_gradients():
+  z = jnp.asarray([[2.0, -1.0, 0.0], [-30.0, 5.0, 1e3], [0.0, 0.0, 0.0]], jnp.float64)
+  y = jnp.asarray([0, 1, 2])
+  np.testing.assert_allclose(losses.stablemax_cross_entropy(z, y), _stablemax_numpy(z, y),
+                             rtol=1e-14)
+  # the derivative of s is 1 on both sides of 0 (s is C^1) and 1/(1-x)^2 below
+  g = jax.grad(lambda x: jnp.sum(losses.stablemax_s(x)))(jnp.asarray([-3.0, -1e-12, 0.0, 4.0],
+                                                                     jnp.float64))
+  np.testing.assert_allclose(g, [1 / 16, 1.0, 1.0, 1.0], rtol=1e-10)
+  # a huge margin: softmax cross-entropy is exactly 0 in float32, StableMax is not
+  big = jnp.asarray([[60.0, 0.0, -5.0]], jnp.float32)
+  lbl = jnp.asarray([0])
+  assert float(losses.cross_entropy(big, lbl)[0]) == 0.0
+  assert float(losses.stablemax_cross_entropy(big, lbl)[0]) > 0.0
+  grads = jax.grad(lambda x: jnp.sum(losses.stablemax_cross_entropy(x, lbl)))(big)
+  assert np.all(np.isfinite(grads)) and float(jnp.abs(grads).sum()) > 0
+  sm = losses.build({"name": "stablemax"})
+  assert sm.name == "stablemax"
+  np.testing.assert_allclose(sm.per_example(z, y), _stablemax_numpy(z, y), rtol=1e-14)

@@ -392,7 +392,7 @@ def test_schedule_matches_sched_np_used_by_references():
 # ---- config --------------------------------------------------------------------------------
 def test_default_config_fields():
   assert sorted(optimizers.default_config("gd").keys()) == [
-      "learning_rate", "name", "schedule", "weight_decay"]
+      "learning_rate", "name", "perpgrad", "schedule", "weight_decay"]
   cfg = optimizers.default_config("adam")
   assert (cfg.learning_rate, cfg.weight_decay, cfg.b1, cfg.b2, cfg.eps) == (
       0.01, 0.0, 0.9, 0.999, 1e-8)
@@ -419,7 +419,7 @@ def test_build_fills_defaults_including_partial_schedule():
     (dict(name="lion"), "opt.name='lion'.*'gd', 'sgd', 'momentum', 'rmsprop', "
                         "'scalar_rmsprop', 'adam', 'adamw'"),
     (dict(name="gd", momentum=0.9), "opt: unknown field.*momentum.*allowed fields: "
-                                    "learning_rate, name, schedule, weight_decay"),
+                                    "learning_rate, name, perpgrad, schedule, weight_decay"),
     (dict(name="adam", b2=1.0), "opt.b2=1.0.*\\[0.0, 1.0\\)"),
     (dict(name="adam", b1=-0.1), "opt.b1=-0.1"),
     (dict(name="rmsprop", b2=1.5), "opt.b2=1.5"),
@@ -467,3 +467,41 @@ def test_config_error_via_configdict_and_check_hparam():
     optimizers.check_hparam("learning_rate", -1.0, field="sweep.opt.learning_rate")
   with pytest.raises(ConfigError, match="opt.name"):
     optimizers.default_config("nadam")
+
+
+def _perp_np(g, w):
+  g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+  return g - (np.sum(g * w) / np.sum(w * w)) * w
+
+
+@pytest.mark.parametrize("name", ["gd", "adamw"])
+def test_perpgrad_steps_use_the_orthogonal_gradient(name):
+  # perpgrad=True equals the plain optimizer fed the projected gradients (numpy projection)
+  plain = optimizers.build(cfg_for(name, sched=None))
+  perp = optimizers.build(cfg_for(name, sched=None, perpgrad=True))
+  params = params0()
+  s_plain, s_perp = plain.init(params), perp.init(params)
+  for c in range(3):
+    g = grad_fn(params, c)
+    g_perp = {k: jnp.asarray(_perp_np(g[k], params[k])) for k in g}
+    u_ref, s_plain = plain.update(g_perp, s_plain, params)
+    u, s_perp = perp.update(g, s_perp, params)
+    for k in params:
+      np.testing.assert_allclose(u[k], u_ref[k], rtol=1e-12, atol=1e-15)
+      np.testing.assert_allclose(np.sum(np.asarray(g_perp[k]) * np.asarray(params[k])), 0,
+                                 atol=1e-12)
+    params = optax.apply_updates(params, u)
+
+
+def test_perpgrad_optax_transformation():
+  params = params0()
+  g = grad_fn(params, 0)
+  tx = optax.chain(optimizers.perpgrad(), optax.sgd(0.5))
+  u, _ = tx.update(g, tx.init(params), params)
+  for k in params:
+    np.testing.assert_allclose(u[k], -0.5 * _perp_np(g[k], params[k]), rtol=1e-12)
+  zero = {"w": jnp.zeros((2, 3)), "b": jnp.ones(3)}       # w = 0: the gradient is kept
+  out, _ = optimizers.perpgrad().update(g, optax.EmptyState(), zero)
+  np.testing.assert_allclose(out["w"], g["w"])
+  with pytest.raises(ValueError, match="perpgrad needs params"):
+    optimizers.perpgrad().update(g, optax.EmptyState())
