@@ -15,7 +15,7 @@ Variant `:quick` (a 500-image subset, 2x64 network, three larger rates, 1,500 st
 tests and the notebook.
 Figure: preconditioned sharpness against the dashed line at 38, raw sharpness against each
 2/eta, and the training loss.
-Run time (2-core CPU, measured): --quick ~30 s; full settings ~4 min (3,000 steps).
+Run time (2-core CPU, measured): --quick ~30 s; full settings ~5 min (3,000 steps).
 """
 import ml_collections
 

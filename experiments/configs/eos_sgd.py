@@ -15,7 +15,7 @@ Variants: `:bsN` picks the batch size N (default 64); `:quick` (500 images, 2x64
 for CPU tests and the notebook; combine as `:quick_bs16`.
 Figure: full-batch sharpness, batch sharpness and trace against step, one color per batch size,
 with the dashed 2/eta line.
-Run time (2-core CPU, measured): --quick ~40 s for the three batch sizes; full settings ~5 min.
+Run time (2-core CPU, measured): --quick ~40 s for the three batch sizes; full settings ~3.5 min.
 """
 import ml_collections
 
