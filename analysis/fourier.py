@@ -141,10 +141,10 @@ class NeuronSpectrum(NamedTuple):
 def neuron_spectrum(W_a) -> NeuronSpectrum:
   """Magnitude and phase per frequency of each neuron's input weights over Z_p.
 
-  Two-layer nets on modular addition ("On the Mechanism and Dynamics of Modular Addition",
-  2025): each neuron's input weights become a single cosine cos(w_k x + phi) (share -> 1). For odd p the decomposition in
-  NeuronSpectrum is exact (inverse real DFT), so a neuron r cos(w_k x + phi) + c has
-  amplitude r and phase phi at k.
+  Two-layer nets on modular addition ("On the Mechanism and Dynamics of Modular Addition", 2025):
+  each neuron's input weights become a single cosine cos(w_k x + phi) (share -> 1). For odd p the
+  decomposition in NeuronSpectrum is exact (inverse real DFT), so a neuron r cos(w_k x + phi) + c
+  has amplitude r and phase phi at k.
 
   Args:
     W_a: [width, p], the input weights of each neuron for one operand (e.g. w[:, :p] of
@@ -170,10 +170,11 @@ def neuron_spectrum(W_a) -> NeuronSpectrum:
 def predicted_frequency(*spectra) -> jax.Array:
   """Each neuron's predicted winning frequency from its INITIAL spectra (lottery ticket).
 
-  "On the Mechanism and Dynamics of Modular Addition" (2025): frequencies compete within a
-  neuron and the one with the largest initial spectral magnitude (and phase alignment) wins. This is the magnitude part: the argmax over
-  k of the product of the given amplitudes (one spectrum: its argmax magnitude; several, e.g.
-  the two input halves and the output weights: the product). Phase alignment is not used.
+  "On the Mechanism and Dynamics of Modular Addition" (2025): frequencies compete within a neuron
+  and the one with the largest initial spectral magnitude (and phase alignment) wins. This is the
+  magnitude part: the argmax over k of the product of the given amplitudes (one spectrum: its
+  argmax magnitude; several, e.g. the two input halves and the output weights: the product). Phase
+  alignment is not used.
 
   Args:
     *spectra: NeuronSpectrum or amplitude arrays [width, K], all of the same shape.

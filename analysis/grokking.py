@@ -8,8 +8,9 @@ loss (logits kept only on the key-frequency directions), the excluded loss (thos
 removed, on the train split), the Gini coefficient of Fourier norms and the sum of squared
 weights. Prieto et al. 2025 ("Grokking at the Edge of Numerical Stability", Sec. 3-4): softmax
 collapse (sum exp(z - max z) == 1 exactly), exactly-zero losses, and the cosine between gradient
-and weights (naive loss minimization). "On the Mechanism and Dynamics of Modular
-Addition: Fourier Features, Lottery Ticket, and Grokking" (2025): per-neuron spectra of two-layer nets (single frequency, lottery ticket).
+and weights (naive loss minimization). "On the Mechanism and Dynamics of Modular Addition:
+Fourier Features, Lottery Ticket, and Grokking" (2025): per-neuron spectra of two-layer nets
+(single frequency, lottery ticket).
 The Fourier basis, Fourier norms and neuron spectra live in analysis.fourier (re-exported here).
 
 Conventions (shared by every function):
