@@ -76,10 +76,12 @@ def build(cfg: ml_collections.ConfigDict):
   loss = losses.build(cfg.loss)
   opt = opt_lib(cfg.opt).build(cfg.opt)
   sweep = sweep_lib.expand(cfg.sweep, opt.hparam_names)
-  cast = lambda y: y.astype(dtype) if np.issubdtype(y.dtype, np.floating) else y
-  data = {"x_train": ds.x_train.astype(dtype), "y_train": cast(ds.y_train)}
+  # Only floating arrays take the run's dtype: integer labels and integer inputs (the
+  # transformer's tokens) stay integer.
+  cast = lambda a: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
+  data = {"x_train": cast(ds.x_train), "y_train": cast(ds.y_train)}
   if ds.x_test.shape[0]:
-    data.update(x_test=ds.x_test.astype(dtype), y_test=cast(ds.y_test))
+    data.update(x_test=cast(ds.x_test), y_test=cast(ds.y_test))
   program = train.Program(model.apply, loss, losses.accuracy, opt, data, cfg.train)
   program.probes = {k: train.as_probe(v) for k, v in
                     probes_lib.build(cfg.probes, program, model).items()}
@@ -96,7 +98,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
         plot: bool = True) -> str:
   """Trains (or resumes) the experiment `config` in `workdir`; returns the workdir."""
   cfg = resolve(config)
-  if cfg.train.float64:  # never switched off here: other code in the process may rely on it
+  # x64 for float64 runs and for a float64 loss on a float32 run (the loss casts up and back);
+  # never switched off here: other code in the process may rely on it
+  if cfg.train.float64 or cfg.loss.float64:
     jax.config.update("jax_enable_x64", True)
   _, _, program, runner = build(cfg)
   rd = runs.RunDir(workdir)

@@ -7,14 +7,15 @@
   load(cfg) -> Dataset                 validate, fill defaults, call the builder
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'linear_teacher', 'gaussian_clusters',
-'xor_clusters', 'teacher_student' (synthetic), 'cifar10', 'mnist' (local files in data.path).
+'xor_clusters', 'teacher_student' (synthetic), 'modular' (modular arithmetic, grokking),
+'cifar10', 'mnist' (local files in data.path).
 """
 from typing import Any, Callable
 
 import ml_collections
 
 from dynamics import config_utils as cu
-from dynamics.data import digits, files, synthetic
+from dynamics.data import digits, files, modular, synthetic
 from dynamics.data.base import Dataset
 
 DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.ConfigDict]]] = {
@@ -23,13 +24,14 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.Co
     "gaussian_clusters": (synthetic.gaussian_clusters, synthetic.config_fn("gaussian_clusters")),
     "xor_clusters": (synthetic.xor_clusters, synthetic.config_fn("xor_clusters")),
     "teacher_student": (synthetic.teacher_student, synthetic.config_fn("teacher_student")),
+    "modular": (modular.load_modular, modular.default_config),
     "cifar10": (files.load_cifar10, files.config_fn("cifar10")),
     "mnist": (files.load_mnist, files.config_fn("mnist")),
 }
 
 # Value checks on a complete set of fields (without `name`); cheap, never read data files.
 _CHECKS: dict[str, Callable[[dict], None]] = {
-    "digits": digits.check, **synthetic.CHECKS, **files.CHECKS}
+    "digits": digits.check, **synthetic.CHECKS, "modular": modular.check, **files.CHECKS}
 
 __all__ = ["DATASETS", "Dataset", "default_config", "validate", "load"]
 

@@ -11,7 +11,8 @@ params of an init_scale=c model equal c times those of the init_scale=1 model fr
 
     model = build(cfg, in_dim=data.in_dim, out_dim=data.out_dim)
     params = model.init(key, dtype=jnp.float32)
-    y = model.apply(params, x)                      # x [N, ...] is flattened to [N, in_dim]
+    y = model.apply(params, x)    # x [N, ...] is flattened to [N, in_dim]; the transformer
+                                  # takes integer tokens [N, n_ctx] (n_ctx = in_dim)
 """
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -20,12 +21,13 @@ import ml_collections
 
 from dynamics import config_utils
 from dynamics.config_utils import ConfigError
-from dynamics.models import deep_linear, mlp, two_layer
+from dynamics.models import deep_linear, mlp, transformer, two_layer
 
 MODELS = {
     "mlp": mlp,
     "deep_linear": deep_linear,
     "two_layer": two_layer,
+    "transformer": transformer,
 }
 
 

@@ -10,7 +10,7 @@ from dynamics import data
 from dynamics.config_utils import ConfigError
 
 NAMES = ["digits", "linear_teacher", "gaussian_clusters", "xor_clusters", "teacher_student",
-         "cifar10", "mnist"]
+         "cifar10", "mnist", "modular"]
 
 
 def test_names_and_exports():

@@ -23,7 +23,7 @@ def small_cfg(name, **kw):
 
 
 def test_registry_contents_and_defaults():
-  assert set(models.MODELS) == {"mlp", "deep_linear", "two_layer"}
+  assert set(models.MODELS) == {"mlp", "deep_linear", "two_layer", "transformer"}
   for name, mod in models.MODELS.items():
     cfg = models.default_config(name)
     assert isinstance(cfg, ml_collections.ConfigDict)
