@@ -2,6 +2,7 @@
 import time
 
 import jax
+import numpy as np
 
 # Dense fp32 peaks (no tensor cores; TF32 is off by default here), in TFLOP/s, from the
 # vendors' data sheets. CPUs: pass --peak_tflops.
@@ -40,3 +41,51 @@ def time_calls(fn, n: int) -> float:
   for _ in range(n):
     fn()
   return (time.perf_counter() - t) / n
+
+
+def measure_training(config, repeats: int, peak_override: float = 0.0) -> dict:
+  """ms/step, throughput and achieved FLOP/s of whole compiled chunks of a training config.
+
+  The config's train.chunk_steps steps (one log point per train.log_every steps, metrics and
+  probes included) run as one compiled program, timed after a warm-up chunk that compiles.
+  FLOPs are XLA's count for one step of all members.
+  """
+  from experiments import runner
+  cfg = runner.resolve(config)
+  if cfg.train.float64 or cfg.loss.float64:
+    jax.config.update("jax_enable_x64", True)
+  _, _, program, run = runner.build(cfg)
+  state = run.init_state()
+  members = run.n
+  n_logs = run.max_logs
+  box = {"state": state}
+
+  def one_chunk():
+    box["state"], _ = run.run_chunk(box["state"], n_logs)
+    jax.block_until_ready(box["state"].params)
+
+  sec = time_calls(one_chunk, repeats)
+  steps = n_logs * cfg.train.log_every
+  step_fn = jax.vmap(lambda s: program.train_step(s, run.data))
+  with jax.default_matmul_precision(cfg.train.precision):
+    flops = flops_of(step_fn, box["state"])
+  ms = 1e3 * sec / steps
+  peak = fp32_peak_tflops(peak_override)
+  achieved = flops / (ms * 1e-3) / 1e12
+  n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
+  return dict(members=members, params_per_member=n_params, ms_per_step=ms,
+              ms_per_step_per_member=ms / members, steps_per_s=1e3 / ms,
+              member_steps_per_s=members * 1e3 / ms, gflop_per_step=flops / 1e9,
+              achieved_tflops=achieved, peak_tflops=peak,
+              fraction_of_peak=achieved / peak if peak else None)
+
+
+def print_table(results: dict) -> None:
+  print(f"device: {results['device']}  jax {results['jax']}")
+  print(f"{'members':>8} {'ms/step':>9} {'ms/step/member':>15} {'member-steps/s':>15} "
+        f"{'GFLOP/step':>11} {'TFLOP/s':>8} {'of fp32 peak':>13}")
+  for r in results["runs"]:
+    frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] else "n/a"
+    print(f"{r['members']:>8} {r['ms_per_step']:>9.3f} {r['ms_per_step_per_member']:>15.3f} "
+          f"{r['member_steps_per_s']:>15,.0f} {r['gflop_per_step']:>11.3f} "
+          f"{r['achieved_tflops']:>8.3f} {frac:>13}")

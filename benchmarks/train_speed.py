@@ -17,7 +17,6 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import common
-from experiments import runner
 from experiments.configs.common import base_config
 
 _MEMBERS = flags.DEFINE_integer("members", 16, "Sweep size of the second measurement.")
@@ -42,44 +41,14 @@ def config(members: int):
 
 
 def measure(members: int) -> dict:
-  cfg = runner.resolve(config(members))
-  _, _, program, run = runner.build(cfg)
-  state = run.init_state()
-  n_logs = run.max_logs
-  box = {"state": state}
-
-  def one_chunk():
-    box["state"], m = run.run_chunk(box["state"], n_logs)
-    jax.block_until_ready(box["state"].params)
-
-  sec = common.time_calls(one_chunk, _REPEATS.value)
-  steps = n_logs * cfg.train.log_every
-  step_fn = jax.vmap(lambda s: program.train_step(s, run.data))
-  with jax.default_matmul_precision(cfg.train.precision):
-    flops = common.flops_of(step_fn, box["state"])
-  ms = 1e3 * sec / steps
-  peak = common.fp32_peak_tflops(_PEAK.value)
-  achieved = flops / (ms * 1e-3) / 1e12
-  n_params = sum(int(np.prod(x.shape[1:])) for x in jax.tree.leaves(state.params))
-  return dict(members=members, params_per_member=n_params, ms_per_step=ms,
-              ms_per_step_per_member=ms / members, steps_per_s=1e3 / ms,
-              member_steps_per_s=members * 1e3 / ms, gflop_per_step=flops / 1e9,
-              achieved_tflops=achieved, peak_tflops=peak,
-              fraction_of_peak=achieved / peak if peak else None)
+  return common.measure_training(config(members), _REPEATS.value, _PEAK.value)
 
 
 def main(argv):
   del argv
   results = dict(device=common.device_name(), jax=jax.__version__,
                  runs=[measure(1), measure(_MEMBERS.value)])
-  print(f"device: {results['device']}  jax {results['jax']}")
-  print(f"{'members':>8} {'ms/step':>9} {'ms/step/member':>15} {'member-steps/s':>15} "
-        f"{'GFLOP/step':>11} {'TFLOP/s':>8} {'of fp32 peak':>13}")
-  for r in results["runs"]:
-    frac = f"{100 * r['fraction_of_peak']:.1f}%" if r["fraction_of_peak"] else "n/a"
-    print(f"{r['members']:>8} {r['ms_per_step']:>9.3f} {r['ms_per_step_per_member']:>15.3f} "
-          f"{r['member_steps_per_s']:>15,.0f} {r['gflop_per_step']:>11.3f} "
-          f"{r['achieved_tflops']:>8.3f} {frac:>13}")
+  common.print_table(results)
   if _OUT.value:
     with open(_OUT.value, "w") as f:
       json.dump(results, f, indent=1)

@@ -37,9 +37,9 @@ class Figure(NamedTuple):
 
 
 def _registry() -> dict[str, Figure]:
-  from experiments.figures import eos, eos_adam, eos_sgd, hessian_spectrum
+  from experiments.figures import eos, eos_adam, eos_sgd, grokking, hessian_spectrum
   specs = {}
-  for module in (eos, eos_adam, eos_sgd, hessian_spectrum):
+  for module in (eos, eos_adam, eos_sgd, hessian_spectrum, grokking):
     specs.update(module.FIGURES)
   return {name: Figure(*spec) for name, spec in specs.items()}
 

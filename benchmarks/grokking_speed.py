@@ -1,0 +1,55 @@
+r"""Grokking training speed: the p = 113 configuration of Nanda et al. (experiments/configs/
+grokking.py), one run and a sweep of seeds as one vmapped program.
+
+    python -m benchmarks.grokking_speed                   # 1 seed, then 32 seeds
+    python -m benchmarks.grokking_speed --seeds=8 --steps_per_chunk=500 --quick
+
+Full-batch AdamW steps of the one-layer transformer (d_model 128, d_mlp 512) on the 3,830
+training pairs, float32 at 'highest' precision with float64 cross-entropy (the config's
+defaults; --float32_loss for the float32 loss). Prints ms/step, ms/step per run, and achieved
+TFLOP/s against the device's fp32 peak (XLA's FLOP count for one step of all members).
+"""
+import json
+
+import jax
+from absl import app, flags
+
+from benchmarks import common
+from experiments.configs import grokking
+
+_SEEDS = flags.DEFINE_integer("seeds", 32, "Sweep size of the second measurement.")
+_CHUNK = flags.DEFINE_integer("steps_per_chunk", 1000, "Steps per compiled chunk.")
+_LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
+_QUICK = flags.DEFINE_bool("quick", False, "The :quick model and data (p = 53), for CPUs.")
+_F32_LOSS = flags.DEFINE_bool("float32_loss", False, "float32 cross-entropy.")
+_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "fp32 peak of the device (0: from a table).")
+_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+
+
+def config(seeds: int):
+  c = grokking.get_config("quick" if _QUICK.value else "")
+  c.train.steps = 10 ** 9 // _LOG_EVERY.value * _LOG_EVERY.value
+  c.train.log_every = _LOG_EVERY.value
+  c.train.chunk_steps = _CHUNK.value
+  c.train.keep = "none"
+  c.probes = {}
+  c.loss.float64 = not _F32_LOSS.value
+  c.sweep = {"seed": tuple(range(seeds))} if seeds > 1 else {}
+  return c
+
+
+def main(argv):
+  del argv
+  runs = [common.measure_training(config(n), _REPEATS.value, _PEAK.value)
+          for n in (1, _SEEDS.value)]
+  results = dict(device=common.device_name(), jax=jax.__version__, runs=runs,
+                 quick=_QUICK.value, float64_loss=not _F32_LOSS.value)
+  common.print_table(results)
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
