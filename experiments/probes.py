@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from analysis import curvature
+from analysis import curvature, grokking
 from dynamics import config_utils as cu
 from dynamics import train
 
@@ -120,6 +120,22 @@ def hessian_trace(settings, program, model):
   return train.Probe(init=lambda params, batch=None: (), apply=apply)
 
 
+def softmax_collapse(settings, program, model):
+  """Prieto et al. 2025's diagnostics on the training batch, in the run's working precision:
+  share of samples whose sum exp(z - max z) is exactly 1 (softmax collapse), share of
+  exactly-zero per-sample cross-entropy losses, and the cosine between gradient and weights."""
+  del settings, model
+
+  def probe(params, opt_state, batch):
+    del opt_state
+    logits = program.apply(params, batch["x"])
+    grads = jax.grad(program.batch_loss)(params, batch)
+    return {"share": grokking.softmax_collapse_share(logits),
+            "zero_loss_share": grokking.zero_loss_share(logits, batch["y"]),
+            "grad_weight_cosine": grokking.grad_weight_cosine(grads, params)}
+  return probe
+
+
 PROBES = {
     "weight_norm": (weight_norm, {"per_leaf": False}),
     "grad_norm": (grad_norm, {}),
@@ -129,6 +145,7 @@ PROBES = {
     # batch_size 0: the training batch size
     "batch_sharpness": (batch_sharpness, {"batch_size": 0, "num_batches": 8, "num_iters": 20}),
     "hessian_trace": (hessian_trace, {"num_probes": 20}),
+    "softmax_collapse": (softmax_collapse, {}),
 }
 
 

@@ -12,3 +12,12 @@ import tempfile  # noqa: E402
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="jax_cache_"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def reproduce_root(tmp_path_factory):
+  """One root for the quick reproductions of the whole session: the figure tests train the runs
+  and the notebooks (given it as REPRODUCE_ROOT) reuse them instead of training them again."""
+  return tmp_path_factory.mktemp("reproduce")

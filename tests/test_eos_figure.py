@@ -34,9 +34,9 @@ def test_eos_statistics_median_after_crossing():
     ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end")),
     ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",)),
 ])
-def test_quick_reproduction_writes_figure_and_report(tmp_path, figure, claim_names):
-  report = reproduce.reproduce(figure, str(tmp_path), quick=True, log=lambda *_: None)
-  out = tmp_path / f"{figure}_quick"
+def test_quick_reproduction_writes_figure_and_report(reproduce_root, figure, claim_names):
+  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)
+  out = reproduce_root / f"{figure}_quick"
   saved = json.loads((out / "report.json").read_text())
   assert saved["all_hold"] == all(c["holds"] for c in saved["claims"]) == report["all_hold"]
   assert os.path.getsize(out / f"{figure}.png") > 20_000

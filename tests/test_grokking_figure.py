@@ -49,3 +49,52 @@ def test_phase_marks_from_accuracy_curves():
                                  "test_acc": acc(0, .5, .6, .92, np.nan)},
                  {}, [{}], np.array([-1]), np.array([False]), [])
   assert grokking.phases(t) == dict(train99=20, test90=30, test99=None)
+
+
+def _tiny_sc(variant):
+  from experiments.configs import softmax_collapse as sc_cfg
+  c = sc_cfg.get_config(variant)
+  c.data.p = 11
+  c.model.widths = (16, 16)
+  c.train.update(dict(steps=100, log_every=10, chunk_steps=50, keep="every:50"))
+  return c
+
+
+def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
+  from analysis import grokking as gk
+  from experiments.figures import softmax_collapse as sc_fig
+  monkeypatch.setattr(sc_fig, "_runs", lambda quick: {
+      n: _tiny_sc("quick" if n == "softmax" else f"quick_{n}") for n in sc_fig.RUNS})
+  trajs = {n: trajectory.load(runner.run(c, str(tmp_path / n), log=lambda *_: None,
+                                         plot=False)) for n, c in sc_fig._runs(True).items()}
+  # the probe is measured on the training set with the kept params of the same step
+  t = trajs["softmax"]
+  ds, model, program, _ = runner.build(runner.resolve(_tiny_sc("quick")))
+  params = {k: v[0] for k, v in t.params(100).items()}
+  logits = model.apply(params, ds.x_train)
+  j = int(np.flatnonzero(t.steps == 100)[0])
+  np.testing.assert_allclose(t.metrics["softmax_collapse/share"][0, j],
+                             gk.softmax_collapse_share(logits))
+  np.testing.assert_allclose(t.metrics["softmax_collapse/zero_loss_share"][0, j],
+                             gk.zero_loss_share(logits, ds.y_train))
+  assert trajs["perpgrad"].config["opt"]["perpgrad"] is True
+  assert trajs["stablemax"].config["loss"]["name"] == "stablemax"
+  report = sc_fig._draw(trajs, str(tmp_path), True)
+  assert os.path.getsize(report["figures"][0]) > 20_000
+  assert len(report["claims"]) == 5
+  json.dumps(report)
+
+
+def test_grokking_sweeps_claims_from_constructed_marks():
+  from experiments.figures import grokking_sweeps as gs
+  claims = gs._claims([0.0, 0.3, 1.0, 3.0], [None, 100, 300, 900], [20, 20, 20, 20],
+                      [0.2, 0.3, 0.5, 0.7],
+                      [dict(train99=20, test90=None, test99=None),
+                       dict(train99=20, test90=400, test99=500),
+                       dict(train99=20, test90=200, test99=300),
+                       dict(train99=40, test90=60, test99=80)], 1000)
+  assert [c["holds"] for c in claims] == [True] * 6
+  claims = gs._claims([0.0, 1.0, 3.0], [50, 900, 300], [20, 20, 20], [0.2, 0.7],
+                      [dict(train99=20, test90=30, test99=40),
+                       dict(train99=40, test90=600, test99=700)], 1000)
+  assert [c["holds"] for c in claims] == [False, True, False, False, False, True]

@@ -11,9 +11,10 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_executes(path, monkeypatch):
+def test_notebook_executes(path, monkeypatch, reproduce_root):
   monkeypatch.setenv("QUICKSTART_VARIANT", "quick")
   monkeypatch.setenv("NOTEBOOK_QUICK", "1")
+  monkeypatch.setenv("REPRODUCE_ROOT", str(reproduce_root))   # reuse the figure tests' runs
   monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   nb = nbformat.read(path, as_version=4)
   NotebookClient(nb, timeout=600, kernel_name="python3",

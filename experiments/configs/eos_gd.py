@@ -9,9 +9,9 @@ rates in one vmapped program, until 99% train accuracy, with the top Hessian eig
 
 Variants: `:momentum` (heavy-ball, beta = 0.9, against (2 + 2 beta)/eta: the `eos_momentum`
 figure; 3,000 steps, no accuracy goal, since heavy-ball reaches 99% train accuracy within ~50
-steps, long before it sharpens), `:flow` (RK4 gradient flow from the same initialization, alpha = 1), `:relu` and
-`:relu_flow` (fc-relu), `:quick` and `:quick_flow` (a 500-image subset and 2x64 network, for CPU
-tests and the notebook).
+steps, long before it sharpens), `:flow` (RK4 gradient flow from the same initialization, alpha
+= 1), `:relu` and `:relu_flow` (fc-relu), `:quick` and `:quick_flow` (a 500-image subset and
+2x64 network, for CPU tests and the notebook).
 Figure: sharpness against time (step x eta) with dashed 2/eta lines, and the training loss.
 Run time (2-core CPU, measured): reproduce --quick ~35 s for both runs; full settings ~2-3 min
 (GD stops at 99% accuracy within ~200 steps; the flow takes most of the time).

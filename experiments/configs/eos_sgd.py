@@ -11,11 +11,11 @@ of the full-batch Hessian.
     python -m experiments.reproduce --figure=eos_sgd           # all batch sizes, figure, report
     python -m experiments.main --config=experiments/configs/eos_sgd.py:bs64 --workdir=/tmp/sgd64
 
-Variants: `:bsN` picks the batch size N (default 64); `:quick` (500 images, 2x64, 2,000 steps)
+Variants: `:bsN` picks the batch size N (default 64); `:quick` (500 images, 2x64, 1,500 steps)
 for CPU tests and the notebook; combine as `:quick_bs16`.
 Figure: full-batch sharpness, batch sharpness and trace against step, one color per batch size,
 with the dashed 2/eta line.
-Run time (2-core CPU, measured): --quick ~40 s for the three batch sizes; full settings ~3.5 min.
+Run time (2-core CPU, measured): --quick ~30 s for the three batch sizes; full settings ~3.5 min.
 """
 import ml_collections
 
@@ -35,7 +35,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = digits_mlp("sgd", quick)
   c.opt.learning_rate = LEARNING_RATE
   c.train.batch_size = int(sizes.pop()[2:]) if sizes else 64   # epoch-wise, without replacement
-  c.train.steps = 2000 if quick else 5000
+  c.train.steps = 1500 if quick else 5000
   c.train.log_every = 50
   c.train.chunk_steps = 1000
   c.train.keep = "none"

@@ -12,8 +12,10 @@ the progress measures.
     python -m experiments.main --config=experiments/configs/grokking.py --workdir=/tmp/grok
 
 Variants: `:quick` (p = 53, 50% train, d_model 64, d_mlp 256, lr 3e-3, 2,500 steps: groks on a
-2-core CPU), `:wd` (weight decay 0.3 / 1 / 3 as the sweep, seed 0), `:nowd` (weight decay 0),
-`:fracNN` (train fraction NN%, e.g. `:frac50`); combine with `_`, e.g. `:quick_wd`.
+2-core CPU), `:wd` (weight decay 0 / 0.3 / 1 / 3 as the sweep, seed 0), `:nowd` (weight decay
+0), `:fracNN` (train fraction NN%, e.g. `:frac50`), `:seed0` (seed 0 only); combine with `_`,
+e.g. `:quick_wd`. `--figure=grokking_sweeps` runs `:wd` and `:fracNN_seed0` for the fractions
+in TRAIN_FRACS.
 Figure: train/test loss and accuracy (log-log) for every member, W_E's Fourier norms, and the
 progress measures (restricted and excluded loss, Gini of W_E and W_L, weight norm) with the
 phases marked.
@@ -25,15 +27,16 @@ import ml_collections
 from experiments.configs.common import base_config
 
 SEEDS = (0, 1, 2, 3, 4)
-WEIGHT_DECAYS = (0.3, 1.0, 3.0)
+WEIGHT_DECAYS = (0.0, 0.3, 1.0, 3.0)
+TRAIN_FRACS = (0.2, 0.3, 0.5, 0.7)
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   parts = set(variant.split("_")) - {""}
   fracs = {v for v in parts if v.startswith("frac") and v[4:].isdigit()}
-  if parts - fracs - {"quick", "wd", "nowd"} or len(fracs) > 1 or {"wd", "nowd"} <= parts:
-    raise ValueError(f"grokking variant {variant!r} is not allowed; combine 'quick' with at most "
-                     "one of 'wd', 'nowd' and at most one 'fracNN' (e.g. 'quick_frac50')")
+  if parts - fracs - {"quick", "wd", "nowd", "seed0"} or len(fracs) > 1 or {"wd", "nowd"} <= parts:
+    raise ValueError(f"grokking variant {variant!r} is not allowed; combine 'quick', 'seed0', at "
+                     "most one of 'wd', 'nowd' and at most one 'fracNN' (e.g. 'quick_frac50')")
   quick = "quick" in parts
   c = base_config(model="transformer", data_name="modular", opt="adamw", loss="cross_entropy")
   c.data.p = 53 if quick else 113
@@ -57,7 +60,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.probes.weight_norm = ml_collections.ConfigDict()
   if "wd" in parts:
     c.sweep.opt = ml_collections.ConfigDict(dict(weight_decay=WEIGHT_DECAYS))
-  else:
+  elif "seed0" not in parts:
     c.sweep.seed = SEEDS[:3] if quick else SEEDS
   if "nowd" in parts:
     c.opt.weight_decay = 0.0

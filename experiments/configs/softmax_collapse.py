@@ -1,0 +1,52 @@
+r"""Grokking at the edge of numerical stability (Prieto et al. 2025): without weight decay,
+softmax cross-entropy in float32 drives training into Softmax Collapse and generalization
+stalls; StableMax or PerpGrad (the orthogonal gradient) restore it.
+
+Their default setup: an MLP [200, 200] without biases on the concatenated one-hot pair (a, b),
+(a + b) mod p, 40% of the pairs for training, AdamW with beta2 = 0.99 and no weight decay,
+float32 throughout. In-loop probes (every log point, on the training set): the softmax-collapse
+share (sum exp(z - max z) == 1 exactly), the share of exactly-zero losses, and the cosine
+between gradient and weights.
+
+    python -m experiments.reproduce --figure=softmax_collapse     # the three runs, figure, report
+    python -m experiments.main --config=experiments/configs/softmax_collapse.py:stablemax \
+        --workdir=/tmp/sc_stablemax
+
+Variants: `:stablemax` (StableMax cross-entropy), `:perpgrad` (AdamW on the PerpGrad-projected
+gradient), `:float64` (softmax cross-entropy computed in float64), `:quick` (p = 53, for CPU
+tests and notebooks); combine with `_`, e.g. `:quick_stablemax`.
+Figure: test accuracy, train loss, softmax-collapse share and gradient-weight cosine of the
+three runs.
+Run time (2-core CPU, measured): see experiments/figures/softmax_collapse.py's figure entry.
+"""
+import ml_collections
+
+from experiments.configs.common import base_config
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  parts = set(variant.split("_")) - {""}
+  allowed = {"quick", "stablemax", "perpgrad", "float64"}
+  if parts - allowed or len(parts & {"stablemax", "perpgrad", "float64"}) > 1:
+    raise ValueError(f"softmax_collapse variant {variant!r} is not allowed; combine 'quick' "
+                     "with at most one of 'stablemax', 'perpgrad', 'float64'")
+  quick = "quick" in parts
+  c = base_config(model="mlp", data_name="modular", opt="adamw", loss="cross_entropy")
+  c.data.p = 53 if quick else 113
+  c.data.train_frac = 0.4
+  c.data.encoding = "onehot"                 # [onehot(a), onehot(b)], width 2p
+  c.model.widths = (200, 200)
+  c.model.bias = False
+  c.model.activation = "relu"
+  c.loss.name = "stablemax" if "stablemax" in parts else "cross_entropy"
+  c.loss.float64 = "float64" in parts
+  c.opt.learning_rate = 1e-2                # at 1e-3 PerpGrad needs far more than 4k steps
+  c.opt.weight_decay = 0.0                   # the point: no weight decay
+  c.opt.b1, c.opt.b2 = 0.9, 0.99
+  c.opt.perpgrad = "perpgrad" in parts
+  c.train.steps = 4000 if quick else 20000
+  c.train.log_every = 20 if quick else 100
+  c.train.chunk_steps = 1000 if quick else 5000
+  c.train.keep = "none"
+  c.probes.softmax_collapse = ml_collections.ConfigDict()
+  return c

@@ -1,0 +1,101 @@
+"""When grokking happens: a weight-decay sweep and a train-fraction sweep (Nanda et al. 2023;
+Power et al. 2022), on the grokking config."""
+import matplotlib.pyplot as plt
+import numpy as np
+
+from analysis import plots
+from experiments.configs import grokking as grokking_cfg
+from experiments.figures import claim, save
+from experiments.figures.grokking import phases
+
+
+def _label(frac: float) -> str:
+  return f"frac{round(100 * frac)}"
+
+
+def _runs(quick):
+  q = "quick_" if quick else ""
+  runs = {"wd": grokking_cfg.get_config(q + "wd")}
+  for f in grokking_cfg.TRAIN_FRACS:
+    runs[_label(f)] = grokking_cfg.get_config(f"{q}{_label(f)}_seed0")
+  return runs
+
+
+def _curves(ax, t, i, color, label):
+  ok = np.isfinite(t.metrics["test_acc"][i])
+  ax.plot(t.steps[ok], t.metrics["test_acc"][i][ok], color=color, lw=1.4, label=label)
+  ax.plot(t.steps[ok], t.metrics["train_acc"][i][ok], color=color, lw=0.8, ls=":")
+
+
+def _draw(trajs, out, quick):
+  wd_run = trajs["wd"]
+  wds = [float(w) for w in wd_run.coords["opt.weight_decay"]]
+  fracs = [f for f in grokking_cfg.TRAIN_FRACS if _label(f) in trajs]
+  steps = wd_run.config["train"]["steps"]
+  grok_wd = [phases(wd_run, i)["test99"] for i in range(len(wds))]
+  mem_wd = [phases(wd_run, i)["train99"] for i in range(len(wds))]
+  ph_frac = [phases(trajs[_label(f)], 0) for f in fracs]
+  fig, ax = plt.subplots(1, 3, figsize=(17, 4.6))
+  for i, (w, c) in enumerate(zip(wds, plots.member_colors(len(wds)))):
+    _curves(ax[0], wd_run, i, c, f"wd={w:g}")
+  for f, c in zip(fracs, plots.member_colors(len(fracs))):
+    _curves(ax[1], trajs[_label(f)], 0, c, f"train {f:.0%}")
+  ax[0].set(title="weight decay: test accuracy (train dotted)")
+  ax[1].set(title="train fraction (wd 1): test accuracy (train dotted)")
+  for a in ax[:2]:
+    a.set(xscale="log", xlabel="step", ylim=(-0.02, 1.02))
+  never = 1.3 * steps                 # runs that never reach 99% are drawn at the top
+  y = lambda g: [never if s is None else s for s in g]
+  ax[2].plot(range(len(wds)), y(grok_wd), "o-", label="vs weight decay (axis: wd)")
+  ax[2].plot(range(len(fracs)), y([p["test99"] for p in ph_frac]), "s-",
+             label="vs train fraction (axis: fraction)")
+  ax[2].axhline(steps, color="k", ls="--", lw=1, label="end of the run (above: never)")
+  ax[2].set_xticks(range(max(len(wds), len(fracs))))
+  ax[2].set_xticklabels([f"{w:g} / {f:.0%}" for w, f in zip(wds, fracs)])
+  ax[2].set(yscale="log", title="steps to 99% test accuracy", xlabel="weight decay / fraction")
+  for a in ax:
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8)
+  p = wd_run.config["data"]["p"]
+  fig.suptitle(f"When grokking happens, (a + b) mod {p} ({'quick' if quick else 'full'}, "
+               "seed 0)", fontsize=11)
+  path = save(fig, out, "grokking_sweeps")
+  return dict(claims=_claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps), figures=[path])
+
+
+def _claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps):
+  claims = []
+  pos = [(w, g) for w, g in zip(wds, grok_wd) if w > 0]
+  if 0.0 in wds:
+    g0 = grok_wd[wds.index(0.0)]
+    claims.append(claim("weight decay 0: step of 99% test accuracy", g0,
+                        f"never within {steps:,} steps (Nanda et al.: no grokking without "
+                        "weight decay)", g0 is None))
+  claims.append(claim("weight decay > 0: steps to 99% test accuracy", [g for _, g in pos],
+                      f"every one within {steps:,} steps", all(g is not None for _, g in pos)))
+  done = [g for _, g in pos]
+  claims.append(claim(
+      f"steps to grok ordered by weight decay {[w for w, _ in pos]}", done,
+      "increasing with weight decay, as REFERENCE.md reports for Nanda et al.'s setup "
+      "(0.3: ~3k, 1: 5-10k, 3: ~20k)",
+      all(g is not None for g in done) and bool(np.all(np.diff(done) > 0))))
+  small, large = ph_frac[0], ph_frac[-1]
+  claims.append(claim(f"train fraction {fracs[0]:.0%}: step of 99% test accuracy",
+                      small["test99"], f"never within {steps:,} steps (Nanda et al.: <= 20% "
+                      "does not grok in 40k)", small["test99"] is None))
+  gap = None if large["test99"] is None or large["train99"] is None else (
+      large["test99"] - large["train99"])
+  claims.append(claim(f"train fraction {fracs[-1]:.0%}: steps between 99% train and 99% test "
+                      "accuracy", gap, f"<= {steps // 10:,} (10% of the run: generalizes at "
+                      "once, Nanda et al.: >= 60%)", gap is not None and gap <= steps // 10))
+  mid = [(f, p["test99"]) for f, p in zip(fracs[1:-1], ph_frac[1:-1])]
+  claims.append(claim(f"train fractions {[f for f, _ in mid]}: steps to 99% test accuracy",
+                      [g for _, g in mid], f"every one within {steps:,} steps (30-50% groks)",
+                      all(g is not None for _, g in mid)))
+  return claims
+
+
+FIGURES = {
+    "grokking_sweeps": ("when grokking happens: weight decay 0 / 0.3 / 1 / 3 and train "
+                        "fraction 20-70% (seed 0)", _runs, _draw),
+}
