@@ -1,0 +1,207 @@
+"""Lanczos and LOBPCG on flat symmetric operators: the eigen-solvers behind analysis.curvature.
+
+Operators are `mv(x) -> A x` on flat vectors [n] (analysis.curvature builds them from Hessian,
+Gauss-Newton or preconditioned products over a params pytree); results come back as
+curvature.Eigen with eigenvectors unravelled to pytrees. Fixed iteration counts and lax loops
+throughout, so everything is jit- and vmap-compatible. Eigenvalues are ordered ALGEBRAICALLY
+(largest first), never by magnitude.
+"""
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+_HI = jax.lax.Precision.HIGHEST
+
+# Lanczos iterations used by method='lobpcg' to estimate the bottom of the spectrum (shift).
+LOBPCG_SHIFT_ITERS = 16
+
+
+class Eigen(NamedTuple):
+  """Top eigenpairs of a symmetric operator.
+
+  Attributes:
+    eigenvalues: [k], largest algebraic first (descending); the Rayleigh quotients of the
+      returned vectors.
+    eigenvectors: pytree with the params' structure, each leaf [k, *leaf_shape]; unit norm
+      over the whole pytree; eigenvectors[j] belongs to eigenvalues[j]. Sign is arbitrary.
+    residuals: [k], ||A v - lambda v|| / max(|lambda|, tiny) (relative residual; tiny is the
+      smallest positive normal number of the dtype).
+    num_matvecs: int32 scalar array, the operator products spent (an array so that Eigen can
+      leave jit / vmap; constant for method='lanczos').
+  """
+  eigenvalues: jax.Array
+  eigenvectors: Any
+  residuals: jax.Array
+  num_matvecs: jax.Array
+
+
+# ---- Lanczos -------------------------------------------------------------------------------
+def _norm(x):
+  return jnp.sqrt(jnp.sum(x * x))
+
+
+def _orthogonalize(basis, w):
+  """w minus its projection on the rows of basis; classical Gram-Schmidt, twice (Kahan)."""
+  for _ in range(2):
+    w = w - jnp.matmul(jnp.matmul(basis, w, precision=_HI), basis, precision=_HI)
+  return w
+
+
+def lanczos(matvec: Callable, v0: jax.Array, num_iters: int,
+            key: Optional[jax.Array] = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Lanczos tridiagonalization with full re-orthogonalization (Lanczos 1950; Parlett 1998).
+
+  Builds an orthonormal basis V of the Krylov space {v0, A v0, A^2 v0, ...} with
+  T = V A V^T tridiagonal. Each new vector is re-orthogonalized against the whole stored
+  basis by classical Gram-Schmidt applied twice ("twice is enough"), so the Ritz values carry
+  no spurious copies. On breakdown (beta below ~100 eps times the largest |alpha| or beta seen,
+  i.e. an invariant subspace was found) beta is set to 0 and the iteration continues from a
+  random vector (a Gaussian vector from `key`, cyclically shifted by the step index, so no
+  random numbers are drawn inside the loop) orthogonalized against the basis (in a lax.cond:
+  outside vmap it is computed only on breakdown): T becomes block diagonal and each of its
+  eigenvalues is still a Ritz value of A. Only if num_iters > n (the space is exhausted)
+  are the extra basis vectors zero, which gives zero diagonal entries in T (spurious zero
+  Ritz values): keep num_iters <= n.
+
+  Args:
+    matvec: x -> A x on flat vectors [n] (A symmetric).
+    v0: [n] start vector (need not be normalized; if zero, a random start from key is used).
+    num_iters: number of iterations m (static); exactly m matvecs are made.
+    key: PRNG key for restarts (default PRNGKey(0)).
+
+  Returns:
+    (alphas [m], betas [m - 1], V [m, n]): T = diag(alphas) + diag(betas, +-1) and the
+    orthonormal basis (rows), all in v0's dtype.
+  """
+  num_iters = int(num_iters)
+  if num_iters < 1:
+    raise ValueError(f"num_iters={num_iters} must be >= 1")
+  v0 = jnp.asarray(v0)
+  if v0.ndim != 1 or not jnp.issubdtype(v0.dtype, jnp.floating):
+    raise ValueError(f"v0 must be a flat floating-point vector; got {v0.shape} {v0.dtype}")
+  n, dtype, m = v0.shape[0], v0.dtype, num_iters
+  key = jax.random.PRNGKey(0) if key is None else key
+  tiny = jnp.finfo(dtype).tiny
+  tol = 100 * jnp.finfo(dtype).eps
+
+  r0 = jax.random.normal(key, (n,), dtype)
+  r0 = r0 / _norm(r0)
+  nv0 = _norm(v0)
+  v = jnp.where(nv0 > tiny, v0 / jnp.maximum(nv0, tiny), r0)
+
+  def body(i, carry):
+    basis, alphas, betas, v, scale = carry
+    basis = basis.at[i].set(v)
+    w = matvec(v)
+    alpha = jnp.sum(v * w)
+    w = _orthogonalize(basis, w)
+    beta = _norm(w)
+    scale = jnp.maximum(scale, jnp.maximum(jnp.abs(alpha), beta))
+    broke = beta <= tol * scale
+
+    def restart(basis):
+      # A fresh direction: the random vector r0 rotated by i, orthogonalized to the basis.
+      r = _orthogonalize(basis, jnp.roll(r0, i))
+      r = r / jnp.maximum(_norm(r), tiny)
+      return jnp.where(i + 1 < n, r, jnp.zeros_like(r))   # the space is exhausted: zero
+
+    v_next = jax.lax.cond(broke, restart, lambda _: w / jnp.maximum(beta, tiny), basis)
+    alphas = alphas.at[i].set(alpha)
+    betas = betas.at[i].set(jnp.where(broke, jnp.zeros_like(beta), beta))
+    return basis, alphas, betas, v_next, scale
+
+  init = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype), v,
+          jnp.zeros((), dtype))
+  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, body, init)
+  return alphas, betas[:m - 1], basis
+
+
+def _tridiagonal(alphas, betas):
+  return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
+
+
+def _finish(mv, unravel, vectors, num_matvecs):
+  """Eigen from approximate eigenvectors [k, n]: Rayleigh quotients, sorting, residuals."""
+  dtype = vectors.dtype
+  tiny = jnp.finfo(dtype).tiny
+  norms = jnp.sqrt(jnp.sum(vectors * vectors, axis=1, keepdims=True))
+  vectors = vectors / jnp.maximum(norms, tiny)
+  av = jax.vmap(mv)(vectors)
+  lam = jnp.sum(vectors * av, axis=1)
+  order = jnp.argsort(-lam)
+  lam, vectors, av = lam[order], vectors[order], av[order]
+  res = jnp.sqrt(jnp.sum(jnp.square(av - lam[:, None] * vectors), axis=1))
+  res = res / jnp.maximum(jnp.abs(lam), tiny)
+  k = vectors.shape[0]
+  return Eigen(eigenvalues=lam, eigenvectors=jax.vmap(unravel)(vectors), residuals=res,
+               num_matvecs=jnp.asarray(num_matvecs + k, jnp.int32))
+
+
+def _flat_block(v0, n, dtype):
+  """v0 (pytree, leaves with a leading [j] axis) as [j, n]."""
+  block = jax.vmap(lambda t: ravel_pytree(t)[0])(v0).astype(dtype)
+  if block.ndim != 2 or block.shape[1] != n:
+    raise ValueError(f"v0 must have the params' structure with a leading [k] axis on every "
+                     f"leaf; it flattens to {block.shape}, expected [k, {n}]")
+  return block
+
+
+def _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, noise):
+  n, dtype = flat.shape[0], flat.dtype
+  m = min(int(num_iters), n)
+  if not 1 <= k <= m:
+    raise ValueError(f"k={k} must lie in [1, min(num_iters, n)] = [1, {m}]")
+  k_start, k_restart = jax.random.split(key)
+  r = jax.random.normal(k_start, (n,), dtype)
+  r = r / _norm(r)
+  if v0 is None:
+    start = r
+  else:
+    s = jnp.sum(_flat_block(v0, n, dtype), axis=0)
+    ns = _norm(s)
+    tiny = jnp.finfo(dtype).tiny
+    start = jnp.where(ns > tiny, s / jnp.maximum(ns, tiny), jnp.zeros_like(s)) + noise * r
+  alphas, betas, basis = lanczos(mv, start, m, key=k_restart)
+  _, y = jnp.linalg.eigh(_tridiagonal(alphas, betas))
+  y = y[:, ::-1][:, :k]                                       # top k Ritz vectors of T
+  vectors = jnp.matmul(y.T, basis, precision=_HI)             # [k, n]
+  return _finish(mv, unravel, vectors, m)
+
+
+def _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, noise):
+  from jax.experimental.sparse.linalg import lobpcg_standard
+  n, dtype = flat.shape[0], flat.dtype
+  if not 0 < 5 * k < n:
+    raise ValueError(f"method='lobpcg' needs 0 < 5 * k < n; got k={k}, n={n}")
+  k_shift, k_start, k_restart = jax.random.split(key, 3)
+  # Shift: lobpcg_standard keeps the k LARGEST ALGEBRAIC Ritz values of each Rayleigh-Ritz
+  # step (eigh, descending), but zero columns that its basis truncation leaves give spurious
+  # zero Ritz values (and zero X columns) once the wanted eigenvalues are negative, and its
+  # convergence test assumes theta >= 0. So we run it on A + s I with s >= -lambda_min(A):
+  # s = max(0, 0.1 (t_max - t_min) - t_min) from the extreme Ritz values t of a short Lanczos
+  # run (Ritz values lie inside the spectrum; the margin covers t_min's error).
+  ms = min(LOBPCG_SHIFT_ITERS, n)
+  r0 = jax.random.normal(k_shift, (n,), dtype)
+  a, b, _ = lanczos(mv, r0, ms, key=k_restart)
+  t = jnp.linalg.eigvalsh(_tridiagonal(a, b))
+  shift = jax.lax.stop_gradient(jnp.maximum(0.0, 0.1 * (t[-1] - t[0]) - t[0]).astype(dtype))
+  rand = jax.random.normal(k_start, (n, k), dtype)
+  rand = rand / jnp.sqrt(jnp.sum(rand * rand, axis=0, keepdims=True))
+  if v0 is None:
+    x0 = rand
+  else:
+    block = _flat_block(v0, n, dtype)
+    if block.shape[0] != k:
+      raise ValueError(f"method='lobpcg' needs v0 with a leading axis of k={k}; got "
+                       f"{block.shape[0]}")
+    x0 = block.T + noise * rand      # a block start: one column per previous eigenvector
+
+  def shifted(x):                    # [n, c] -> [n, c]
+    return jax.vmap(mv, in_axes=1, out_axes=1)(x) + shift * x
+
+  _, u, iters = lobpcg_standard(shifted, x0, m=int(num_iters))
+  # Matvecs: the shift's Lanczos, A X at start, 4k per iteration (A [X, P, R] and A X).
+  used = ms + k + 4 * k * jnp.asarray(iters, jnp.int32)
+  return _finish(mv, unravel, u.T, used)
