@@ -38,10 +38,10 @@ class Figure(NamedTuple):
 
 def _registry() -> dict[str, Figure]:
   from experiments.figures import (eos, eos_adam, eos_sgd, grokking, grokking_sweeps,
-                                   hessian_spectrum, softmax_collapse)
+                                   hessian_spectrum, lottery, softmax_collapse)
   specs = {}
   for module in (eos, eos_adam, eos_sgd, hessian_spectrum, grokking, grokking_sweeps,
-                 softmax_collapse):
+                 softmax_collapse, lottery):
     specs.update(module.FIGURES)
   return {name: Figure(*spec) for name, spec in specs.items()}
 
