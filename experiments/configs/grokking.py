@@ -19,8 +19,8 @@ in TRAIN_FRACS.
 Figure: train/test loss and accuracy (log-log) for every member, W_E's Fourier norms, and the
 progress measures (restricted and excluded loss, Gini of W_E and W_L, weight norm) with the
 phases marked.
-Run time: --quick ~3 min on a 2-core CPU (measured); the full configuration is a GPU job
-(13.9 GFLOP per step per seed).
+Run time: --quick ~3 min on a 2-core CPU (measured); --figure=grokking_sweeps --quick ~10 min;
+the full configuration is a GPU job (13.9 GFLOP per step per seed).
 """
 import ml_collections
 
