@@ -33,20 +33,24 @@ def plot_metric(ax, traj: Trajectory, name: str, log_y: bool = False, title: str
   return ax
 
 
-def training_curves(traj: Trajectory, out_dir: str, filename: str = "training_curves.png"):
-  """Loss (log scale) and accuracy, train solid and test dashed, for every member."""
-  os.makedirs(out_dir, exist_ok=True)
-  has_test = "test_loss" in traj.metrics
-  fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
+def loss_and_accuracy(ax_l, ax_a, traj: Trajectory) -> None:
+  """Loss (log scale) on ax_l and accuracy on ax_a, train solid and test dashed, every member."""
   plot_metric(ax_l, traj, "train_loss", log_y=True, title="loss (train solid, test dashed)")
   plot_metric(ax_a, traj, "train_acc", title="accuracy (train solid, test dashed)")
-  if has_test:
+  if "test_loss" in traj.metrics:
     plot_metric(ax_l, traj, "test_loss", log_y=True, style="--", label=False,
                 title="loss (train solid, test dashed)")
     plot_metric(ax_a, traj, "test_acc", style="--", label=False,
                 title="accuracy (train solid, test dashed)")
   ax_a.set_ylim(-0.02, 1.02)
   ax_l.legend(fontsize=8, loc="best")
+
+
+def training_curves(traj: Trajectory, out_dir: str, filename: str = "training_curves.png"):
+  """Loss (log scale) and accuracy, train solid and test dashed, for every member."""
+  os.makedirs(out_dir, exist_ok=True)
+  fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(11, 4.2))
+  loss_and_accuracy(ax_l, ax_a, traj)
   cfg = traj.config
   fig.suptitle(f"{cfg['model']['name']} on {cfg['data']['name']}, {cfg['opt']['name']}, "
                f"{cfg['loss']['name']} loss", fontsize=11)

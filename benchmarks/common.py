@@ -80,6 +80,15 @@ def measure_training(config, repeats: int, peak_override: float = 0.0) -> dict:
               fraction_of_peak=achieved / peak if peak else None)
 
 
+def report(results: dict, out: str = "") -> None:
+  """Prints the table of a training benchmark's results and writes them as JSON to `out`."""
+  print_table(results)
+  if out:
+    import json
+    with open(out, "w") as f:
+      json.dump(results, f, indent=1)
+
+
 def print_table(results: dict) -> None:
   print(f"device: {results['device']}  jax {results['jax']}")
   print(f"{'members':>8} {'ms/step':>9} {'ms/step/member':>15} {'member-steps/s':>15} "

@@ -9,8 +9,6 @@ training pairs, float32 at 'highest' precision with float64 cross-entropy (the c
 defaults; --float32_loss for the float32 loss). Prints ms/step, ms/step per run, and achieved
 TFLOP/s against the device's fp32 peak (XLA's FLOP count for one step of all members).
 """
-import json
-
 import jax
 from absl import app, flags
 
@@ -45,10 +43,7 @@ def main(argv):
           for n in (1, _SEEDS.value)]
   results = dict(device=common.device_name(), jax=jax.__version__, runs=runs,
                  quick=_QUICK.value, float64_loss=not _F32_LOSS.value)
-  common.print_table(results)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      json.dump(results, f, indent=1)
+  common.report(results, _OUT.value)
 
 
 if __name__ == "__main__":

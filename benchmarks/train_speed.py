@@ -10,8 +10,6 @@ of --members learning rates as one vmapped program. Times are whole compiled chu
 (steps_per_chunk steps with one log point per log_every steps, metrics included), after a
 warm-up chunk that compiles. FLOPs are XLA's count for one step of all members.
 """
-import json
-
 import jax
 import numpy as np
 from absl import app, flags
@@ -48,10 +46,7 @@ def main(argv):
   del argv
   results = dict(device=common.device_name(), jax=jax.__version__,
                  runs=[measure(1), measure(_MEMBERS.value)])
-  common.print_table(results)
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
-      json.dump(results, f, indent=1)
+  common.report(results, _OUT.value)
 
 
 if __name__ == "__main__":

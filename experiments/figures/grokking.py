@@ -97,15 +97,9 @@ def _draw(trajs, out, quick):
   ph = phases(t, member=0)
   fig, ax = plt.subplots(2, 3, figsize=(17, 9))
   ax = ax.ravel()
-  plots.plot_metric(ax[0], t, "train_loss", log_y=True, title="loss (train solid, test dashed)")
-  plots.plot_metric(ax[0], t, "test_loss", log_y=True, style="--", label=False,
-                    title="loss (train solid, test dashed)")
-  plots.plot_metric(ax[1], t, "train_acc", title="accuracy (train solid, test dashed)")
-  plots.plot_metric(ax[1], t, "test_acc", style="--", label=False,
-                    title="accuracy (train solid, test dashed)")
+  plots.loss_and_accuracy(ax[0], ax[1], t)
   for a in ax[:2]:
     a.set_xscale("log")
-  ax[0].legend(fontsize=8)
   k = np.arange(1, len(pm["W_E_norms"]) + 1)
   ax[2].bar(k, pm["W_E_norms"], color=["tab:red" if f in pm["keys"] else "tab:gray" for f in k])
   ax[2].set(title=f"W_E Fourier norms at the end ({t.label(0)}); red: key frequencies",

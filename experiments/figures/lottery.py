@@ -152,13 +152,7 @@ def _draw(trajs, out, quick):
   K, s = lm["K"], lm["steps"]
   fig, ax = plt.subplots(2, 4, figsize=(21, 9))
   ax = ax.ravel()
-  plots.plot_metric(ax[0], t, "train_loss", log_y=True, title="loss (train solid, test dashed)")
-  plots.plot_metric(ax[0], t, "test_loss", log_y=True, style="--", label=False,
-                    title="loss (train solid, test dashed)")
-  plots.plot_metric(ax[1], t, "train_acc", title="accuracy (train solid, test dashed)")
-  plots.plot_metric(ax[1], t, "test_acc", style="--", label=False,
-                    title="accuracy (train solid, test dashed)")
-  ax[0].legend(fontsize=8)
+  plots.loss_and_accuracy(ax[0], ax[1], t)
   for a in ax[:2]:
     a.set_xscale("log")
   colors = plots.member_colors(t.n_members)
