@@ -6,9 +6,10 @@
                                        completed with the defaults
   load(cfg) -> Dataset                 validate, fill defaults, call the builder
 
-Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'linear_teacher', 'gaussian_clusters',
-'xor_clusters', 'teacher_student' (synthetic), 'modular' (modular arithmetic, grokking),
-'cifar10', 'mnist' (local files in data.path).
+Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
+CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'teacher_student'
+(synthetic), 'modular' (modular arithmetic, grokking), 'cifar10', 'mnist' (local files in
+data.path).
 """
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from dynamics.data.base import Dataset
 
 DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.ConfigDict]]] = {
     "digits": (digits.load_digits, digits.default_config),
+    "cifar_digits": (digits.load_cifar_digits, digits.cifar_digits_config),
     "linear_teacher": (synthetic.linear_teacher, synthetic.config_fn("linear_teacher")),
     "gaussian_clusters": (synthetic.gaussian_clusters, synthetic.config_fn("gaussian_clusters")),
     "xor_clusters": (synthetic.xor_clusters, synthetic.config_fn("xor_clusters")),
@@ -31,7 +33,8 @@ DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.Co
 
 # Value checks on a complete set of fields (without `name`); cheap, never read data files.
 _CHECKS: dict[str, Callable[[dict], None]] = {
-    "digits": digits.check, **synthetic.CHECKS, "modular": modular.check, **files.CHECKS}
+    "digits": digits.check, "cifar_digits": digits.check_cifar_digits, **synthetic.CHECKS,
+    "modular": modular.check, **files.CHECKS}
 
 __all__ = ["DATASETS", "Dataset", "default_config", "validate", "load"]
 

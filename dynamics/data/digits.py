@@ -86,3 +86,72 @@ def load_digits(seed: int = 0, n_train: int = 0, n_test: int = 297, classes=None
   return Dataset(x_train.reshape(shape).astype(np.float32), y_train.astype(np.int32),
                  x_test.reshape(shape).astype(np.float32), y_test.astype(np.int32),
                  len(kept), info)
+
+
+# ---- "CIFAR-shaped digits" -------------------------------------------------------------------
+# CIFAR-10 channel statistics (of images scaled to [0, 1]), as torchvision examples use them.
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+CIFAR_DIGITS_DEFAULTS = dict(classes=[0, 1, 2, 3], per_class=250, flatten=True)
+
+
+def cifar_digits_config() -> ml_collections.ConfigDict:
+  """Every field of the 'cifar_digits' dataset with its default."""
+  return ml_collections.ConfigDict(dict(name="cifar_digits", **CIFAR_DIGITS_DEFAULTS))
+
+
+def check_cifar_digits(c: dict) -> None:
+  """Raises ConfigError for a bad value among the (complete) fields `c`."""
+  common.check_classes("classes", c["classes"], NUM_CLASSES)
+  if c["classes"] is None:
+    raise cu.ConfigError("data.classes=None is not allowed for 'cifar_digits'; give the digit "
+                         "ids, e.g. (0, 1, 2, 3)")
+  _, y = _raw()
+  most = 2 * min(int(np.sum(y == k)) for k in c["classes"])
+  common.check_int("per_class", c["per_class"], 1, most)
+  common.check_bool("flatten", c["flatten"])
+
+
+def _shift_right(img_hxw: np.ndarray) -> np.ndarray:
+  out = np.zeros_like(img_hxw)
+  out[:, 1:] = img_hxw[:, :-1]
+  return out
+
+
+def load_cifar_digits(classes=(0, 1, 2, 3), per_class: int = 250,
+                      flatten: bool = True) -> Dataset:
+  """Digits dressed as a CIFAR-10 subset: the data of the central-flow speed configuration.
+
+  For each class in `classes` (labelled 0, 1, ... in that order): its images in the dataset's
+  order, then the same images shifted one pixel to the right (column 0 zero), the first
+  `per_class` of those; each 8x8 image scaled from 0..16 to 0..255, enlarged to 32x32 by 4x4
+  pixel replication, repeated on three channels and normalized per channel with CIFAR-10's
+  mean and std (times 255). Everything is training data (no test split), class by class.
+
+  Args:
+    classes: digit ids.
+    per_class: images per class (at most twice the smallest class).
+    flatten: [N, 3072] (channel-major, as a flattened [3, 32, 32] tensor) if True, else
+      [N, 3, 32, 32].
+
+  Returns:
+    A Dataset with N = len(classes) * per_class training examples and an empty test set.
+  """
+  check_cifar_digits(dict(classes=classes, per_class=per_class, flatten=flatten))
+  x, y = _raw()
+  imgs, labels = [], []
+  for label, k in enumerate(classes):
+    orig = x[y == k].reshape(-1, 8, 8)
+    both = np.concatenate([orig, np.stack([_shift_right(im) for im in orig])])[:per_class]
+    imgs.append(both)
+    labels.append(np.full(per_class, label, np.int32))
+  img = np.concatenate(imgs).astype(np.float64) * (255.0 / 16.0)          # [N, 8, 8], 0..255
+  img = np.repeat(np.repeat(img, 4, axis=1), 4, axis=2)                    # [N, 32, 32]
+  mean = 255.0 * np.asarray(CIFAR_MEAN).reshape(1, 3, 1, 1)
+  std = 255.0 * np.asarray(CIFAR_STD).reshape(1, 3, 1, 1)
+  chw = (img[:, None] - mean) / std                                        # [N, 3, 32, 32]
+  x_out = chw.reshape(chw.shape[0], -1) if flatten else chw
+  empty = np.zeros((0,) + x_out.shape[1:], np.float32)
+  return Dataset(x_out.astype(np.float32), np.concatenate(labels), empty,
+                 np.zeros((0,), np.int32), len(classes),
+                 dict(class_names=[str(k) for k in classes]))
