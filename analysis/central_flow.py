@@ -28,6 +28,7 @@ norm ||grad L||^2 + sum_i X_ii ||H u_i||^2.
 Everything works on flat parameter vectors (jax.flatten_util.ravel_pytree) and computes in
 the params' dtype; float64 is recommended (the flow differentiates three times).
 """
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -51,8 +52,12 @@ class Terms(NamedTuple):
   HU: jax.Array          # [k, n], H u_i
 
 
-def terms(loss_fn: Callable, params: Any, batch: Any, U_kxn: jax.Array) -> Terms:
-  """Loss, gradient, M = U^T H U, its third-derivative gradient g and H U at params."""
+def terms(loss_fn: Callable, params: Any, batch: Any, U_kxn: jax.Array,
+          third: bool = True) -> Terms:
+  """Loss, gradient, M = U^T H U, its third-derivative gradient g and H U at params.
+
+  third=False leaves g at zero (the stable flow needs no third derivatives).
+  """
   flat, unravel = ravel_pytree(params)
   f = lambda x: loss_fn(unravel(x), batch)
 
@@ -64,7 +69,8 @@ def terms(loss_fn: Callable, params: Any, batch: Any, U_kxn: jax.Array) -> Terms
 
   loss, grad = jax.value_and_grad(f)(flat)
   HU = hu(flat)
-  g = jax.jacrev(m)(flat)  # [k, k, n]
+  k = U_kxn.shape[0]
+  g = jax.jacrev(m)(flat) if third else jnp.zeros((k, k, flat.size), flat.dtype)  # [k, k, n]
   return Terms(loss, grad, jnp.matmul(U_kxn, HU.T, precision=_HI), g, HU)
 
 
@@ -105,12 +111,18 @@ def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_
   `substeps` Euler substeps of dt = 1/substeps, each solving the complementarity problem
   (warm-started from the previous X). jit-compatible (lax.scan).
 
+  threshold (a Python float, static) = float('inf') integrates the stable (gradient) flow with the same substeps and
+  logging (X = 0 throughout).
+
   Returns:
     (params at the end, Step with a leading [num_steps] axis; entry s describes the state at
     the start of step s).
   """
   flat0, unravel = ravel_pytree(params)
   dt = 1.0 / substeps
+  # threshold=inf: no direction can be active, X = 0: the stable (gradient) flow, for which
+  # the third derivatives are skipped
+  stable = not math.isfinite(threshold)
 
   def eig(flat, v0, iters):
     e = curvature.top_eigenpairs(loss_fn, unravel(flat), batch, k=k, num_iters=iters, v0=v0)
@@ -120,7 +132,7 @@ def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_
 
   def substep(carry, _):
     flat, U, X = carry
-    t = terms(loss_fn, unravel(flat), batch, U)
+    t = terms(loss_fn, unravel(flat), batch, U, third=stable is False)
     A0, B, active = sdcp_inputs(t, eta, dt, threshold)
     X, _ = solve_psd_lcp(A0, B, X_init=X)
     return (flat + dt * velocity(t, X, eta), U, X), (t, X, active)

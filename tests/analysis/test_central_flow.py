@@ -61,7 +61,7 @@ def test_central_flow_tracks_time_averaged_gd_at_the_edge_of_stability(problem):
   p0, _ = jax.jit(lambda p: gd(p, T0))(params)
   _, (gd_loss, gd_w) = jax.jit(lambda p: gd(p, T + 1))(p0)
   run = jax.jit(lambda p, thr: cf.gd_central_flow(loss_fn, p, batch, eta, T, k=3,
-                                                    threshold=thr))
+                                                    threshold=thr), static_argnums=1)
   p_cf, logs = run(p0, cf.THRESHOLD)
   p_gf, flow = run(p0, np.inf)                # no active direction: the stable (gradient) flow
   S = np.asarray(logs.sharpness) * eta / 2

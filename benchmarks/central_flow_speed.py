@@ -1,0 +1,77 @@
+r"""Central-flow speed on the configuration of the public minimal GD example, on
+"CIFAR-shaped digits" (dynamics/data 'cifar_digits': 1,000 images of 4 classes, 3x32x32).
+
+    python -m benchmarks.central_flow_speed                  # 3 timed steps, then the estimate
+    python -m benchmarks.central_flow_speed --steps=400      # the whole run
+
+MLP 3072-256-256-4 with GELU and PyTorch-default init, MSE, full-batch GD at lr 0.02; the
+central flow with 4 Euler substeps and 3 tracked eigenvalues (analysis.central_flow, float64 by
+default), and the stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of
+each (compile excluded) and the projected total for 400 steps. The public PyTorch code takes
+1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not run without CUDA.
+"""
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from analysis import central_flow
+from benchmarks import common
+from dynamics import data, losses, models
+
+_STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
+_FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
+_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+
+LR, K, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = 0.02, 3, 4, 10, 400
+
+
+def setup(dtype):
+  ds = data.load(dict(name="cifar_digits"))
+  model = models.build(dict(name="mlp", widths=(256, 256), activation="gelu", init="torch"),
+                       in_dim=ds.in_dim, out_dim=ds.out_dim)
+  params = model.init(jax.random.PRNGKey(0), dtype=dtype)
+  batch = {"x": jnp.asarray(ds.x_train, dtype), "y": jnp.asarray(ds.y_train)}
+  loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
+  return loss_fn, params, batch
+
+
+def seconds_per_step(loss_fn, params, batch, steps, substeps, threshold):
+  run = jax.jit(lambda p: central_flow.gd_central_flow(
+      loss_fn, p, batch, LR, steps, k=K, substeps=substeps, threshold=threshold))
+  jax.block_until_ready(run(params))          # compile (and one warm-up run)
+  t = time.perf_counter()
+  _, logs = jax.block_until_ready(run(params))
+  return (time.perf_counter() - t) / steps, logs
+
+
+def main(argv):
+  del argv
+  if not _FLOAT32.value:
+    jax.config.update("jax_enable_x64", True)
+  dtype = jnp.float32 if _FLOAT32.value else jnp.float64
+  with jax.default_matmul_precision("highest"):
+    loss_fn, params, batch = setup(dtype)
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+    cf, logs = seconds_per_step(loss_fn, params, batch, _STEPS.value, CF_SUBSTEPS,
+                                central_flow.THRESHOLD)
+    gf, _ = seconds_per_step(loss_fn, params, batch, _STEPS.value, GF_SUBSTEPS, np.inf)
+  res = dict(device=common.device_name(), jax=jax.__version__, params=n,
+             dtype=str(np.dtype(dtype)), steps_timed=_STEPS.value,
+             central_flow_s_per_step=cf, stable_flow_s_per_step=gf,
+             central_flow_400_steps_s=cf * TOTAL,
+             sharpness_first_step=float(logs.sharpness[0]))
+  print(f"device: {res['device']}  jax {res['jax']}  {n:,} parameters, {res['dtype']}")
+  print(f"central flow ({CF_SUBSTEPS} substeps, {K} eigenvalues): {cf:.3f} s/step, "
+        f"{TOTAL} steps ~ {cf * TOTAL / 60:.1f} min")
+  print(f"stable flow ({GF_SUBSTEPS} substeps): {gf:.3f} s/step")
+  if _OUT.value:
+    with open(_OUT.value, "w") as f:
+      json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
