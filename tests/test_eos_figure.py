@@ -33,6 +33,7 @@ def test_eos_statistics_median_after_crossing():
     ("eos_adam", ("median of lambda_max(P^-1 H)/38",)),
     ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end")),
     ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",)),
+    ("central_flow_gd", ("predicted time-averaged loss", "GD midpoint")),
 ])
 def test_quick_reproduction_writes_figure_and_report(reproduce_root, figure, claim_names):
   report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)
