@@ -138,8 +138,12 @@ def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_
     return (flat + dt * velocity(t, X, eta), U, X), (t, X, active)
 
   def step(carry, _):
-    flat, U, X = carry
-    U, _ = eig(flat, _as_tree(U, unravel), lanczos_iters)
+    flat, U_old, X = carry
+    U, _ = eig(flat, _as_tree(U_old, unravel), lanczos_iters)
+    # carry X into the new basis (eigenvectors may swap order or sign): X <- R X R^T with
+    # R = U U_old^T; only the solver's warm start, the solution itself is unique
+    R = jnp.matmul(U, U_old.T, precision=_HI)
+    X = jnp.matmul(jnp.matmul(R, X, precision=_HI), R.T, precision=_HI)
     (flat, U, X), (ts, Xs, actives) = jax.lax.scan(substep, (flat, U, X), None,
                                                    length=substeps)
     t, X0, active = jax.tree.map(lambda a: a[0], (ts, Xs, actives))

@@ -44,7 +44,8 @@ def processes(c) -> dict:
   # eigenvector tracking with a cold Lanczos solve
   seg = c.steps // SEGMENTS
   run = jax.jit(lambda p, thr: cf.gd_central_flow(loss_fn, p, batch, eta, seg, k=c.k,
-                                                    substeps=c.substeps, threshold=thr),
+                                                    substeps=c.substeps, threshold=thr,
+                                                    lanczos_iters=c.lanczos_iters),
                 static_argnums=1)
   out = {"cf": [], "gf": []}
   dist = {"cf": [], "gf": []}
