@@ -111,8 +111,8 @@ def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_
   `substeps` Euler substeps of dt = 1/substeps, each solving the complementarity problem
   (warm-started from the previous X). jit-compatible (lax.scan).
 
-  threshold (a Python float, static) = float('inf') integrates the stable (gradient) flow with the same substeps and
-  logging (X = 0 throughout).
+  threshold is a Python float (static); float('inf') integrates the stable (gradient) flow
+  with the same substeps and logging (X = 0 throughout).
 
   Returns:
     (params at the end, Step with a leading [num_steps] axis; entry s describes the state at
@@ -126,33 +126,32 @@ def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_
 
   def eig(flat, v0, iters):
     e = curvature.top_eigenpairs(loss_fn, unravel(flat), batch, k=k, num_iters=iters, v0=v0)
-    return jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype), e
+    return jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
 
-  U0, _ = eig(flat0, None, 3 * lanczos_iters)
+  U0 = eig(flat0, None, 3 * lanczos_iters)
 
   def substep(carry, _):
     flat, U, X = carry
     t = terms(loss_fn, unravel(flat), batch, U, third=stable is False)
     A0, B, active = sdcp_inputs(t, eta, dt, threshold)
     X, _ = solve_psd_lcp(A0, B, X_init=X)
-    return (flat + dt * velocity(t, X, eta), U, X), (t, X, active)
+    # only the small log leaves the scan (never g [k, k, n] per substep)
+    log = Step(loss=t.loss, predicted_loss=t.loss + jnp.trace(X) / eta,
+               predicted_grad_sq=jnp.sum(t.grad ** 2)
+               + jnp.sum(jnp.diagonal(X) * jnp.sum(t.HU ** 2, axis=1)),
+               sharpness=t.M[0, 0], eigenvalues=jnp.diagonal(t.M), X=X,
+               num_active=jnp.sum(active.astype(jnp.int32)))
+    return (flat + dt * velocity(t, X, eta), U, X), log
 
   def step(carry, _):
     flat, U_old, X = carry
-    U, _ = eig(flat, _as_tree(U_old, unravel), lanczos_iters)
+    U = eig(flat, _as_tree(U_old, unravel), lanczos_iters)
     # carry X into the new basis (eigenvectors may swap order or sign): X <- R X R^T with
     # R = U U_old^T; only the solver's warm start, the solution itself is unique
     R = jnp.matmul(U, U_old.T, precision=_HI)
     X = jnp.matmul(jnp.matmul(R, X, precision=_HI), R.T, precision=_HI)
-    (flat, U, X), (ts, Xs, actives) = jax.lax.scan(substep, (flat, U, X), None,
-                                                   length=substeps)
-    t, X0, active = jax.tree.map(lambda a: a[0], (ts, Xs, actives))
-    log = Step(loss=t.loss, predicted_loss=t.loss + jnp.trace(X0) / eta,
-               predicted_grad_sq=jnp.sum(t.grad ** 2)
-               + jnp.sum(jnp.diagonal(X0) * jnp.sum(t.HU ** 2, axis=1)),
-               sharpness=t.M[0, 0], eigenvalues=jnp.diagonal(t.M), X=X0,
-               num_active=jnp.sum(active.astype(jnp.int32)))
-    return (flat, U, X), log
+    (flat, U, X), logs = jax.lax.scan(substep, (flat, U, X), None, length=substeps)
+    return (flat, U, X), jax.tree.map(lambda a: a[0], logs)   # the step's first substep
 
   X0 = jnp.zeros((k, k), flat0.dtype)
   (flat, _, _), logs = jax.lax.scan(step, (flat0, U0, X0), None, length=num_steps)

@@ -44,36 +44,24 @@ def test_terms_match_dense_hessian_and_finite_differences(problem):
 
 
 def test_central_flow_tracks_time_averaged_gd_at_the_edge_of_stability(problem):
-  loss_fn, params, batch = problem
-  eta, T, T0 = 0.5, 200, 30
-  S0 = float(curvature.top_eigenpairs(loss_fn, params, batch, k=1, num_iters=60)
-             .eigenvalues[0])
-  assert S0 > 2 / eta     # unstable at initialization: GD catapults first, then sits at EoS
-
-  def gd(p, n):
-    def body(p, _):
-      l, g = jax.value_and_grad(loss_fn)(p, batch)
-      return jax.tree.map(lambda a, b: a - eta * b, p, g), (l, ravel_pytree(p)[0])
-    return jax.lax.scan(body, p, None, length=n)
-
-  # the flows start from GD's iterate after the catapult (the central flow describes the
-  # oscillation around the edge, not the escape from an unstable start)
-  p0, _ = jax.jit(lambda p: gd(p, T0))(params)
-  _, (gd_loss, gd_w) = jax.jit(lambda p: gd(p, T + 1))(p0)
-  run = jax.jit(lambda p, thr: cf.gd_central_flow(loss_fn, p, batch, eta, T, k=3,
-                                                    threshold=thr), static_argnums=1)
-  p_cf, logs = run(p0, cf.THRESHOLD)
-  p_gf, flow = run(p0, np.inf)                # no active direction: the stable (gradient) flow
-  S = np.asarray(logs.sharpness) * eta / 2
+  # GD, central flow and stable flow side by side, from GD's iterate after its catapult (the
+  # central flow describes the oscillation at the edge, not the escape from an unstable start)
+  from experiments.configs import central_flow_gd
+  from experiments.figures import central_flow as fig_cf
+  c = central_flow_gd.get_config("quick")
+  loss_fn, params, batch = problem                 # the same network, data and init as c
+  assert (c.n_train, tuple(c.widths), c.seed) == (200, (32,), 0)
+  S0 = curvature.top_eigenpairs(loss_fn, params, batch, k=1, num_iters=60).eigenvalues[0]
+  assert float(S0) > 2 / c.learning_rate     # unstable at initialization: GD catapults first
+  r = fig_cf.processes(c)
+  eta, T = r["eta"], c.steps
+  S = np.asarray(r["cf"].sharpness) * eta / 2
   assert np.all(np.abs(S[25:] - 1) < 1e-3)    # pinned at 2/eta
-  assert np.asarray(flow.sharpness)[-1] * eta / 2 > 1.1      # gradient flow sharpens past it
-  assert np.all(np.asarray(flow.X) == 0)
+  assert np.asarray(r["gf"].sharpness)[-1] * eta / 2 > 1.1   # gradient flow sharpens past it
+  assert np.all(np.asarray(r["gf"].X) == 0)
   # predicted time-averaged loss against GD's loss averaged over a 10-step window
-  avg = np.convolve(np.asarray(gd_loss), np.ones(10) / 10, mode="same")
-  ratio = np.asarray(logs.predicted_loss)[10:T - 10] / avg[10:T - 10]
+  avg = np.convolve(r["gd_loss"], np.ones(10) / 10, mode="same")
+  ratio = np.asarray(r["cf"].predicted_loss)[10:T - 10] / avg[10:T - 10]
   assert 0.9 < np.median(ratio) < 1.1 and np.all((ratio > 0.6) & (ratio < 1.6))
   # GD's midpoint (w_{T-1} + 2 w_T + w_{T+1}) / 4 is far closer to the central flow
-  mid = (gd_w[T - 1] + 2 * gd_w[T] + gd_w[T + 1]) / 4
-  d_cf = float(jnp.linalg.norm(mid - ravel_pytree(p_cf)[0]))
-  d_gf = float(jnp.linalg.norm(mid - ravel_pytree(p_gf)[0]))
-  assert d_cf < d_gf / 5, (d_cf, d_gf)
+  assert r["dist_cf"][-1] < r["dist_gf"][-1] / 5, (r["dist_cf"], r["dist_gf"])
