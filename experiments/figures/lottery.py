@@ -6,9 +6,8 @@ functions on Z_p, its input halves w_j[:p] (operand a), w_j[p:] (operand b) and 
 weights v_j (over the answer c), each decomposed by analysis.fourier.neuron_spectrum into
 amplitudes alpha_a, alpha_b, beta and phases phi_a, phi_b, psi per frequency k = 1..K.
 The claims measured here: the neurons become single-frequency, with the phases aligned
-(psi = phi_a + phi_b for our separate operand weights),
-and the frequency that wins inside a neuron is the one whose initial magnitudes and phase
-alignment are best (the lottery ticket).
+(psi = phi_a + phi_b for our separate operand weights), and the frequency that wins inside a
+neuron is the one whose initial magnitudes and phase alignment are best (the lottery ticket).
 """
 from typing import NamedTuple
 
@@ -69,8 +68,7 @@ def alignment_score(s: Spectra) -> jnp.ndarray:
   The lottery ticket score: under small initialization the gradient flow decouples into one
   ODE per (neuron, frequency) in which the magnitudes grow at a rate set by the magnitudes and
   cos of the phase misalignment phi_a + phi_b - psi ([MA25], the lottery ticket mechanism). It
-  is the
-  frequency-k part of the neuron's correlation with the addition table: for one neuron,
+  is the frequency-k part of the neuron's correlation with the addition table: for one neuron,
   sum_{a,b} w_a[a] w_b[b] v[(a + b) mod p] = p^2 c_a c_b c_v + (p^2 / 4) sum_k score_k
   (c: the means). Predicted winner: its argmax over k.
   """
@@ -110,13 +108,12 @@ def lottery_measures(traj) -> dict:
   """
   p = int(traj.config["data"]["p"])
   steps = list(traj.kept_steps)
-  rows, kept = [], []
+  rows, init = [], None
   for step in steps:
-    s = spectra(traj.params(step), p)
-    freq, share = input_frequency(s)
-    rows.append((freq, share, misalignment(s, freq)))
-    kept = [s] if not kept else [kept[0], s]          # the first and the latest
-  init, last = kept[0], kept[-1]
+    last = spectra(traj.params(step), p)
+    init = last if init is None else init
+    freq, share = input_frequency(last)
+    rows.append((freq, share, misalignment(last, freq)))
   amp = lambda x: jnp.reshape(x.amplitude, (-1, x.amplitude.shape[-1]))
   pred_m = jnp.reshape(fourier.predicted_frequency(amp(init.a), amp(init.b), amp(init.v)),
                        init.a.freq.shape)
