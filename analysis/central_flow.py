@@ -1,35 +1,53 @@
-"""The central flow of gradient descent (Cohen, Damian, Talwalkar, Kolter, Lee, "Understanding
-Optimization in Deep Learning with Central Flows", ICLR 2025; REFERENCE.md Sec. 2).
+"""Central flows of GD, scalar RMSProp and RMSProp (Cohen, Damian, Talwalkar, Kolter, Lee,
+"Understanding Optimization in Deep Learning with Central Flows", ICLR 2025; REFERENCE.md Sec. 2).
 
-GD at the edge of stability oscillates along the top Hessian eigenvectors; on average it follows
-the central flow (time t in optimizer steps, U the k tracked eigenvectors, orthonormal)
+An optimizer is preconditioned GD, w <- w - P(nu)^{-1} g, with a state nu that follows
+dnu/dt = c (E[g^2] - nu), c = (1 - b2) / b2 (dynamics.optimizers.FlowForm: GD has P = 1/eta and
+no state). At the edge of stability it oscillates along the top eigenvectors of the effective
+Hessian P^{-1/2} H P^{-1/2}, whose top eigenvalues sit at 2; on average it follows the central
+flow. Time t counts optimizer steps. With u_i the k tracked unit eigenvectors of the effective
+Hessian and v_i = P^{-1/2} u_i the weight-space directions (rows of V [k, n], so V P V^T = I),
+the oscillation has covariance Sigma = V^T X V with X [k, k] >= 0, and
 
-    dw/dt = -eta [grad L(w) + 0.5 grad_w <H(w), Sigma>],     Sigma = U X U^T,   X >= 0,
+    dw/dt  = -P^{-1} [grad L + 0.5 grad_w <H(w), Sigma>]
+    dnu/dt = c [grad L^2 + 4 P^2 diag(Sigma) - nu]      (scalar nu: ||grad L||^2 + 4 P^2 tr Sigma)
 
-where X solves, every Euler substep of length dt, the semidefinite complementarity problem
-(analysis.central_flow_sdp) that keeps the tracked block of the Hessian at the stability limit
-one substep ahead:
+(E[g^2] = grad L^2 + diag(H Sigma H) with H v_i = 2 P v_i at the edge, so diag(H Sigma H) =
+4 P^2 diag(Sigma); the paper's (4 nu / eta^2) diag(Sigma) when eps = 0). X solves, at every
+substep of length dt, the semidefinite complementarity problem (analysis.central_flow_sdp) that
+keeps the stability margin 2P - H on span(V) non-negative one substep ahead:
 
-    A(X) = 2/eta I - U^T H(w + dt dw/dt) U  (linearized in dt)  >= 0,   X >= 0,   <X, A(X)> = 0.
+    A(X) = V (2P - H) V^T + dt V (2 dP/dt - dH/dt) V^T = A0 + B[X] >= 0,  X >= 0,  <X, A(X)> = 0.
 
-With M(w) = U^T H(w) U [k, k] and its gradient g_ij = grad_w (u_i^T H(w) u_j) (a third
-derivative, by differentiating the Hessian-vector product with U held fixed):
+With M = V H V^T (the tracked block of the effective Hessian), g_ij = grad_w(v_i^T H(w) v_j)
+(third derivatives, by differentiating the Hessian-vector product with V held fixed),
+dP/dt = a dnu/dt, a = dP/dnu = 1 / (2 eta sqrt(nu)), Q(d)_ij = sum_n v_in v_jn d_n:
 
-    A(X) = A0 + B[X],   A0_ij = 2/eta d_ij - M_ij + dt eta <g_ij, grad L>,
-                        B_ijlm = (dt eta / 2) <g_ij, g_lm>      (a Gram tensor: PSD),
-    dw/dt = -eta [grad L + 0.5 sum_lm X_lm g_lm].
+    A0 = 2 I - M + dt [2 Q(a c (grad L^2 - nu)) + <g_ij, P^{-1} grad L>]
+    B_ijlm = dt [2 sum_n a_n c 4 P_n^2 v_in v_jn v_ln v_mn + 0.5 <g_ij, P^{-1} g_lm>]
 
-Directions whose eigenvalue is below `threshold`/eta (public code: effective eigenvalue 1.95
-for "at the edge") are inactive: their row of A0 is raised so far that complementarity forces
-X to zero there. Predictions logged beside the real run: time-averaged loss L(w) + tr(X)/eta
-(oscillation of variance X along U with curvature 2/eta) and time-averaged squared gradient
-norm ||grad L||^2 + sum_i X_ii ||H u_i||^2.
+(scalar nu: the first term of B is 2 a c 4 P^2 (V V^T)_ij (V V^T)_lm). Both parts of B are Gram
+tensors, so B is symmetric positive semi-definite and the problem is the convex QP
+min_{X >= 0} 0.5 B[X, X] + <A0, X>. (Writing H v_i for 2 P v_i in E[g^2] is what keeps B
+symmetric.) For GD (P = 1/eta, V = sqrt(eta) U) this is the GD flow of Sec. 3 with X scaled by
+eta: Sigma = eta U X U^T.
 
-Everything works on flat parameter vectors (jax.flatten_util.ravel_pytree) and computes in
-the params' dtype; float64 is recommended (the flow differentiates three times).
+Directions with effective eigenvalue M_ii below `threshold` (public code: 1.95) are inactive:
+their row of A0 is raised so far that complementarity forces X to zero there. k is fixed (a
+static shape); the log says when the smallest tracked effective eigenvalue is above
+SATURATION (public code: add a direction when it is above 1.5), i.e. when k may be too small.
+
+Predictions logged beside the real run: the time-averaged loss L + tr(X) (= L + 0.5 <H, Sigma>
+with M = 2 I on the active block; the paper's L + tr(Sigma)/eta for GD), the time-averaged
+squared gradient norm ||grad L||^2 + tr(H Sigma H), and the effective learning rate
+eta / (sqrt(nu) + eps) (for RMSProp 1 / mean(P), the harmonic mean over coordinates, which
+coordinates that never see a gradient, where eta / eps is huge, do not dominate).
+
+Everything works on flat parameter vectors (jax.flatten_util.ravel_pytree) in the params'
+dtype; float64 is recommended (the flow differentiates three times).
 """
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -37,127 +55,225 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import curvature
 from analysis.central_flow_sdp import solve_psd_lcp
+from dynamics.optimizers import FlowForm
 
 _HI = jax.lax.Precision.HIGHEST
-THRESHOLD = 1.95          # effective eigenvalue (eta * lambda) above which a direction is active
-_INACTIVE = 1e6           # added to A0_ii of an inactive direction (times 2/eta)
+THRESHOLD = 1.95          # effective eigenvalue above which a direction is active
+SATURATION = 1.5          # smallest tracked effective eigenvalue above which k may be too small
+_INACTIVE = 1e6           # added to A0_ii of an inactive direction (times 2)
+METHODS = ("euler", "heun")
+
+
+def gd_form(eta: float) -> FlowForm:
+  """The FlowForm of GD at learning rate eta."""
+  return FlowForm(name="gd", eta=float(eta), b2=0.0, eps=0.0)
 
 
 class Terms(NamedTuple):
-  """The central-flow terms at (w, U): shapes for k tracked directions and n parameters."""
+  """The central-flow terms at (w, V): shapes for k tracked directions and n parameters."""
   loss: jax.Array        # scalar
   grad: jax.Array        # [n]
-  M: jax.Array           # [k, k], U^T H U
-  g: jax.Array           # [k, k, n], g_ij = grad_w (u_i^T H(w) u_j)
-  HU: jax.Array          # [k, n], H u_i
+  M: jax.Array           # [k, k], V H V^T
+  g: jax.Array           # [k, k, n], g_ij = grad_w (v_i^T H(w) v_j)
+  HV: jax.Array          # [k, n], H v_i
 
 
-def terms(loss_fn: Callable, params: Any, batch: Any, U_kxn: jax.Array,
+def terms(loss_fn: Callable, params: Any, batch: Any, V_kxn: jax.Array,
           third: bool = True) -> Terms:
-  """Loss, gradient, M = U^T H U, its third-derivative gradient g and H U at params.
+  """Loss, gradient, M = V H V^T, its third-derivative gradient g and H V at params.
 
   third=False leaves g at zero (the stable flow needs no third derivatives).
   """
   flat, unravel = ravel_pytree(params)
   f = lambda x: loss_fn(unravel(x), batch)
 
-  def hu(x):               # [k, n]: H(x) u_i for every tracked u_i (forward over reverse)
-    return jax.vmap(lambda u: jax.jvp(jax.grad(f), (x,), (u,))[1])(U_kxn)
+  def hv(x):               # [k, n]: H(x) v_i for every tracked v_i (forward over reverse)
+    return jax.vmap(lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1])(V_kxn)
 
-  def m(x):                # [k, k]: U^T H(x) U with U held fixed
-    return jnp.matmul(U_kxn, hu(x).T, precision=_HI)
+  def m(x):                # [k, k]: V H(x) V^T with V held fixed
+    return jnp.matmul(V_kxn, hv(x).T, precision=_HI)
 
   loss, grad = jax.value_and_grad(f)(flat)
-  HU = hu(flat)
-  k = U_kxn.shape[0]
+  HV = hv(flat)
+  k = V_kxn.shape[0]
   g = jax.jacrev(m)(flat) if third else jnp.zeros((k, k, flat.size), flat.dtype)  # [k, k, n]
-  return Terms(loss, grad, jnp.matmul(U_kxn, HU.T, precision=_HI), g, HU)
+  return Terms(loss, grad, jnp.matmul(V_kxn, HV.T, precision=_HI), g, HV)
 
 
-def sdcp_inputs(t: Terms, eta: float, dt: float, threshold: float = THRESHOLD):
+def _quad(V, d):
+  """Q(d)_ij = sum_n v_in v_jn d_n; d a scalar or [n]."""
+  if jnp.ndim(d) == 0:
+    return d * jnp.matmul(V, V.T, precision=_HI)
+  return jnp.einsum("in,jn,n->ij", V, V, d, precision=_HI)
+
+
+def _grad_sq(form: FlowForm, grad):
+  """grad L^2 per coordinate ([n], rmsprop) or ||grad L||^2 (scalar state)."""
+  return jnp.sum(grad ** 2) if form.scalar else grad ** 2
+
+
+def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float,
+                threshold: float = THRESHOLD):
   """(A0 [k, k], B [k, k, k, k], active [k]) of the complementarity problem (module docstring)."""
   k = t.M.shape[0]
-  eye = jnp.eye(k, dtype=t.M.dtype)
-  A0 = 2 / eta * eye - t.M + dt * eta * jnp.einsum("ijn,n->ij", t.g, t.grad, precision=_HI)
-  B = 0.5 * dt * eta * jnp.einsum("ijn,lmn->ijlm", t.g, t.g, precision=_HI)
-  active = eta * jnp.diagonal(t.M) >= threshold
-  A0 = A0 + jnp.diag(jnp.where(active, 0.0, _INACTIVE * 2 / eta)).astype(A0.dtype)
+  p, a, c = form.p(nu), form.dp_dnu(nu), _rate(form)
+  pinv = 1 / p
+  A0 = (2 * jnp.eye(k, dtype=t.M.dtype) - t.M
+        + dt * (2 * _quad(V, a * c * (_grad_sq(form, t.grad) - nu))
+                + jnp.einsum("ijn,n->ij", t.g, pinv * t.grad, precision=_HI)))
+  B = 0.5 * dt * jnp.einsum("ijn,lmn->ijlm", t.g, t.g * (pinv if jnp.ndim(pinv) == 0 else pinv[None, None, :]), precision=_HI)
+  if form.name != "gd":   # the state's response: more oscillation -> larger nu -> larger P
+    w = a * c * 4 * p ** 2
+    if form.scalar:
+      G = jnp.matmul(V, V.T, precision=_HI)
+      B = B + 2 * dt * w * jnp.einsum("ij,lm->ijlm", G, G)
+    else:
+      Z = V[:, None, :] * V[None, :, :] * jnp.sqrt(w)[None, None, :]         # [k, k, n]
+      B = B + 2 * dt * jnp.einsum("ijn,lmn->ijlm", Z, Z, precision=_HI)
+  active = jnp.diagonal(t.M) >= threshold
+  A0 = A0 + jnp.diag(jnp.where(active, 0.0, _INACTIVE * 2.0)).astype(A0.dtype)
   return 0.5 * (A0 + A0.T), B, active
 
 
-def velocity(t: Terms, X: jax.Array, eta: float) -> jax.Array:
-  """dw/dt = -eta [grad L + 0.5 sum_lm X_lm g_lm] (flat, [n])."""
-  return -eta * (t.grad + 0.5 * jnp.einsum("lm,lmn->n", X, t.g, precision=_HI))
+def _cols(d):
+  """A scalar, or [n] as [1, n] (explicit broadcasting over a leading axis)."""
+  return d if jnp.ndim(d) == 0 else d[None, :]
+
+
+def scale_rows(U_kxn, d):
+  """U with every row multiplied by d (a scalar or [n]); V = scale_rows(U, P^{-1/2})."""
+  return U_kxn * _cols(d)
+
+
+def _rate(form: FlowForm) -> float:
+  return 0.0 if form.name == "gd" else (1 - form.b2) / form.b2
+
+
+def rates(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, X: jax.Array):
+  """(dw/dt [n], dnu/dt) of the central flow with oscillation covariance V^T X V."""
+  p = form.p(nu)
+  dw = -(t.grad + 0.5 * jnp.einsum("lm,lmn->n", X, t.g, precision=_HI)) / p
+  sigma = jnp.einsum("lm,ln,mn->n", X, V, V, precision=_HI)      # diag(Sigma)
+  sq = _grad_sq(form, t.grad) + 4 * (jnp.sum(p ** 2 * sigma) if form.scalar
+                                     else p ** 2 * sigma)
+  return dw, form.dstate(nu, sq)
 
 
 class Step(NamedTuple):
-  """One logged central-flow step."""
+  """One logged central-flow step (the state at its start)."""
   loss: jax.Array              # L(w)
-  predicted_loss: jax.Array    # L(w) + tr(X)/eta: the predicted time-averaged loss
-  predicted_grad_sq: jax.Array  # ||grad L||^2 + sum_i X_ii ||H u_i||^2
-  sharpness: jax.Array         # top tracked eigenvalue (Rayleigh quotient of u_0)
-  eigenvalues: jax.Array       # [k] tracked eigenvalues (diagonal of M)
+  predicted_loss: jax.Array    # L(w) + tr(X): the predicted time-averaged loss
+  predicted_grad_sq: jax.Array  # ||grad L||^2 + tr(H Sigma H)
+  sharpness: jax.Array         # top tracked EFFECTIVE eigenvalue (GD: eta * S), vs 2
+  eigenvalues: jax.Array       # [k] tracked effective eigenvalues (diagonal of M)
+  effective_lr: jax.Array      # 1 / mean(P): eta / (sqrt(nu) + eps), harmonic mean (GD: eta)
   X: jax.Array                 # [k, k]
   num_active: jax.Array        # int
+  saturated: jax.Array         # bool: smallest tracked eigenvalue >= SATURATION
+
+
+def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num_steps: int,
+                 nu0: Optional[jax.Array] = None, k: int = 3, substeps: int = 4,
+                 lanczos_iters: int = 20, threshold: float = THRESHOLD,
+                 method: str = "euler", eig_method: str = "lanczos"):
+  """Integrates the central flow of `form` for num_steps optimizer steps of time 1 each.
+
+  Each step: the top-k eigenvectors of the effective Hessian P^{-1/2} H P^{-1/2} are refreshed
+  by Lanczos warm-started from the previous ones (lanczos_iters iterations; a cold
+  3 x lanczos_iters solve at the start) and sign-aligned with them; then `substeps` substeps
+  of dt = 1/substeps, each solving the complementarity problem (warm-started from the previous
+  X). method='euler' (the public code's) or 'heun' (second order: two solves per substep).
+  jit-compatible (lax.scan).
+
+  threshold is a Python float (static); float('inf') integrates the stable flow (X = 0, no
+  third derivatives; for RMSProp nu still follows c (grad L^2 - nu)) with the same logging.
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar.
+    params: pytree (its dtype is the computation's).
+    batch: passed to loss_fn.
+    form: dynamics.optimizers.FlowForm (flow_form(opt_cfg), or gd_form(eta)).
+    num_steps: optimizer steps (static).
+    nu0: the state at the start (scalar or [n] flat); default form.init_state(grad L).
+    k: tracked directions; substeps, lanczos_iters: see above.
+    threshold: effective eigenvalue above which a direction is active.
+    method: 'euler' or 'heun'.
+    eig_method: 'lanczos' or 'lobpcg' (a block method, as the public code's: better when
+      several effective eigenvalues cluster at 2; lanczos_iters is then its iteration cap).
+
+  Returns:
+    (params at the end, nu at the end, Step with a leading [num_steps] axis).
+  """
+  if method not in METHODS:
+    raise ValueError(f"method={method!r} is not allowed; allowed: {', '.join(METHODS)}")
+  flat0, unravel = ravel_pytree(params)
+  if nu0 is None:
+    nu0 = form.init_state(jax.grad(lambda x: loss_fn(unravel(x), batch))(flat0))
+  nu0 = jnp.asarray(nu0, flat0.dtype)
+  dt = 1.0 / substeps
+  stable = not math.isfinite(threshold)
+
+  def eig(flat, nu, U_old, iters):
+    p_tree = unravel(jnp.broadcast_to(form.p(nu), flat.shape))
+    v0 = None if U_old is None else jax.vmap(unravel)(U_old)
+    e = curvature.preconditioned_sharpness(loss_fn, unravel(flat), batch, p_tree, k=k,
+                                           num_iters=iters, v0=v0, method=eig_method)
+    U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
+    if U_old is None:
+      return U
+    sign = jnp.where(jnp.sum(U * U_old, axis=1) < 0, -1.0, 1.0).astype(U.dtype)
+    return U * sign[:, None]
+
+  def stage(flat, nu, U, X):
+    """Rates, the solved X and the log at (flat, nu) with U held fixed."""
+    V = scale_rows(U, form.p(nu) ** -0.5)         # v_i = P^{-1/2} u_i
+    t = terms(loss_fn, unravel(flat), batch, V, third=not stable)
+    if stable:
+      X, active = jnp.zeros_like(X), jnp.zeros((k,), bool)
+    else:
+      A0, B, active = sdcp_inputs(t, V, form, nu, dt, threshold)
+      X, _ = solve_psd_lcp(A0, B, X_init=X)
+    dw, dnu = rates(t, V, form, nu, X)
+    eigs = jnp.diagonal(t.M)
+    # only the small log leaves the scan (never g [k, k, n] per substep)
+    log = Step(loss=t.loss, predicted_loss=t.loss + jnp.trace(X),
+               predicted_grad_sq=jnp.sum(t.grad ** 2)
+               + jnp.sum(X * jnp.matmul(t.HV, t.HV.T, precision=_HI)),
+               sharpness=t.M[0, 0], eigenvalues=eigs,
+               effective_lr=1 / jnp.mean(form.p(nu)), X=X,
+               num_active=jnp.sum(active.astype(jnp.int32)), saturated=eigs[-1] >= SATURATION)
+    return dw, dnu, X, log
+
+  def substep(carry, _):
+    flat, nu, U, X = carry
+    dw, dnu, X, log = stage(flat, nu, U, X)
+    if method == "heun":
+      dw2, dnu2, X, _ = stage(flat + dt * dw, nu + dt * dnu, U, X)
+      dw, dnu = 0.5 * (dw + dw2), 0.5 * (dnu + dnu2)
+    return (flat + dt * dw, nu + dt * dnu, U, X), log
+
+  def step(carry, _):
+    flat, nu, U_old, X = carry
+    U = eig(flat, nu, U_old, lanczos_iters)
+    # carry X into the new basis (eigenvectors may swap order): X <- R X R^T, R = U U_old^T;
+    # only the solver's warm start, the solution itself is unique
+    R = jnp.matmul(U, U_old.T, precision=_HI)
+    X = jnp.matmul(jnp.matmul(R, X, precision=_HI), R.T, precision=_HI)
+    (flat, nu, U, X), logs = jax.lax.scan(substep, (flat, nu, U, X), None, length=substeps)
+    return (flat, nu, U, X), jax.tree.map(lambda a: a[0], logs)   # the step's first substep
+
+  U0 = eig(flat0, nu0, None, 3 * lanczos_iters)
+  X0 = jnp.zeros((k, k), flat0.dtype)
+  (flat, nu, _, _), logs = jax.lax.scan(step, (flat0, nu0, U0, X0), None, length=num_steps)
+  return unravel(flat), nu, logs
 
 
 def gd_central_flow(loss_fn: Callable, params: Any, batch: Any, eta: float, num_steps: int,
-                    k: int = 3, substeps: int = 4, lanczos_iters: int = 20,
-                    threshold: float = THRESHOLD):
-  """Integrates GD's central flow for num_steps optimizer steps of time 1 each.
+                    **kw):
+  """GD's central flow: central_flow(..., gd_form(eta), ...) without the (unused) state.
 
-  Each step: the top-k Hessian eigenvectors are refreshed by Lanczos warm-started from the
-  previous ones (lanczos_iters iterations; a cold 3 x lanczos_iters solve at the start), then
-  `substeps` Euler substeps of dt = 1/substeps, each solving the complementarity problem
-  (warm-started from the previous X). jit-compatible (lax.scan).
-
-  threshold is a Python float (static); float('inf') integrates the stable (gradient) flow
-  with the same substeps and logging (X = 0 throughout).
-
-  Returns:
-    (params at the end, Step with a leading [num_steps] axis; entry s describes the state at
-    the start of step s).
+  Returns (params at the end, Step with a leading [num_steps] axis); Step.sharpness is the
+  effective sharpness eta * S (2 at the edge of stability).
   """
-  flat0, unravel = ravel_pytree(params)
-  dt = 1.0 / substeps
-  # threshold=inf: no direction can be active, X = 0: the stable (gradient) flow, for which
-  # the third derivatives are skipped
-  stable = not math.isfinite(threshold)
-
-  def eig(flat, v0, iters):
-    e = curvature.top_eigenpairs(loss_fn, unravel(flat), batch, k=k, num_iters=iters, v0=v0)
-    return jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
-
-  U0 = eig(flat0, None, 3 * lanczos_iters)
-
-  def substep(carry, _):
-    flat, U, X = carry
-    t = terms(loss_fn, unravel(flat), batch, U, third=stable is False)
-    A0, B, active = sdcp_inputs(t, eta, dt, threshold)
-    X, _ = solve_psd_lcp(A0, B, X_init=X)
-    # only the small log leaves the scan (never g [k, k, n] per substep)
-    log = Step(loss=t.loss, predicted_loss=t.loss + jnp.trace(X) / eta,
-               predicted_grad_sq=jnp.sum(t.grad ** 2)
-               + jnp.sum(jnp.diagonal(X) * jnp.sum(t.HU ** 2, axis=1)),
-               sharpness=t.M[0, 0], eigenvalues=jnp.diagonal(t.M), X=X,
-               num_active=jnp.sum(active.astype(jnp.int32)))
-    return (flat + dt * velocity(t, X, eta), U, X), log
-
-  def step(carry, _):
-    flat, U_old, X = carry
-    U = eig(flat, _as_tree(U_old, unravel), lanczos_iters)
-    # carry X into the new basis (eigenvectors may swap order or sign): X <- R X R^T with
-    # R = U U_old^T; only the solver's warm start, the solution itself is unique
-    R = jnp.matmul(U, U_old.T, precision=_HI)
-    X = jnp.matmul(jnp.matmul(R, X, precision=_HI), R.T, precision=_HI)
-    (flat, U, X), logs = jax.lax.scan(substep, (flat, U, X), None, length=substeps)
-    return (flat, U, X), jax.tree.map(lambda a: a[0], logs)   # the step's first substep
-
-  X0 = jnp.zeros((k, k), flat0.dtype)
-  (flat, _, _), logs = jax.lax.scan(step, (flat0, U0, X0), None, length=num_steps)
-  return unravel(flat), logs
-
-
-def _as_tree(U_kxn, unravel):
-  """[k, n] flat vectors as a params-shaped pytree with a leading [k] axis (Lanczos warm start)."""
-  return jax.vmap(unravel)(U_kxn)
+  out, _, logs = central_flow(loss_fn, params, batch, gd_form(eta), num_steps, **kw)
+  return out, logs

@@ -34,6 +34,8 @@ def test_eos_statistics_median_after_crossing():
     ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end")),
     ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",)),
     ("central_flow_gd", ("predicted time-averaged loss", "GD midpoint")),
+    ("central_flow_scalar_rmsprop", ("predicted time-averaged loss", "effective learning rate")),
+    ("central_flow_rmsprop", ("predicted time-averaged loss", "nu_RMSProp")),
 ])
 def test_quick_reproduction_writes_figure_and_report(reproduce_root, figure, claim_names):
   report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)

@@ -37,3 +37,38 @@ def digits_mlp(opt: str, quick: bool, activation: str = "tanh") -> ml_collection
   c.model.widths = (64, 64) if quick else (200, 200)
   c.model.activation = activation
   return c
+
+
+def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.ConfigDict:
+  """A central-flow figure's settings (experiments/figures/central_flow.py): fc-tanh with MSE
+  on digits of classes 0-3, the real optimizer `opt` for `start` steps, then it, its central
+  flow and its stable flow side by side for `steps` steps, float64.
+
+  quick: 200 images and one hidden layer of 32 (CPU tests); full: 500 images, 64x64.
+  `fields` override the defaults below.
+  """
+  c = ml_collections.ConfigDict(dict(
+      n_train=200 if quick else 500,        # digits of classes 0-3
+      widths=(32,) if quick else (64, 64),
+      activation="tanh",
+      opt=optimizers.default_config(opt["name"]),
+      start=30,                             # real steps before the processes split (catapult)
+      steps=200 if quick else 400,          # a multiple of `segments`
+      segments=8,                           # where the flows' weights meet the real run's
+      k=3,                                  # tracked eigenvalues of the effective Hessian
+      substeps=4,                           # central flow Euler substeps per optimizer step
+      stable_substeps=4,
+      method="euler",                       # or 'heun' (second order)
+      # warm Lanczos steps per optimizer step: X ~ (lambda - 2) / |B| turns eigenvalue errors
+      # into noise in X, so the larger network needs more
+      lanczos_iters=20 if quick else 40,
+      eig_method="lanczos",                 # or 'lobpcg'
+      # the real run's loss, gradient norm and effective learning rate are averaged over
+      # `window` steps (centred) before they are compared with the central flow's predictions:
+      # at least the period of the real run's slowest oscillation
+      window=10,
+      seed=0,
+  ))
+  c.opt.update(opt)
+  c.update(fields)
+  return c

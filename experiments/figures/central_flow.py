@@ -1,27 +1,28 @@
-"""GD, its central flow and its stable flow side by side (Cohen et al. 2025): the predicted
-time-averaged loss, the sharpness held at 2/eta, and distances to GD's midpoint iterates."""
+"""GD, scalar RMSProp and RMSProp beside their central flows and stable flows (Cohen et al.
+2025): the predicted time-averaged loss and squared gradient norm, the effective sharpness held
+at 2, the effective learning rate (RMSProp), and distances to the real run's midpoint iterates."""
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-from analysis import central_flow as cf
+from analysis import central_flow_processes as cfp
 from dynamics import data, losses, models
-from experiments.configs import central_flow_gd
+from experiments.configs import central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop
 from experiments.figures import claim, save
 
-WINDOW = 10          # GD's loss is averaged over this many steps to compare with the prediction
-SEGMENTS = 8
+CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
+           "rmsprop": central_flow_rmsprop}
+LABEL = {"gd": "GD", "scalar_rmsprop": "scalar RMSProp", "rmsprop": "RMSProp"}
 
 
 def _runs(quick):
   del quick
-  return {}           # the three processes run inside _draw (they share one initialization)
+  return {}           # the processes run inside the draw function (they share one init)
 
 
-def processes(c) -> dict:
-  """GD from init for c.start steps, then GD, central flow and stable flow for c.steps."""
+def problem(c):
+  """(loss_fn, params, batch) of a central-flow config, float64."""
   jax.config.update("jax_enable_x64", True)
   ds = data.load(dict(name="digits", n_train=c.n_train, n_test=0, classes=[0, 1, 2, 3]))
   model = models.build(dict(name="mlp", widths=tuple(c.widths), activation=c.activation),
@@ -29,96 +30,131 @@ def processes(c) -> dict:
   params = model.init(jax.random.PRNGKey(c.seed), dtype=jnp.float64)
   batch = {"x": jnp.asarray(ds.x_train, jnp.float64), "y": jnp.asarray(ds.y_train)}
   loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
-  eta = c.learning_rate
-
-  def gd(p, n):
-    def body(p, _):
-      loss, g = jax.value_and_grad(loss_fn)(p, batch)
-      return jax.tree.map(lambda a, b: a - eta * b, p, g), (loss, ravel_pytree(p)[0])
-    return jax.lax.scan(body, p, None, length=n)
-
-  p0, _ = jax.jit(lambda p: gd(p, c.start))(params)
-  _, (gd_loss, gd_w) = jax.jit(lambda p: gd(p, c.steps + 1))(p0)
-  # the flows run in SEGMENTS equal segments, so that their parameters (and the distances to
-  # GD's midpoint iterates) are seen at each segment's end; each segment restarts the
-  # eigenvector tracking with a cold Lanczos solve
-  seg = c.steps // SEGMENTS
-  run = jax.jit(lambda p, thr: cf.gd_central_flow(loss_fn, p, batch, eta, seg, k=c.k,
-                                                    substeps=c.substeps, threshold=thr,
-                                                    lanczos_iters=c.lanczos_iters),
-                static_argnums=1)
-  out = {"cf": [], "gf": []}
-  dist = {"cf": [], "gf": []}
-  mid = lambda t: (gd_w[t - 1] + 2 * gd_w[t] + gd_w[t + 1]) / 4
-  for name, thr in (("cf", cf.THRESHOLD), ("gf", float("inf"))):
-    p = p0
-    for i in range(SEGMENTS):
-      p, logs = run(p, thr)
-      out[name].append(jax.device_get(logs))
-      dist[name].append(float(jnp.linalg.norm(mid(seg * (i + 1)) - ravel_pytree(p)[0])))
-  cat = lambda logs: jax.tree.map(lambda *a: np.concatenate(a), *logs)
-  return dict(eta=eta, gd_loss=np.asarray(gd_loss), cf=cat(out["cf"]), gf=cat(out["gf"]),
-              marks=seg * np.arange(1, SEGMENTS + 1), dist_cf=np.asarray(dist["cf"]),
-              dist_gf=np.asarray(dist["gf"]), n_params=int(ravel_pytree(params)[0].size))
+  return loss_fn, params, batch
 
 
-def _draw(trajs, out, quick):
-  del trajs
-  c = central_flow_gd.get_config("quick" if quick else "")
-  r = processes(c)
-  eta, T = r["eta"], len(r["cf"].loss)
-  steps = np.arange(T)
-  avg = np.convolve(r["gd_loss"], np.ones(WINDOW) / WINDOW, mode="same")[:T]
-  fig, ax = plt.subplots(1, 3, figsize=(17, 4.6))
-  ax[0].semilogy(steps, r["gd_loss"][:T], color="0.6", lw=0.8, label="GD")
-  ok = slice(WINDOW // 2, T - WINDOW // 2)      # where the window lies inside the run
-  ax[0].semilogy(steps[ok], avg[ok], "k-", lw=1.2, label=f"GD, {WINDOW}-step average")
+_DONE = {}          # config JSON -> result: a figure and a test in one session share the runs
+
+
+def processes(c) -> dict:
+  """analysis.central_flow_processes.run_processes on the config's problem (memoized)."""
+  key = c.to_json()
+  if key not in _DONE:
+    _DONE[key] = _processes(c)
+  return _DONE[key]
+
+
+def _processes(c):
+  loss_fn, params, batch = problem(c)
+  return cfp.run_processes(loss_fn, params, batch, c.opt.to_dict(), c.start, c.steps,
+                           segments=c.segments, k=c.k, substeps=c.substeps,
+                           stable_substeps=c.stable_substeps, lanczos_iters=c.lanczos_iters,
+                           method=c.method, eig_method=c.eig_method)
+
+
+def window_average(x, T, window):
+  """The centred `window`-step moving average of x, its first T entries."""
+  return np.convolve(x, np.ones(window) / window, mode="same")[:T]
+
+
+def _draw_for(name):
+  def draw(trajs, out, quick):
+    del trajs
+    c = CONFIGS[name].get_config("quick" if quick else "")
+    r = processes(c)
+    path = _plot(r, c, name, out, quick)
+    return dict(claims=claims(r, c.window), figures=[path])
+  return draw
+
+
+def _plot(r, c, name, out, quick):
+  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[name], c.window
+  steps, ok = np.arange(T), slice(W // 2, T - W // 2)   # where the window lies inside the run
+  panels = 5 if name != "gd" else 4
+  fig, ax = plt.subplots(1, panels, figsize=(4.4 * panels, 4.4))
+  ax[0].semilogy(steps, real["loss"][:T], color="0.6", lw=0.8, label=lab)
+  ax[0].semilogy(steps[ok], window_average(real["loss"], T, W)[ok], "k-", lw=1.2,
+                 label=f"{lab}, {W}-step average")
   ax[0].semilogy(steps, r["cf"].predicted_loss, "C3--", lw=1.5,
                  label="central flow: predicted time-averaged loss")
-  ax[0].semilogy(steps, r["gf"].loss, "C0:", lw=1.2, label="stable (gradient) flow")
+  ax[0].semilogy(steps, r["gf"].loss, "C0:", lw=1.2, label="stable flow")
+  ax[1].plot(steps, real["sharpness"][:T], color="0.6", lw=0.8, label=lab)
   ax[1].plot(steps, r["cf"].sharpness, "C3-", label="central flow")
   ax[1].plot(steps, r["gf"].sharpness, "C0:", label="stable flow")
-  ax[1].axhline(2 / eta, color="k", ls="--", lw=1, label=f"2/eta = {2 / eta:g}")
-  ax[2].plot(r["marks"], r["dist_cf"], "C3o-", label="|GD midpoint - central flow|")
-  ax[2].plot(r["marks"], r["dist_gf"], "C0s-", label="|GD midpoint - stable flow|")
-  ax[0].set(title="loss", xlabel=f"step (after {c.start} GD steps)")
-  ax[1].set(title="sharpness (top tracked eigenvalue)", xlabel="step")
-  ax[2].set(title="distance in weight space", xlabel="step")
-  for a in ax:
+  ax[1].axhline(2, color="k", ls="--", lw=1, label="2 (stability threshold)")
+  ax[2].semilogy(steps[ok], window_average(real["grad_sq"], T, W)[ok], "k-", lw=1.2,
+                 label=f"{lab}, {W}-step average")
+  ax[2].semilogy(steps, r["cf"].predicted_grad_sq, "C3--", label="central flow: predicted")
+  ax[2].semilogy(steps, r["gf"].predicted_grad_sq, "C0:", label="stable flow")
+  ax[3].plot(r["marks"], r["dist_mid_cf"], "C3o-", label=f"|{lab} midpoint - central flow|")
+  ax[3].plot(r["marks"], r["dist_mid_gf"], "C0s-", label=f"|{lab} midpoint - stable flow|")
+  ax[3].plot(r["marks"], r["perp_real_cf"], "C2^:",
+             label=f"|{lab} - central flow|, orthogonal to V")
+  titles = ["loss", "effective sharpness lambda_max(P^-1 H)", "squared gradient norm",
+            "distance in weight space"]
+  if name != "gd":
+    ax[4].plot(steps, real["effective_lr"][:T], color="0.6", lw=0.8, label=lab)
+    ax[4].plot(steps, r["cf"].effective_lr, "C3--", label="central flow")
+    ax[4].plot(steps, r["gf"].effective_lr, "C0:", label="stable flow")
+    titles.append("effective learning rate 1/mean(P)")
+  for a, t in zip(ax, titles):
+    a.set(title=t, xlabel=f"step (after {c.start} {lab} steps)")
     a.grid(alpha=0.3)
-    a.legend(fontsize=8)
-  fig.suptitle(f"GD and its central flow: fc-{c.activation} "
-               f"{'x'.join(map(str, c.widths))}, MSE, {c.n_train} digits (0-3), eta={eta:g}, "
+    a.legend(fontsize=7)
+  o = c.opt
+  hp = f"eta={o.learning_rate:g}" + (f", b2={o.b2:g}" if name != "gd" else "")
+  fig.suptitle(f"{lab} and its central flow: fc-{c.activation} "
+               f"{'x'.join(map(str, c.widths))}, MSE, {c.n_train} digits (0-3), {hp}, "
                f"{r['n_params']:,} parameters, float64 ({'quick' if quick else 'full'})",
                fontsize=11)
-  path = save(fig, out, "central_flow_gd")
-  return dict(claims=_claims(r, avg, c), figures=[path])
+  return save(fig, out, f"central_flow_{name}")
 
 
-def _claims(r, avg, c):
-  eta, T = r["eta"], len(r["cf"].loss)
-  lo, hi = WINDOW, T - WINDOW
-  ratio = r["cf"].predicted_loss[lo:hi] / avg[lo:hi]
-  S = r["cf"].sharpness * eta / 2
-  reached = np.flatnonzero(np.abs(S - 1) < 1e-3)
-  held = reached.size and np.all(np.abs(S[reached[0]:] - 1) < 1e-2)
-  return [
-      claim("central flow's predicted time-averaged loss over GD's "
-            f"{WINDOW}-step average loss (median over the run)", float(np.median(ratio)),
-            "in [0.9, 1.1] (within 10%)", 0.9 <= np.median(ratio) <= 1.1),
-      claim("at the end: |GD midpoint - stable flow| / |GD midpoint - central flow|",
-            float(r["dist_gf"][-1] / r["dist_cf"][-1]), ">= 5",
-            r["dist_gf"][-1] >= 5 * r["dist_cf"][-1]),
-      claim("central flow: S*eta/2 from its first arrival at 2/eta to the end (max deviation)",
-            float(np.max(np.abs(S[reached[0]:] - 1))) if reached.size else None,
-            "<= 0.01 (held at 2/eta)", bool(held)),
-      claim("stable flow: S*eta/2 at the end", float(r["gf"].sharpness[-1] * eta / 2),
-            "> 1 (sharpens past 2/eta)", r["gf"].sharpness[-1] * eta / 2 > 1),
+def claims(r, window: int) -> list:
+  """The report's claims for one optimizer's processes (run_processes output); the real run's
+  loss, squared gradient norm and effective learning rate are averaged over `window` steps."""
+  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[r["name"]], window
+  lo, hi = W, T - W
+  ratio = r["cf"].predicted_loss[lo:hi] / window_average(real["loss"], T, W)[lo:hi]
+  gratio = r["cf"].predicted_grad_sq[lo:hi] / window_average(real["grad_sq"], T, W)[lo:hi]
+  S = r["cf"].sharpness / 2
+  reached = np.flatnonzero(np.abs(S - 1) < 1e-2)
+  dev = float(np.max(np.abs(S[reached[0]:] - 1))) if reached.size else None
+  out = [
+      claim(f"central flow's predicted time-averaged loss over {lab}'s {W}-step average "
+            "loss (median over the run)", float(np.median(ratio)), "in [0.9, 1.1] (within 10%)",
+            0.9 <= np.median(ratio) <= 1.1),
+      claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s "
+            f"{W}-step average (median over the run)", float(np.median(gratio)),
+            "in [0.8, 1.25]", 0.8 <= np.median(gratio) <= 1.25),
+      claim(f"at the end: |{lab} midpoint - stable flow| / |{lab} midpoint - central flow|",
+            float(r["dist_mid_gf"][-1] / r["dist_mid_cf"][-1]), ">= 5",
+            r["dist_mid_gf"][-1] >= 5 * r["dist_mid_cf"][-1]),
+      claim("central flow: effective sharpness / 2 from its first arrival at 2 to the end "
+            "(max deviation)", dev, "<= 0.03 (held at 2)", dev is not None and dev <= 0.03),
+      claim("stable flow: effective sharpness / 2 at the end", float(r["gf"].sharpness[-1] / 2),
+            "> 1 (sharpens past 2)", r["gf"].sharpness[-1] / 2 > 1),
   ]
+  if r["name"] != "gd":
+    avg = window_average(real["effective_lr"], T, W)[-W]
+    err = lambda p: float(abs(r[p].effective_lr[-W] / avg - 1))
+    out += [
+        claim(f"effective learning rate {W} steps before the end: central flow's relative "
+              f"error against {lab}'s {W}-step average", err("cf"),
+              "<= 0.02 and below the stable flow's", err("cf") <= 0.02 and err("cf") < err("gf"),
+              stable_flow=err("gf")),
+        claim(f"at the end: |nu_{lab} - nu_flow| / |nu_{lab}|, central flow",
+              float(r["nu_err_cf"][-1]), "below the stable flow's",
+              r["nu_err_cf"][-1] < r["nu_err_gf"][-1], stable_flow=float(r["nu_err_gf"][-1])),
+    ]
+  return out
 
 
 FIGURES = {
-    "central_flow_gd": ("GD beside its central flow and stable flow (Cohen et al. 2025): "
-                        "predicted time-averaged loss, sharpness at 2/eta, distances",
-                        _runs, _draw),
+    f"central_flow_{name}": (
+        f"{LABEL[name]} beside its central flow and stable flow (Cohen et al. 2025): predicted "
+        "time-averaged loss and gradient norm, effective sharpness at 2"
+        + (", effective learning rate" if name != "gd" else "") + ", distances",
+        _runs, _draw_for(name))
+    for name in CONFIGS
 }

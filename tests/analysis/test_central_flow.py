@@ -1,5 +1,7 @@
-"""GD's central flow: its terms against dense / finite-difference references, and its
-predictions against real GD at the edge of stability on a small digits MLP (float64)."""
+"""Central flows of GD, scalar RMSProp and RMSProp: their terms against dense and finite-difference
+references, the complementarity map against the stability margin one substep ahead, the
+continuous form against the engine's optimizers, Heun's order, and the flows against the real
+optimizers at the edge of stability on a small digits MLP (float64)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,38 +32,169 @@ def test_terms_match_dense_hessian_and_finite_differences(problem):
   f = lambda x: loss_fn(unravel(x), batch)
   H = np.asarray(jax.hessian(f)(flat))
   np.testing.assert_allclose(t.M, U @ H @ U.T, rtol=1e-10, atol=1e-12)
-  np.testing.assert_allclose(t.HU, U @ H, rtol=1e-10, atol=1e-12)
+  np.testing.assert_allclose(t.HV, U @ H, rtol=1e-10, atol=1e-12)
   # g_ij = grad_w (u_i^T H(w) u_j): central differences of M along a random direction
   v = jnp.asarray(np.random.RandomState(1).randn(flat.size))
   eps = 1e-5
   M = lambda x: U @ np.asarray(jax.hessian(f)(x)) @ U.T
   fd = (M(flat + eps * v) - M(flat - eps * v)) / (2 * eps)
   np.testing.assert_allclose(np.einsum("ijn,n->ij", t.g, v), fd, rtol=1e-6, atol=1e-9)
-  A0, B, active = cf.sdcp_inputs(t, eta=0.5, dt=0.25)
-  Bm = np.asarray(B).reshape(4, 4)
-  assert np.linalg.eigvalsh(0.5 * (Bm + Bm.T)).min() > -1e-12       # a Gram tensor: PSD
-  np.testing.assert_array_equal(active, 0.5 * np.diagonal(t.M) >= cf.THRESHOLD)
+  A0, B, active = cf.sdcp_inputs(t, U, cf.gd_form(0.5), jnp.zeros(()), dt=0.25)
+  np.testing.assert_array_equal(active, np.diagonal(t.M) >= cf.THRESHOLD)
 
 
-def test_central_flow_tracks_time_averaged_gd_at_the_edge_of_stability(problem):
-  # GD, central flow and stable flow side by side, from GD's iterate after its catapult (the
-  # central flow describes the oscillation at the edge, not the escape from an unstable start)
-  from experiments.configs import central_flow_gd
+FORMS = {
+    "gd": dict(name="gd", learning_rate=0.5),
+    "scalar_rmsprop": dict(name="scalar_rmsprop", learning_rate=0.3, b2=0.9),
+    "rmsprop": dict(name="rmsprop", learning_rate=0.01, b2=0.9),
+}
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_complementarity_map_is_the_stability_margin_one_substep_ahead(problem, name):
+  # A(X) = A0 + B[X] must be V (2P - H) V^T at (w, nu) moved for dt along the flow's own
+  # rates (dw/dt, dnu/dt) at that X, to first order in dt, with V held fixed: checked against
+  # central finite differences of the margin computed from scratch (HVPs and P(nu) only)
+  from dynamics import optimizers
+  loss_fn, params, batch = problem
+  form = optimizers.flow_form(FORMS[name])
+  flat, unravel = ravel_pytree(params)
+  rng = np.random.RandomState(2)
+  g = ravel_pytree(jax.grad(loss_fn)(params, batch))[0]
+  nu0 = form.init_state(g)     # made positive everywhere (digits have constant pixels)
+  nu = nu0 + jnp.mean(nu0) * rng.rand(*np.shape(nu0))
+  k, dt = 2, 0.25
+  U = jnp.asarray(np.linalg.qr(rng.randn(flat.size, k))[0].T)
+  V = cf.scale_rows(U, form.p(nu) ** -0.5)
+  t = cf.terms(loss_fn, params, batch, V)
+  A0, B, active = cf.sdcp_inputs(t, V, form, nu, dt, threshold=-np.inf)
+  assert np.all(active)
+  L = rng.randn(k, k)
+  X = jnp.asarray(L @ L.T)
+  dw, dnu = cf.rates(t, V, form, nu, X)
+
+  def margin(h):
+    x, n_ = flat + h * dw, nu + h * dnu
+    HV = jax.vmap(lambda v: jax.jvp(jax.grad(lambda y: loss_fn(unravel(y), batch)),
+                                    (x,), (v,))[1])(V)
+    P = jnp.broadcast_to(form.p(n_), flat.shape)
+    return np.asarray(2 * cf.scale_rows(V, P) @ V.T - V @ HV.T)
+
+  h = 1e-4
+  expected = margin(0.0) + dt * (margin(h) - margin(-h)) / (2 * h)
+  got = np.asarray(A0 + jnp.einsum("ijlm,lm->ij", B, X))
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
+  # B is a Gram tensor: symmetric under (ij) <-> (lm) and positive semi-definite
+  Bm = np.asarray(B).reshape(k * k, k * k)
+  np.testing.assert_allclose(Bm, Bm.T, rtol=1e-10, atol=1e-14 * np.abs(Bm).max())
+  assert np.linalg.eigvalsh(0.5 * (Bm + Bm.T)).min() > -1e-10 * np.abs(Bm).max()
+  if name == "gd":       # no state: B is the third-derivative Gram tensor alone
+    np.testing.assert_array_equal(dnu, 0)
+
+
+def test_flow_form_matches_the_engine_optimizers():
+  # P(nu) is the engine's preconditioner and the state derivative is the engine's update:
+  # nu' - nu = c (g^2 - nu') with c = (1 - b2) / b2 and nu' the nu the step uses
+  from dynamics import optimizers
+  rng = np.random.RandomState(0)
+  params = {"a": jnp.asarray(rng.randn(3, 2)), "b": jnp.asarray(rng.randn(4))}
+  grads = jax.tree.map(lambda x: jnp.asarray(rng.randn(*x.shape)), params)
+  g = ravel_pytree(grads)[0]
+  for cfg in FORMS.values():
+    form, opt = optimizers.flow_form(cfg), optimizers.build(cfg)
+    state = opt.init(params)
+    if form.name == "rmsprop":
+      state = state._replace(nu=jax.tree.map(lambda x: jnp.abs(x) + 0.5, params))
+    elif form.name == "scalar_rmsprop":
+      state = state._replace(nu=jnp.asarray(2.0))
+    upd, new = opt.update(grads, state, params)
+    nu_new = (ravel_pytree(new.nu)[0] if form.name == "rmsprop" else new.nu)
+    nu_old = (ravel_pytree(state.nu)[0] if form.name == "rmsprop" else state.nu)
+    p = jnp.broadcast_to(form.p(jnp.asarray(nu_new if nu_new is not None else 0.0)), g.shape)
+    np.testing.assert_allclose(ravel_pytree(opt.preconditioner(new, params))[0], p, rtol=1e-12)
+    np.testing.assert_allclose(ravel_pytree(upd)[0], -g / p, rtol=1e-12)
+    if form.name != "gd":
+      sq = jnp.sum(g ** 2) if form.scalar else g ** 2
+      np.testing.assert_allclose(nu_new - nu_old, form.dstate(nu_new, sq), rtol=1e-12)
+  for bad, field in ((dict(name="adam"), "opt.name"),
+                     (dict(name="rmsprop", weight_decay=0.1), "opt.weight_decay"),
+                     (dict(name="rmsprop", bias_correction=True), "opt.bias_correction"),
+                     (dict(name="gd", schedule=dict(name="warmup", warmup_steps=3)),
+                      "opt.schedule.name")):
+    with pytest.raises(Exception, match=field):
+      optimizers.flow_form(bad)
+
+
+def test_heun_substeps_are_second_order_on_the_stable_flow(problem):
+  # The stable flow of RMSProp (X = 0): dw/dt = -grad L / P(nu), dnu/dt = c (grad L^2 - nu).
+  # Against a fine RK4 integration of that ODE written here, Euler's error shrinks like dt and
+  # Heun's like dt^2.
+  from dynamics import optimizers
+  loss_fn, params, batch = problem
+  form = optimizers.flow_form(dict(name="rmsprop", learning_rate=0.01, b2=0.9))
+  flat, unravel = ravel_pytree(params)
+  grad = lambda x: ravel_pytree(jax.grad(loss_fn)(unravel(x), batch))[0]
+  nu0 = grad(flat) ** 2 + 0.01
+
+  def f(y):
+    x, nu = y
+    g = grad(x)
+    return (-g / form.p(nu), form.dstate(nu, g ** 2))
+
+  def rk4(y, h):
+    k1 = f(y)
+    k2 = f(jax.tree.map(lambda a, b: a + h / 2 * b, y, k1))
+    k3 = f(jax.tree.map(lambda a, b: a + h / 2 * b, y, k2))
+    k4 = f(jax.tree.map(lambda a, b: a + h * b, y, k3))
+    return jax.tree.map(lambda a, b, c, d, e: a + h / 6 * (b + 2 * c + 2 * d + e),
+                        y, k1, k2, k3, k4)
+
+  y = (flat, nu0)
+  for _ in range(32):
+    y = jax.jit(rk4, static_argnums=1)(y, 2 / 32)
+  err = {}
+  for method in ("euler", "heun"):
+    for sub in (1, 2):
+      p, nu, _ = cf.central_flow(loss_fn, params, batch, form, 2, nu0=nu0, k=1, substeps=sub,
+                                 lanczos_iters=5, threshold=float("inf"), method=method)
+      err[method, sub] = float(jnp.linalg.norm(ravel_pytree(p)[0] - y[0]))
+  moved = float(jnp.linalg.norm(y[0] - flat))
+  assert err["euler", 2] < 0.7 * err["euler", 1]             # first order: halves
+  assert err["heun", 2] < 0.35 * err["heun", 1]              # second order: quarters
+  assert err["heun", 2] < 0.1 * err["euler", 2] and err["heun", 2] < 0.01 * moved, err
+
+
+@pytest.mark.parametrize("name", ["gd", "scalar_rmsprop", "rmsprop"])
+def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stability(problem, name):
+  # The real optimizer, its central flow and its stable flow side by side from the real run's
+  # iterate at the edge of stability (the figure's own processes and quick settings)
   from experiments.figures import central_flow as fig_cf
-  c = central_flow_gd.get_config("quick")
+  c = fig_cf.CONFIGS[name].get_config("quick")
   loss_fn, params, batch = problem                 # the same network, data and init as c
   assert (c.n_train, tuple(c.widths), c.seed) == (200, (32,), 0)
-  S0 = curvature.top_eigenpairs(loss_fn, params, batch, k=1, num_iters=60).eigenvalues[0]
-  assert float(S0) > 2 / c.learning_rate     # unstable at initialization: GD catapults first
+  if name == "gd":      # unstable at initialization: GD catapults first
+    S0 = curvature.top_eigenpairs(loss_fn, params, batch, k=1, num_iters=60).eigenvalues[0]
+    assert float(S0) > 2 / c.opt.learning_rate
   r = fig_cf.processes(c)
-  eta, T = r["eta"], c.steps
-  S = np.asarray(r["cf"].sharpness) * eta / 2
-  assert np.all(np.abs(S[25:] - 1) < 1e-3)    # pinned at 2/eta
-  assert np.asarray(r["gf"].sharpness)[-1] * eta / 2 > 1.1   # gradient flow sharpens past it
-  assert np.all(np.asarray(r["gf"].X) == 0)
-  # predicted time-averaged loss against GD's loss averaged over a 10-step window
-  avg = np.convolve(r["gd_loss"], np.ones(10) / 10, mode="same")
-  ratio = np.asarray(r["cf"].predicted_loss)[10:T - 10] / avg[10:T - 10]
-  assert 0.9 < np.median(ratio) < 1.1 and np.all((ratio > 0.6) & (ratio < 1.6))
-  # GD's midpoint (w_{T-1} + 2 w_T + w_{T+1}) / 4 is far closer to the central flow
-  assert r["dist_cf"][-1] < r["dist_gf"][-1] / 5, (r["dist_cf"], r["dist_gf"])
+  T, W = c.steps, c.window
+  S = np.asarray(r["cf"].sharpness) / 2
+  assert np.all(np.abs(S[25:] - 1) < (2e-3 if name == "gd" else 1e-2))    # pinned at 2
+  assert np.asarray(r["gf"].sharpness)[-1] / 2 > 1.1     # the stable flow sharpens past it
+  assert np.all(np.asarray(r["gf"].X) == 0) and np.all(np.asarray(r["gf"].num_active) == 0)
+  assert np.all(np.asarray(r["cf"].num_active)[25:] >= 1)
+  # predicted time-averaged loss against the real loss averaged over the config's window
+  avg = fig_cf.window_average(r["real"]["loss"], T, W)
+  ratio = np.asarray(r["cf"].predicted_loss)[W:T - W] / avg[W:T - W]
+  assert 0.9 < np.median(ratio) < 1.1 and np.all((ratio > 0.4) & (ratio < 2.5))
+  # the real midpoint (w_{t-1} + 2 w_t + w_{t+1}) / 4 is far closer to the central flow, and
+  # what separates the real iterate from it lies mostly along the tracked directions V
+  assert r["dist_mid_cf"][-1] < r["dist_mid_gf"][-1] / 5, (r["dist_mid_cf"], r["dist_mid_gf"])
+  assert np.all(r["perp_real_cf"] <= r["dist_real_cf"] + 1e-12)
+  if name != "gd":
+    # the preconditioner: the central flow's effective learning rate is the real run's
+    # time-average, the stable flow's drifts away
+    elr = fig_cf.window_average(r["real"]["effective_lr"], T, W)[T - W]
+    cf_err = abs(r["cf"].effective_lr[T - W] / elr - 1)
+    gf_err = abs(r["gf"].effective_lr[T - W] / elr - 1)
+    assert cf_err < 0.01 and cf_err < gf_err / 5, (cf_err, gf_err)
+    assert r["nu_err_cf"][-1] < r["nu_err_gf"][-1]

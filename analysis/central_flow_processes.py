@@ -1,0 +1,144 @@
+"""The processes of a central-flow experiment, run side by side from one initialization
+(Cohen et al. 2025, Sec. 3-5; REFERENCE.md Sec. 2): the real optimizer (the engine's own
+dynamics.optimizers step), its central flow, its stable flow, and the midpoint of the real
+iterates (w_{t-1} + 2 w_t + w_{t+1}) / 4.
+
+    r = run_processes(loss_fn, params, batch, opt_cfg, start=30, steps=200)
+
+The real optimizer first runs `start` steps alone (it usually catapults out of an unstable
+start; the central flow describes the oscillation at the edge, not that escape), then all three
+run `steps` steps from its iterate and state. The flows run in `segments` equal segments so that
+their parameters are seen at each segment's end, where the distances are measured; each segment
+restarts the eigenvector tracking with a cold Lanczos solve.
+"""
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from analysis import central_flow as cf
+from analysis import curvature
+from dynamics import optimizers
+
+
+def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps: int,
+             state: Any = None, lanczos_iters: int = 20):
+  """The engine's optimizer for num_steps full-batch steps, with its effective sharpness.
+
+  The state starts with nu = the squared gradient at params (FlowForm.init_state) unless given.
+  Per step t (the step from w_t): loss L(w_t), w_t (flat), the effective sharpness
+  lambda_max(P^{-1/2} H(w_t) P^{-1/2}) with P the preconditioner of the step taken (warm
+  Lanczos) and the effective learning rate 1 / mean(P) (as analysis.central_flow.Step).
+
+  Returns:
+    (params, state) after the run, and a dict of per-step arrays: loss [T], w [T, n],
+    sharpness [T], grad_sq [T] (||grad L(w_t)||^2), effective_lr [T], nu [T] (scalar states) or [T, n].
+  """
+  opt, form = optimizers.build(opt_cfg), optimizers.flow_form(opt_cfg)
+  if state is None:
+    state = opt.init(params)
+    g = ravel_pytree(jax.grad(loss_fn)(params, batch))[0]
+    nu = form.init_state(g)
+    unravel = ravel_pytree(params)[1]
+    state = state._replace(nu=unravel(nu) if form.name == "rmsprop" else
+                           (nu if form.name == "scalar_rmsprop" else state.nu))
+  v0 = jax.tree.map(lambda x: jnp.zeros((1,) + jnp.shape(x), jnp.result_type(x)), params)
+
+  def body(carry, _):
+    p, s, v = carry
+    loss, g = jax.value_and_grad(loss_fn)(p, batch)
+    upd, s = opt.update(g, s, p)
+    P = opt.preconditioner(s, p)
+    e = curvature.preconditioned_sharpness(loss_fn, p, batch, P, k=1, num_iters=lanczos_iters,
+                                           v0=v)
+    flat_P = ravel_pytree(P)[0]
+    nu = s.nu if form.name != "rmsprop" else ravel_pytree(s.nu)[0]
+    log = dict(loss=loss, w=ravel_pytree(p)[0], sharpness=e.eigenvalues[0],
+               grad_sq=sum(jnp.sum(x ** 2) for x in jax.tree.leaves(g)),
+               effective_lr=1 / jnp.mean(flat_P), nu=nu if nu is not None else jnp.zeros(()))
+    return (jax.tree.map(lambda a, b: a + b, p, upd), s, e.eigenvectors), log
+
+  (params, state, _), logs = jax.lax.scan(body, (params, state, v0), None, length=num_steps)
+  return params, state, logs
+
+
+def _flat_nu(form, state, like):
+  if form.name == "gd":
+    return jnp.zeros((), like.dtype)
+  return ravel_pytree(state.nu)[0] if form.name == "rmsprop" else state.nu
+
+
+def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, start: int,
+                  steps: int, segments: int = 8, k: int = 3, substeps: int = 4,
+                  stable_substeps: int = 4, lanczos_iters: int = 20,
+                  method: str = "euler", eig_method: str = "lanczos") -> dict:
+  """The real optimizer, its central flow and its stable flow from one initialization.
+
+  Args:
+    loss_fn, params, batch: the problem (params' dtype is the computation's; float64 advised).
+    opt_cfg: the `opt` section: gd, scalar_rmsprop or rmsprop (optimizers.flow_form).
+    start: real steps before the processes split; steps: steps after (a multiple of segments).
+    segments: how often the flows' parameters are compared with the real run.
+    k, substeps, lanczos_iters, method, eig_method: passed to analysis.central_flow.central_flow;
+      stable_substeps: the stable flow's substeps.
+
+  Returns:
+    dict of numpy arrays: real (dict of per-step arrays for steps + 2 steps after the split,
+    see real_run), cf and gf (analysis.central_flow.Step, [steps]), marks [segments] (steps
+    at the segment ends), and at each mark: dist_mid_cf, dist_mid_gf (the real midpoint to
+    each flow), dist_real_cf, dist_real_gf, perp_real_cf (the part of real - central
+    orthogonal to the central flow's tracked directions V = P^{-1/2} U), nu_err_cf,
+    nu_err_gf (|nu_real - nu_flow| / |nu_real|, scalar RMSProp and RMSProp); eta, n_params.
+  """
+  if steps % segments:
+    raise ValueError(f"steps={steps} must be a multiple of segments={segments}")
+  form = optimizers.flow_form(opt_cfg)
+  flat0, unravel = ravel_pytree(params)
+  p0, s0, _ = jax.jit(lambda p: real_run(loss_fn, p, batch, opt_cfg, start,
+                                         lanczos_iters=lanczos_iters))(params)
+  _, _, real = jax.jit(lambda p, s: real_run(loss_fn, p, batch, opt_cfg, steps + 2, s,
+                                             lanczos_iters=lanczos_iters))(p0, s0)
+  real = jax.device_get(real)
+  nu_start = _flat_nu(form, s0, flat0)
+  seg = steps // segments
+  run = jax.jit(lambda p, nu, thr, n_sub: cf.central_flow(
+      loss_fn, p, batch, form, seg, nu0=nu, k=k, substeps=n_sub, threshold=thr,
+      lanczos_iters=lanczos_iters, method=method, eig_method=eig_method),
+      static_argnums=(2, 3))
+  out = {}
+  for name, thr, n_sub in (("cf", cf.THRESHOLD, substeps), ("gf", float("inf"), stable_substeps)):
+    p, nu, logs, ends = p0, nu_start, [], []
+    for _ in range(segments):
+      p, nu, log = run(p, nu, thr, n_sub)
+      logs.append(jax.device_get(log))
+      ends.append((ravel_pytree(p)[0], nu, p))
+    out[name] = (jax.tree.map(lambda *a: np.concatenate(a), *logs), ends)
+  marks = seg * np.arange(1, segments + 1)
+  w = real["w"]
+  mid = lambda t: (w[t - 1] + 2 * w[t] + w[t + 1]) / 4
+  r = dict(eta=form.eta, name=form.name, real=real, cf=out["cf"][0], gf=out["gf"][0],
+           marks=marks, n_params=int(flat0.size))
+  for name in ("cf", "gf"):
+    ends = out[name][1]
+    r[f"dist_mid_{name}"] = np.array([np.linalg.norm(mid(t) - e[0]) for t, e in zip(marks, ends)])
+    r[f"dist_real_{name}"] = np.array([np.linalg.norm(w[t] - e[0]) for t, e in zip(marks, ends)])
+    if form.name != "gd":
+      r[f"nu_err_{name}"] = np.array([np.linalg.norm(real["nu"][t] - e[1])
+                                      / np.linalg.norm(real["nu"][t]) for t, e in zip(marks, ends)])
+  r["perp_real_cf"] = np.array([_perp(loss_fn, e[2], batch, form, e[1], k, lanczos_iters,
+                                      w[t] - e[0]) for t, e in zip(marks, out["cf"][1])])
+  return r
+
+
+def _perp(loss_fn, params, batch, form, nu, k, iters, d):
+  """|d - its projection on span(P^{-1/2} U)|, U the top-k effective eigenvectors at params."""
+  flat, unravel = ravel_pytree(params)
+  p = form.p(jnp.asarray(nu))
+  e = curvature.preconditioned_sharpness(loss_fn, params, batch,
+                                         unravel(jnp.broadcast_to(p, flat.shape)), k=k,
+                                         num_iters=3 * iters)
+  U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors)
+  Q, _ = np.linalg.qr(np.asarray(cf.scale_rows(U, p ** -0.5)).T)            # orthonormal basis of span(V)
+  return float(np.linalg.norm(d - Q @ (Q.T @ d)))
