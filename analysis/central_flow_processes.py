@@ -24,13 +24,16 @@ from dynamics import optimizers
 
 
 def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps: int,
-             state: Any = None, lanczos_iters: int = 20):
+             state: Any = None, lanczos_iters: int = 20, keep_w: Any = None):
   """The engine's optimizer for num_steps full-batch steps, with its effective sharpness.
 
   The state starts with nu = the squared gradient at params (FlowForm.init_state) unless given.
   Per step t (the step from w_t): loss L(w_t), w_t (flat), the effective sharpness
   lambda_max(P^{-1/2} H(w_t) P^{-1/2}) with P the preconditioner of the step taken (warm
   Lanczos) and the effective learning rate 1 / mean(P) (as analysis.central_flow.Step).
+
+  keep_w: None keeps w_t for every step; a sorted sequence of steps keeps only those (w is
+  then [len(keep_w), n]; large models).
 
   Returns:
     (params, state) after the run, and a dict of per-step arrays: loss [T], w [T, n],
@@ -45,9 +48,12 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
     state = state._replace(nu=unravel(nu) if form.name == "rmsprop" else
                            (nu if form.name == "scalar_rmsprop" else state.nu))
   v0 = jax.tree.map(lambda x: jnp.zeros((1,) + jnp.shape(x), jnp.result_type(x)), params)
+  flat0 = ravel_pytree(params)[0]
+  keep = None if keep_w is None else jnp.asarray(np.asarray(keep_w, np.int32))
+  buf0 = jnp.zeros((0 if keep is None else keep.size, flat0.size), flat0.dtype)
 
-  def body(carry, _):
-    p, s, v = carry
+  def body(carry, t):
+    p, s, v, buf = carry
     loss, g = jax.value_and_grad(loss_fn)(p, batch)
     upd, s = opt.update(g, s, p)
     P = opt.preconditioner(s, p)
@@ -55,12 +61,22 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
                                            v0=v)
     flat_P = ravel_pytree(P)[0]
     nu = s.nu if form.name != "rmsprop" else ravel_pytree(s.nu)[0]
-    log = dict(loss=loss, w=ravel_pytree(p)[0], sharpness=e.eigenvalues[0],
+    w = ravel_pytree(p)[0]
+    if keep is not None:     # write w at its slot if t is kept (an out-of-range slot is dropped)
+      i = jnp.searchsorted(keep, t)
+      hit = (i < keep.size) & (keep[jnp.minimum(i, keep.size - 1)] == t)
+      buf = buf.at[jnp.where(hit, i, keep.size)].set(w, mode="drop")
+    log = dict(loss=loss, sharpness=e.eigenvalues[0],
                grad_sq=sum(jnp.sum(x ** 2) for x in jax.tree.leaves(g)),
                effective_lr=1 / jnp.mean(flat_P), nu=nu if nu is not None else jnp.zeros(()))
-    return (jax.tree.map(lambda a, b: a + b, p, upd), s, e.eigenvectors), log
+    if keep is None:
+      log["w"] = w
+    return (jax.tree.map(lambda a, b: a + b, p, upd), s, e.eigenvectors, buf), log
 
-  (params, state, _), logs = jax.lax.scan(body, (params, state, v0), None, length=num_steps)
+  (params, state, _, buf), logs = jax.lax.scan(body, (params, state, v0, buf0),
+                                               jnp.arange(num_steps))
+  if keep is not None:
+    logs["w"] = buf
   return params, state, logs
 
 
@@ -86,7 +102,7 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
 
   Returns:
     dict of numpy arrays: real (dict of per-step arrays for steps + 2 steps after the split,
-    see real_run), cf and gf (analysis.central_flow.Step, [steps]), marks [segments] (steps
+    see real_run; its w only around the marks, at real["w_steps"]), cf and gf (analysis.central_flow.Step, [steps]), marks [segments] (steps
     at the segment ends), and at each mark: dist_mid_cf, dist_mid_gf (the real midpoint to
     each flow), dist_real_cf, dist_real_gf, perp_real_cf (the part of real - central
     orthogonal to the central flow's tracked directions V = P^{-1/2} U), nu_err_cf,
@@ -98,11 +114,14 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
   flat0, unravel = ravel_pytree(params)
   p0, s0, _ = jax.jit(lambda p: real_run(loss_fn, p, batch, opt_cfg, start,
                                          lanczos_iters=lanczos_iters))(params)
-  _, _, real = jax.jit(lambda p, s: real_run(loss_fn, p, batch, opt_cfg, steps + 2, s,
-                                             lanczos_iters=lanczos_iters))(p0, s0)
-  real = jax.device_get(real)
-  nu_start = _flat_nu(form, s0, flat0)
   seg = steps // segments
+  marks = seg * np.arange(1, segments + 1)
+  keep = sorted({int(t + d) for t in marks for d in (-1, 0, 1)})   # w around each mark
+  _, _, real = jax.jit(lambda p, s: real_run(loss_fn, p, batch, opt_cfg, steps + 2, s,
+                                             lanczos_iters=lanczos_iters, keep_w=keep))(p0, s0)
+  real = jax.device_get(real)
+  real["w_steps"] = np.asarray(keep)
+  nu_start = _flat_nu(form, s0, flat0)
   run = jax.jit(lambda p, nu, thr, n_sub: cf.central_flow(
       loss_fn, p, batch, form, seg, nu0=nu, k=k, substeps=n_sub, threshold=thr,
       lanczos_iters=lanczos_iters, method=method, eig_method=eig_method),
@@ -115,20 +134,20 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
       logs.append(jax.device_get(log))
       ends.append((ravel_pytree(p)[0], nu, p))
     out[name] = (jax.tree.map(lambda *a: np.concatenate(a), *logs), ends)
-  marks = seg * np.arange(1, segments + 1)
-  w = real["w"]
-  mid = lambda t: (w[t - 1] + 2 * w[t] + w[t + 1]) / 4
+  slot = {t: i for i, t in enumerate(keep)}
+  w = lambda t: real["w"][slot[t]]
+  mid = lambda t: (w(t - 1) + 2 * w(t) + w(t + 1)) / 4
   r = dict(eta=form.eta, name=form.name, real=real, cf=out["cf"][0], gf=out["gf"][0],
            marks=marks, n_params=int(flat0.size))
   for name in ("cf", "gf"):
     ends = out[name][1]
     r[f"dist_mid_{name}"] = np.array([np.linalg.norm(mid(t) - e[0]) for t, e in zip(marks, ends)])
-    r[f"dist_real_{name}"] = np.array([np.linalg.norm(w[t] - e[0]) for t, e in zip(marks, ends)])
+    r[f"dist_real_{name}"] = np.array([np.linalg.norm(w(t) - e[0]) for t, e in zip(marks, ends)])
     if form.name != "gd":
       r[f"nu_err_{name}"] = np.array([np.linalg.norm(real["nu"][t] - e[1])
                                       / np.linalg.norm(real["nu"][t]) for t, e in zip(marks, ends)])
   r["perp_real_cf"] = np.array([_perp(loss_fn, e[2], batch, form, e[1], k, lanczos_iters,
-                                      w[t] - e[0]) for t, e in zip(marks, out["cf"][1])])
+                                      w(t) - e[0]) for t, e in zip(marks, out["cf"][1])])
   return r
 
 

@@ -4,9 +4,10 @@ r"""Central-flow speed on the configuration of the public minimal GD example, on
     python -m benchmarks.central_flow_speed                  # 3 timed steps, then the estimate
     python -m benchmarks.central_flow_speed --steps=400      # the whole run
 
-MLP 3072-256-256-4 with GELU and PyTorch-default init, MSE, full-batch GD at lr 0.02; the
-central flow with 4 Euler substeps and 3 tracked eigenvalues (analysis.central_flow, float64 by
-default), and the stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of
+The settings are experiments/configs/central_flow_speed.py's: MLP 3072-256-256-4 with GELU and
+PyTorch-default init, MSE, full-batch GD at lr 0.02; the central flow with 4 Euler substeps and
+3 tracked eigenvalues (analysis.central_flow, float64 by default), and the stable (gradient)
+flow with 10 substeps. Prints seconds per optimizer step of
 each (compile excluded) and the projected total for 400 steps. The public PyTorch code takes
 1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not run without CUDA.
 """
@@ -21,19 +22,22 @@ from absl import app, flags
 from analysis import central_flow
 from benchmarks import common
 from dynamics import data, losses, models
+from experiments.configs import central_flow_speed
 
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
 _FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
-LR, K, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = 0.02, 3, 4, 10, 400
+C = central_flow_speed.get_config()
+LR, K, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, C.k, C.substeps,
+                                          C.stable_substeps, C.steps)
 
 
 def setup(dtype):
-  ds = data.load(dict(name="cifar_digits"))
-  model = models.build(dict(name="mlp", widths=(256, 256), activation="gelu", init="torch"),
-                       in_dim=ds.in_dim, out_dim=ds.out_dim)
-  params = model.init(jax.random.PRNGKey(0), dtype=dtype)
+  ds = data.load(dict(name=C.data))
+  model = models.build(dict(name="mlp", widths=tuple(C.widths), activation=C.activation,
+                            init=C.init), in_dim=ds.in_dim, out_dim=ds.out_dim)
+  params = model.init(jax.random.PRNGKey(C.seed), dtype=dtype)
   batch = {"x": jnp.asarray(ds.x_train, dtype), "y": jnp.asarray(ds.y_train)}
   loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
   return loss_fn, params, batch
@@ -41,7 +45,8 @@ def setup(dtype):
 
 def seconds_per_step(loss_fn, params, batch, steps, substeps, threshold):
   run = jax.jit(lambda p: central_flow.gd_central_flow(
-      loss_fn, p, batch, LR, steps, k=K, substeps=substeps, threshold=threshold))
+      loss_fn, p, batch, LR, steps, k=K, substeps=substeps, threshold=threshold,
+      lanczos_iters=C.lanczos_iters))
   jax.block_until_ready(run(params))          # compile (and one warm-up run)
   t = time.perf_counter()
   _, logs = jax.block_until_ready(run(params))
@@ -63,7 +68,7 @@ def main(argv):
              dtype=str(np.dtype(dtype)), steps_timed=_STEPS.value,
              central_flow_s_per_step=cf, stable_flow_s_per_step=gf,
              central_flow_400_steps_s=cf * TOTAL,
-             sharpness_first_step=float(logs.sharpness[0]))
+             sharpness_first_step=float(logs.sharpness[0] / LR))
   print(f"device: {res['device']}  jax {res['jax']}  {n:,} parameters, {res['dtype']}")
   print(f"central flow ({CF_SUBSTEPS} substeps, {K} eigenvalues): {cf:.3f} s/step, "
         f"{TOTAL} steps ~ {cf * TOTAL / 60:.1f} min")

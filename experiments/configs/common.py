@@ -48,9 +48,11 @@ def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.Conf
   `fields` override the defaults below.
   """
   c = ml_collections.ConfigDict(dict(
-      n_train=200 if quick else 500,        # digits of classes 0-3
+      data="digits",                        # or 'cifar_digits' (1,000 images, 3x32x32)
+      n_train=200 if quick else 500,        # digits of classes 0-3 ('digits' only)
       widths=(32,) if quick else (64, 64),
       activation="tanh",
+      init="normal",                        # dynamics.models mlp init ('torch': PyTorch's)
       opt=optimizers.default_config(opt["name"]),
       start=30,                             # real steps before the processes split (catapult)
       steps=200 if quick else 400,          # a multiple of `segments`

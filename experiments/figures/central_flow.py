@@ -1,6 +1,8 @@
 """GD, scalar RMSProp and RMSProp beside their central flows and stable flows (Cohen et al.
 2025): the predicted time-averaged loss and squared gradient norm, the effective sharpness held
 at 2, the effective learning rate (RMSProp), and distances to the real run's midpoint iterates."""
+import os
+
 import jax
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
@@ -8,7 +10,8 @@ import numpy as np
 
 from analysis import central_flow_processes as cfp
 from dynamics import data, losses, models
-from experiments.configs import central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop
+from experiments.configs import (central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop,
+                                 central_flow_speed)
 from experiments.figures import claim, save
 
 CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
@@ -24,9 +27,12 @@ def _runs(quick):
 def problem(c):
   """(loss_fn, params, batch) of a central-flow config, float64."""
   jax.config.update("jax_enable_x64", True)
-  ds = data.load(dict(name="digits", n_train=c.n_train, n_test=0, classes=[0, 1, 2, 3]))
-  model = models.build(dict(name="mlp", widths=tuple(c.widths), activation=c.activation),
-                       in_dim=ds.in_dim, out_dim=ds.out_dim)
+  if c.data == "digits":
+    ds = data.load(dict(name="digits", n_train=c.n_train, n_test=0, classes=[0, 1, 2, 3]))
+  else:
+    ds = data.load(dict(name=c.data))
+  model = models.build(dict(name="mlp", widths=tuple(c.widths), activation=c.activation,
+                            init=c.init), in_dim=ds.in_dim, out_dim=ds.out_dim)
   params = model.init(jax.random.PRNGKey(c.seed), dtype=jnp.float64)
   batch = {"x": jnp.asarray(ds.x_train, jnp.float64), "y": jnp.asarray(ds.y_train)}
   loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
@@ -52,22 +58,39 @@ def _processes(c):
                            method=c.method, eig_method=c.eig_method)
 
 
+def save_processes(r, path):
+  """Writes run_processes' output as one .npz: real/<field> (without the kept iterates w),
+  cf/<field> and gf/<field> (the Step fields), and the top-level arrays (marks, dist_mid_cf,
+  ...) under their own names."""
+  flat = {}
+  for k, v in r.items():
+    if k == "real":
+      flat.update({f"real/{f}": np.asarray(x) for f, x in v.items() if f != "w"})
+    elif k in ("cf", "gf"):
+      flat.update({f"{k}/{f}": np.asarray(x) for f, x in v._asdict().items()})
+    else:
+      flat[k] = np.asarray(v)
+  np.savez(path, **flat)
+
+
 def window_average(x, T, window):
   """The centred `window`-step moving average of x, its first T entries."""
   return np.convolve(x, np.ones(window) / window, mode="same")[:T]
 
 
-def _draw_for(name):
+def _draw_for(name, config=None, extra=None, figure=None):
   def draw(trajs, out, quick):
     del trajs
-    c = CONFIGS[name].get_config("quick" if quick else "")
+    c = (config or CONFIGS[name]).get_config("quick" if quick else "")
     r = processes(c)
-    path = _plot(r, c, name, out, quick)
-    return dict(claims=claims(r, c.window), figures=[path])
+    path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
+    save_processes(r, os.path.join(out, "processes.npz"))
+    more = extra(r) if extra else []
+    return dict(claims=claims(r, c.window, c.stable_substeps) + more, figures=[path])
   return draw
 
 
-def _plot(r, c, name, out, quick):
+def _plot(r, c, name, out, quick, figure):
   T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[name], c.window
   steps, ok = np.arange(T), slice(W // 2, T - W // 2)   # where the window lies inside the run
   panels = 5 if name != "gd" else 4
@@ -103,14 +126,24 @@ def _plot(r, c, name, out, quick):
     a.legend(fontsize=7)
   o = c.opt
   hp = f"eta={o.learning_rate:g}" + (f", b2={o.b2:g}" if name != "gd" else "")
+  ds = f"{c.n_train} digits (0-3)" if c.data == "digits" else c.data
   fig.suptitle(f"{lab} and its central flow: fc-{c.activation} "
-               f"{'x'.join(map(str, c.widths))}, MSE, {c.n_train} digits (0-3), {hp}, "
+               f"{'x'.join(map(str, c.widths))}, MSE, {ds}, {hp}, "
                f"{r['n_params']:,} parameters, float64 ({'quick' if quick else 'full'})",
                fontsize=11)
-  return save(fig, out, f"central_flow_{name}")
+  return save(fig, out, figure)
 
 
-def claims(r, window: int) -> list:
+def _median(x):
+  """The median, or None for a run shorter than two windows."""
+  return float(np.median(x)) if np.size(x) else None
+
+
+def _within(x, lo, hi):
+  return bool(np.size(x)) and lo <= np.median(x) <= hi
+
+
+def claims(r, window: int, stable_substeps: int) -> list:
   """The report's claims for one optimizer's processes (run_processes output); the real run's
   loss, squared gradient norm and effective learning rate are averaged over `window` steps."""
   T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[r["name"]], window
@@ -122,11 +155,11 @@ def claims(r, window: int) -> list:
   dev = float(np.max(np.abs(S[reached[0]:] - 1))) if reached.size else None
   out = [
       claim(f"central flow's predicted time-averaged loss over {lab}'s {W}-step average "
-            "loss (median over the run)", float(np.median(ratio)), "in [0.9, 1.1] (within 10%)",
-            0.9 <= np.median(ratio) <= 1.1),
+            "loss (median over the run)", _median(ratio), "in [0.9, 1.1] (within 10%)",
+            _within(ratio, 0.9, 1.1)),
       claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s "
-            f"{W}-step average (median over the run)", float(np.median(gratio)),
-            "in [0.8, 1.25]", 0.8 <= np.median(gratio) <= 1.25),
+            f"{W}-step average (median over the run)", _median(gratio), "in [0.8, 1.25]",
+            _within(gratio, 0.8, 1.25)),
       claim(f"at the end: |{lab} midpoint - stable flow| / |{lab} midpoint - central flow|",
             float(r["dist_mid_gf"][-1] / r["dist_mid_cf"][-1]), ">= 5",
             r["dist_mid_gf"][-1] >= 5 * r["dist_mid_cf"][-1]),
@@ -134,6 +167,10 @@ def claims(r, window: int) -> list:
             "(max deviation)", dev, "<= 0.03 (held at 2)", dev is not None and dev <= 0.03),
       claim("stable flow: effective sharpness / 2 at the end", float(r["gf"].sharpness[-1] / 2),
             "> 1 (sharpens past 2)", r["gf"].sharpness[-1] / 2 > 1),
+      # the stable flow is stiff: its Euler substep dt is stable only while dt * S_eff < 2
+      claim("stable flow integrated stably: max effective sharpness x its substep dt",
+            float(np.max(r["gf"].sharpness) / stable_substeps), "< 2",
+            np.max(r["gf"].sharpness) / stable_substeps < 2),
   ]
   if r["name"] != "gd":
     avg = window_average(real["effective_lr"], T, W)[-W]
@@ -150,6 +187,31 @@ def claims(r, window: int) -> list:
   return out
 
 
+# the public code's numbers at step 180 on central_flow_speed (REFERENCE.md Sec. 2 / the issue)
+PUBLIC_AT_180 = dict(gd_sharpness=99.7, cf_sharpness=100.0, gf_sharpness=206.0,
+                     dist_gd_cf=0.019, dist_gd_gf=0.14, predicted_loss=0.018, gd_loss=0.017)
+
+
+def public_comparison(r) -> list:
+  """central_flow_speed: the measured numbers at step 180 (or the last mark before it) beside
+  the public code's; sharpness in raw units (effective / eta)."""
+  eta, marks = r["eta"], r["marks"]
+  m = int(marks[marks <= 180][-1]) if np.any(marks <= 180) else int(marks[0])
+  i = int(np.flatnonzero(marks == m)[0])
+  f = min(m, len(r["cf"].loss) - 1)        # the flows' log entry s is the state at step s
+  got = dict(gd_sharpness=float(r["real"]["sharpness"][m] / eta),
+             cf_sharpness=float(r["cf"].sharpness[f] / eta),
+             gf_sharpness=float(r["gf"].sharpness[f] / eta),
+             dist_gd_cf=float(r["dist_real_cf"][i]), dist_gd_gf=float(r["dist_real_gf"][i]),
+             predicted_loss=float(r["cf"].predicted_loss[f]),
+             gd_loss=float(r["real"]["loss"][m]))
+  ok = (abs(got["cf_sharpness"] * eta / 2 - 1) < 0.01 and got["gf_sharpness"] > 2 / eta
+        and got["dist_gd_gf"] >= 5 * got["dist_gd_cf"])
+  return [claim(f"at step {m}: the public code's picture (central flow at 2/eta, gradient "
+                "flow above it, GD >= 5x closer to the central flow)", got,
+                f"public code at step 180: {PUBLIC_AT_180}", ok)]
+
+
 FIGURES = {
     f"central_flow_{name}": (
         f"{LABEL[name]} beside its central flow and stable flow (Cohen et al. 2025): predicted "
@@ -158,3 +220,7 @@ FIGURES = {
         _runs, _draw_for(name))
     for name in CONFIGS
 }
+FIGURES["central_flow_speed"] = (
+    "GD and its central flow on the public code's minimal example (CIFAR-shaped digits, "
+    "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps): needs a GPU; --quick: 40 steps",
+    _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed"))

@@ -198,3 +198,16 @@ def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stabilit
     gf_err = abs(r["gf"].effective_lr[T - W] / elr - 1)
     assert cf_err < 0.01 and cf_err < gf_err / 5, (cf_err, gf_err)
     assert r["nu_err_cf"][-1] < r["nu_err_gf"][-1]
+
+
+def test_real_run_keeps_the_requested_iterates_only(problem):
+  from analysis import central_flow_processes as cfp
+  loss_fn, params, batch = problem
+  opt = dict(name="rmsprop", learning_rate=0.003)
+  run = lambda keep: cfp.real_run(loss_fn, params, batch, opt, 6, lanczos_iters=5, keep_w=keep)
+  _, _, full = jax.jit(lambda: run(None))()
+  _, _, some = jax.jit(lambda: run([0, 3, 4]))()
+  assert full["w"].shape[0] == 6 and some["w"].shape[0] == 3
+  np.testing.assert_array_equal(some["w"], full["w"][np.array([0, 3, 4])])
+  np.testing.assert_array_equal(some["loss"], full["loss"])
+  np.testing.assert_allclose(full["w"][0], ravel_pytree(params)[0])

@@ -1,0 +1,35 @@
+r"""The configuration of the public central-flows code's minimal GD example, on "CIFAR-shaped
+digits" (dynamics/data 'cifar_digits': classes 0-3 of the digits, 250 images per class, each
+8x8 image enlarged to 3x32x32 and normalized like CIFAR-10): the problem on which the public
+PyTorch code takes 1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2).
+
+MLP 3072-256-256-4 with GELU and PyTorch-default init (853,508 parameters), MSE, full-batch GD
+at lr 0.02 (2/eta = 100) from initialization; the central flow with 4 Euler substeps and 3
+tracked eigenvalues, the stable flow with 10 substeps; 400 steps; float64.
+
+    python -m experiments.reproduce --figure=central_flow_speed [--quick]
+    python -m benchmarks.central_flow_speed          # seconds per step only
+
+Variant `:quick`: the first 40 steps. Figure as central_flow_gd; the report also sets the
+measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow 100.0,
+gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted loss
+0.018, GD's 0.017).
+Run time: full settings need a GPU (2-core CPU, measured: 14.4 s per central-flow step, so
+~2 h for the 400 steps); --quick ~15 min on a 2-core CPU.
+"""
+import ml_collections
+
+from experiments.configs.common import central_flow_config
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  if variant not in ("", "quick"):
+    raise ValueError(f"central_flow_speed variant {variant!r} is not allowed; allowed: 'quick'")
+  quick = variant == "quick"
+  return central_flow_config(
+      dict(name="gd", learning_rate=0.02), quick=False,
+      data="cifar_digits", widths=(256, 256), activation="gelu", init="torch",
+      start=0,                              # the processes start at initialization
+      steps=40 if quick else 400,
+      segments=4 if quick else 20,          # distances every 10 / 20 steps (step 180 included)
+      k=3, substeps=4, stable_substeps=10, lanczos_iters=20, window=10)
