@@ -69,6 +69,8 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) 
   for c in report["claims"]:
     log(f"[{name}] {'HOLDS ' if c['holds'] else 'FAILS '} {c['claim']}: measured "
         f"{_fmt(c['measured'])}, expected {c['expected']}")
+  for note in report.get("notes", []):     # context that is not a pass/fail claim
+    log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
 

@@ -25,6 +25,7 @@ def test_speed_configuration_draws_with_the_public_comparison(tmp_path):
   got = last["measured"]
   assert set(got) == set(fig_cf.PUBLIC_AT_180)
   json.dumps(report["claims"])             # report.json can hold it
+  assert "tracked directions" in report["notes"][0]
   saved = np.load(tmp_path / "processes.npz")
   assert {"real/loss", "cf/predicted_loss", "gf/sharpness", "marks", "dist_mid_cf"} <= set(saved)
   c = tiny()

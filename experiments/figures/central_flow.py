@@ -86,7 +86,8 @@ def _draw_for(name, config=None, extra=None, figure=None):
     path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
     save_processes(r, os.path.join(out, "processes.npz"))
     more = extra(r) if extra else []
-    return dict(claims=claims(r, c.window, c.stable_substeps) + more, figures=[path])
+    return dict(claims=claims(r, c.window, c.stable_substeps) + more, figures=[path],
+                notes=[tracking_note(r, c.k)])
   return draw
 
 
@@ -132,6 +133,16 @@ def _plot(r, c, name, out, quick, figure):
                f"{r['n_params']:,} parameters, float64 ({'quick' if quick else 'full'})",
                fontsize=11)
   return save(fig, out, figure)
+
+
+def tracking_note(r, k) -> str:
+  """How close the fixed number k of tracked directions came to being too small."""
+  cf = r["cf"]
+  full = float(np.mean(np.asarray(cf.num_active) == k))
+  sat = float(np.mean(cf.saturated))
+  return (f"k = {k} tracked directions: all {k} active at {full:.0%} of the central flow's "
+          f"steps; smallest tracked effective eigenvalue above 1.5 (the public code would add "
+          f"a direction) at {sat:.0%}")
 
 
 def _median(x):
