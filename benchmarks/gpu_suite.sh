@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Every measurement that needs one GPU, in one go, each result as JSON (and each figure with
+# its report.json) under OUT_DIR; a failing step is logged and the rest go on.
+#
+#   bash benchmarks/gpu_suite.sh OUT_DIR [--short]
+#
+# --short: the four speed benchmarks only (minutes); without it also the full grokking figure
+# (p = 113, 40k steps, 5 seeds) and the central-flow figure on the public example's
+# configuration (400 steps). The numbers go into benchmarks/README.md and README.md by hand,
+# with the device's name, which each JSON records.
+set -u
+out=${1:?usage: bash benchmarks/gpu_suite.sh OUT_DIR [--short]}
+short=${2:-}
+mkdir -p "$out"
+run() {   # run NAME CMD...: CMD's output in OUT_DIR/NAME.log, its status in OUT_DIR/status.txt
+  local name=$1; shift
+  local t0=$SECONDS
+  "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  echo "$name rc=$rc $((SECONDS - t0)) s" >> "$out/status.txt"
+}
+python -c "import jax; print(jax.devices())" > "$out/devices.txt" 2>&1
+run train_speed python -m benchmarks.train_speed --out="$out/train_speed.json"
+run curvature_speed python -m benchmarks.curvature_speed --out="$out/curvature_speed.json"
+run grokking_speed python -m benchmarks.grokking_speed --out="$out/grokking_speed.json"
+run central_flow_speed python -m benchmarks.central_flow_speed --steps=3 \
+    --out="$out/central_flow_speed.json"
+run central_flow_speed_f32 python -m benchmarks.central_flow_speed --steps=3 --float32 \
+    --out="$out/central_flow_speed_f32.json"
+if [ "$short" != "--short" ]; then
+  run grokking python -m experiments.reproduce --figure=grokking --root="$out/reproduce"
+  run central_flow_figure python -m experiments.reproduce --figure=central_flow_speed \
+      --root="$out/reproduce"
+fi
+cat "$out/status.txt"
