@@ -14,8 +14,8 @@ Variant `:quick`: the first 40 steps. Figure as central_flow_gd; the report also
 measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow 100.0,
 gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted loss
 0.018, GD's 0.017).
-Run time: full settings need a GPU (2-core CPU, measured: 14.4 s per central-flow step, so
-~2 h for the 400 steps); --quick ~15 min on a 2-core CPU.
+Run time: full settings want a GPU (2-core CPU, measured: 8-14 s per central-flow step and
+4-6 s per stable-flow step, so 1.5-2.5 h for the 400 steps); --quick ~15 min on a 2-core CPU.
 """
 import ml_collections
 

@@ -161,6 +161,8 @@ def claims(r, window: int, stable_substeps: int) -> list:
   lo, hi = W, T - W
   ratio = r["cf"].predicted_loss[lo:hi] / window_average(real["loss"], T, W)[lo:hi]
   gratio = r["cf"].predicted_grad_sq[lo:hi] / window_average(real["grad_sq"], T, W)[lo:hi]
+  gmean = (float(np.mean(r["cf"].predicted_grad_sq[W:T]) / np.mean(real["grad_sq"][W:T]))
+           if T > W else None)
   S = r["cf"].sharpness / 2
   reached = np.flatnonzero(np.abs(S - 1) < 1e-2)
   dev = float(np.max(np.abs(S[reached[0]:] - 1))) if reached.size else None
@@ -168,9 +170,11 @@ def claims(r, window: int, stable_substeps: int) -> list:
       claim(f"central flow's predicted time-averaged loss over {lab}'s {W}-step average "
             "loss (median over the run)", _median(ratio), "in [0.9, 1.1] (within 10%)",
             _within(ratio, 0.9, 1.1)),
-      claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s "
-            f"{W}-step average (median over the run)", _median(gratio), "in [0.8, 1.25]",
-            _within(gratio, 0.8, 1.25)),
+      # the squared gradient norm is almost all oscillation, which waxes and wanes over the
+      # self-stabilization cycles (tens of steps): compared as a time average over the run
+      claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s, "
+            f"both averaged over steps {W}-{T}", gmean, "in [0.8, 1.25]",
+            gmean is not None and 0.8 <= gmean <= 1.25, windowed_median=_median(gratio)),
       claim(f"at the end: |{lab} midpoint - stable flow| / |{lab} midpoint - central flow|",
             float(r["dist_mid_gf"][-1] / r["dist_mid_cf"][-1]), ">= 5",
             r["dist_mid_gf"][-1] >= 5 * r["dist_mid_cf"][-1]),
