@@ -62,6 +62,7 @@ THRESHOLD = 1.95          # effective eigenvalue above which a direction is acti
 SATURATION = 1.5          # smallest tracked effective eigenvalue above which k may be too small
 _INACTIVE = 1e6           # added to A0_ii of an inactive direction (times 2)
 METHODS = ("euler", "heun")
+EIG_METHODS = ("lanczos", "lobpcg")
 
 
 def gd_form(eta: float) -> FlowForm:
@@ -206,6 +207,9 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
   """
   if method not in METHODS:
     raise ValueError(f"method={method!r} is not allowed; allowed: {', '.join(METHODS)}")
+  if eig_method not in EIG_METHODS:
+    raise ValueError(f"eig_method={eig_method!r} is not allowed; allowed: "
+                     f"{', '.join(EIG_METHODS)}")
   flat0, unravel = ravel_pytree(params)
   if nu0 is None:
     nu0 = form.init_state(jax.grad(lambda x: loss_fn(unravel(x), batch))(flat0))

@@ -211,3 +211,15 @@ def test_real_run_keeps_the_requested_iterates_only(problem):
   np.testing.assert_array_equal(some["w"], full["w"][np.array([0, 3, 4])])
   np.testing.assert_array_equal(some["loss"], full["loss"])
   np.testing.assert_allclose(full["w"][0], ravel_pytree(params)[0])
+
+
+def test_bad_methods_are_refused_by_name(problem):
+  loss_fn, params, batch = problem
+  with pytest.raises(ValueError, match="method='rk4' is not allowed; allowed: euler, heun"):
+    cf.central_flow(loss_fn, params, batch, cf.gd_form(0.5), 1, method="rk4")
+  with pytest.raises(ValueError, match="eig_method='eigh' is not allowed"):
+    cf.central_flow(loss_fn, params, batch, cf.gd_form(0.5), 1, eig_method="eigh")
+  from analysis import central_flow_processes as cfp
+  with pytest.raises(ValueError, match="steps=10 must be a multiple of segments=3"):
+    cfp.run_processes(loss_fn, params, batch, dict(name="gd", learning_rate=0.5), 0, 10,
+                      segments=3)
