@@ -113,6 +113,21 @@ def _grad_sq(form: FlowForm, grad):
   return jnp.sum(grad ** 2) if form.scalar else grad ** 2
 
 
+def _lead(d, ndim):
+  """A scalar as is, or [n] as [1, ..., 1, n] with `ndim` axes (explicit broadcasting)."""
+  return d if jnp.ndim(d) == 0 else d.reshape((1,) * (ndim - 1) + (-1,))
+
+
+def scale_rows(U_kxn, d):
+  """U with every row multiplied by d (a scalar or [n]); V = scale_rows(U, P^{-1/2})."""
+  return U_kxn * _lead(d, 2)
+
+
+def _rate(form: FlowForm) -> float:
+  """c = (1 - b2) / b2 of dnu/dt (GD: 0)."""
+  return 0.0 if form.name == "gd" else (1 - form.b2) / form.b2
+
+
 def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float,
                 threshold: float = THRESHOLD):
   """(A0 [k, k], B [k, k, k, k], active [k]) of the complementarity problem (module docstring)."""
@@ -122,32 +137,18 @@ def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float
   A0 = (2 * jnp.eye(k, dtype=t.M.dtype) - t.M
         + dt * (2 * _quad(V, a * c * (_grad_sq(form, t.grad) - nu))
                 + jnp.einsum("ijn,n->ij", t.g, pinv * t.grad, precision=_HI)))
-  B = 0.5 * dt * jnp.einsum("ijn,lmn->ijlm", t.g, t.g * (pinv if jnp.ndim(pinv) == 0 else pinv[None, None, :]), precision=_HI)
+  B = 0.5 * dt * jnp.einsum("ijn,lmn->ijlm", t.g, t.g * _lead(pinv, 3), precision=_HI)
   if form.name != "gd":   # the state's response: more oscillation -> larger nu -> larger P
     w = a * c * 4 * p ** 2
     if form.scalar:
       G = jnp.matmul(V, V.T, precision=_HI)
       B = B + 2 * dt * w * jnp.einsum("ij,lm->ijlm", G, G)
     else:
-      Z = V[:, None, :] * V[None, :, :] * jnp.sqrt(w)[None, None, :]         # [k, k, n]
+      Z = V[:, None, :] * V[None, :, :] * _lead(jnp.sqrt(w), 3)      # [k, k, n]
       B = B + 2 * dt * jnp.einsum("ijn,lmn->ijlm", Z, Z, precision=_HI)
   active = jnp.diagonal(t.M) >= threshold
   A0 = A0 + jnp.diag(jnp.where(active, 0.0, _INACTIVE * 2.0)).astype(A0.dtype)
   return 0.5 * (A0 + A0.T), B, active
-
-
-def _cols(d):
-  """A scalar, or [n] as [1, n] (explicit broadcasting over a leading axis)."""
-  return d if jnp.ndim(d) == 0 else d[None, :]
-
-
-def scale_rows(U_kxn, d):
-  """U with every row multiplied by d (a scalar or [n]); V = scale_rows(U, P^{-1/2})."""
-  return U_kxn * _cols(d)
-
-
-def _rate(form: FlowForm) -> float:
-  return 0.0 if form.name == "gd" else (1 - form.b2) / form.b2
 
 
 def rates(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, X: jax.Array):

@@ -37,7 +37,8 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
 
   Returns:
     (params, state) after the run, and a dict of per-step arrays: loss [T], w [T, n],
-    sharpness [T], grad_sq [T] (||grad L(w_t)||^2), effective_lr [T], nu [T] (scalar states) or [T, n].
+    sharpness [T], grad_sq [T] (||grad L(w_t)||^2), effective_lr [T], nu [T] (scalar
+    states) or [T, n].
   """
   opt, form = optimizers.build(opt_cfg), optimizers.flow_form(opt_cfg)
   if state is None:
@@ -102,7 +103,8 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
 
   Returns:
     dict of numpy arrays: real (dict of per-step arrays for steps + 2 steps after the split,
-    see real_run; its w only around the marks, at real["w_steps"]), cf and gf (analysis.central_flow.Step, [steps]), marks [segments] (steps
+    see real_run; its w only around the marks, at real["w_steps"]), cf and gf
+    (analysis.central_flow.Step, [steps]), marks [segments] (steps
     at the segment ends), and at each mark: dist_mid_cf, dist_mid_gf (the real midpoint to
     each flow), dist_real_cf, dist_real_gf, perp_real_cf (the part of real - central
     orthogonal to the central flow's tracked directions V = P^{-1/2} U), nu_err_cf,
@@ -159,5 +161,5 @@ def _perp(loss_fn, params, batch, form, nu, k, iters, d):
                                          unravel(jnp.broadcast_to(p, flat.shape)), k=k,
                                          num_iters=3 * iters)
   U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors)
-  Q, _ = np.linalg.qr(np.asarray(cf.scale_rows(U, p ** -0.5)).T)            # orthonormal basis of span(V)
+  Q, _ = np.linalg.qr(np.asarray(cf.scale_rows(U, p ** -0.5)).T)   # orthonormal, span(V)
   return float(np.linalg.norm(d - Q @ (Q.T @ d)))

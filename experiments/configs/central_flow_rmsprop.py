@@ -9,8 +9,9 @@ analysis.central_flow) and its stable flow.
 
     python -m experiments.reproduce --figure=central_flow_rmsprop [--quick]
 
-Full settings: 500 images, fc-tanh 64x64, eta = 1e-3, 400 steps after 275, 6 tracked directions. Variant `:quick`
-(200 images, one hidden layer of 32, eta = 3e-3, 200 steps after 250) for CPU tests.
+Full settings: 500 images, fc-tanh 64x64, eta = 1e-3, 400 steps after 275, 6 tracked
+directions. Variant `:quick` (200 images, one hidden layer of 32, eta = 3e-3, 200 steps after
+250, 3 tracked directions) for CPU tests.
 Figure: RMSProp's loss with the central flow's predicted time-averaged loss over it; effective
 sharpness with 2; squared gradient norm and its prediction; distances from RMSProp's midpoint
 iterate to the two flows; the effective learning rate 1/mean(P) of the three.
