@@ -161,6 +161,24 @@ def rates(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, X: jax.Array):
   return dw, form.dstate(nu, sq)
 
 
+def effective_eigenvectors(loss_fn: Callable, params: Any, batch: Any, form: FlowForm,
+                           nu: jax.Array, k: int, num_iters: int,
+                           U_old: Optional[jax.Array] = None, eig_method: str = "lanczos"):
+  """U [k, n] (flat, orthonormal): the top-k eigenvectors of the effective Hessian
+  P(nu)^{-1/2} H P(nu)^{-1/2} at params; with U_old, warm-started from it and sign-aligned
+  with it (<u_i, u_old_i> >= 0). The weight-space directions are scale_rows(U, P^{-1/2})."""
+  flat, unravel = ravel_pytree(params)
+  p_tree = unravel(jnp.broadcast_to(form.p(jnp.asarray(nu)), flat.shape))
+  v0 = None if U_old is None else jax.vmap(unravel)(U_old)
+  e = curvature.preconditioned_sharpness(loss_fn, params, batch, p_tree, k=k,
+                                         num_iters=num_iters, v0=v0, method=eig_method)
+  U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
+  if U_old is None:
+    return U
+  sign = jnp.where(jnp.sum(U * U_old, axis=1) < 0, -1.0, 1.0).astype(U.dtype)
+  return U * sign[:, None]
+
+
 class Step(NamedTuple):
   """One logged central-flow step (the state at its start)."""
   loss: jax.Array              # L(w)
@@ -219,15 +237,8 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
   stable = not math.isfinite(threshold)
 
   def eig(flat, nu, U_old, iters):
-    p_tree = unravel(jnp.broadcast_to(form.p(nu), flat.shape))
-    v0 = None if U_old is None else jax.vmap(unravel)(U_old)
-    e = curvature.preconditioned_sharpness(loss_fn, unravel(flat), batch, p_tree, k=k,
-                                           num_iters=iters, v0=v0, method=eig_method)
-    U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
-    if U_old is None:
-      return U
-    sign = jnp.where(jnp.sum(U * U_old, axis=1) < 0, -1.0, 1.0).astype(U.dtype)
-    return U * sign[:, None]
+    return effective_eigenvectors(loss_fn, unravel(flat), batch, form, nu, k, iters, U_old,
+                                  eig_method)
 
   def stage(flat, nu, U, X):
     """Rates, the solved X and the log at (flat, nu) with U held fixed."""

@@ -45,9 +45,10 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
     state = opt.init(params)
     g = ravel_pytree(jax.grad(loss_fn)(params, batch))[0]
     nu = form.init_state(g)
-    unravel = ravel_pytree(params)[1]
-    state = state._replace(nu=unravel(nu) if form.name == "rmsprop" else
-                           (nu if form.name == "scalar_rmsprop" else state.nu))
+    if form.name == "rmsprop":
+      state = state._replace(nu=ravel_pytree(params)[1](nu))
+    elif form.name == "scalar_rmsprop":
+      state = state._replace(nu=nu)
   v0 = jax.tree.map(lambda x: jnp.zeros((1,) + jnp.shape(x), jnp.result_type(x)), params)
   flat0 = ravel_pytree(params)[0]
   keep = None if keep_w is None else jnp.asarray(np.asarray(keep_w, np.int32))
@@ -155,11 +156,7 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
 
 def _perp(loss_fn, params, batch, form, nu, k, iters, d):
   """|d - its projection on span(P^{-1/2} U)|, U the top-k effective eigenvectors at params."""
-  flat, unravel = ravel_pytree(params)
-  p = form.p(jnp.asarray(nu))
-  e = curvature.preconditioned_sharpness(loss_fn, params, batch,
-                                         unravel(jnp.broadcast_to(p, flat.shape)), k=k,
-                                         num_iters=3 * iters)
-  U = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors)
-  Q, _ = np.linalg.qr(np.asarray(cf.scale_rows(U, p ** -0.5)).T)   # orthonormal, span(V)
+  U = cf.effective_eigenvectors(loss_fn, params, batch, form, nu, k, 3 * iters)
+  V = cf.scale_rows(U, form.p(jnp.asarray(nu)) ** -0.5)
+  Q, _ = np.linalg.qr(np.asarray(V).T)                        # orthonormal basis of span(V)
   return float(np.linalg.norm(d - Q @ (Q.T @ d)))

@@ -21,8 +21,8 @@ from absl import app, flags
 
 from analysis import central_flow
 from benchmarks import common
-from dynamics import data, losses, models
 from experiments.configs import central_flow_speed
+from experiments.figures import central_flow as central_flow_figure
 
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
 _FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
@@ -34,13 +34,7 @@ LR, K, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, C.k, C.substeps,
 
 
 def setup(dtype):
-  ds = data.load(dict(name=C.data))
-  model = models.build(dict(name="mlp", widths=tuple(C.widths), activation=C.activation,
-                            init=C.init), in_dim=ds.in_dim, out_dim=ds.out_dim)
-  params = model.init(jax.random.PRNGKey(C.seed), dtype=dtype)
-  batch = {"x": jnp.asarray(ds.x_train, dtype), "y": jnp.asarray(ds.y_train)}
-  loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
-  return loss_fn, params, batch
+  return central_flow_figure.problem(C, dtype)
 
 
 def seconds_per_step(loss_fn, params, batch, steps, substeps, threshold):

@@ -24,17 +24,18 @@ def _runs(quick):
   return {}           # the processes run inside the draw function (they share one init)
 
 
-def problem(c):
-  """(loss_fn, params, batch) of a central-flow config, float64."""
-  jax.config.update("jax_enable_x64", True)
+def problem(c, dtype=jnp.float64):
+  """(loss_fn, params, batch) of a central-flow config (float64 by default, x64 enabled)."""
+  if jnp.dtype(dtype) == jnp.float64:
+    jax.config.update("jax_enable_x64", True)
   if c.data == "digits":
     ds = data.load(dict(name="digits", n_train=c.n_train, n_test=0, classes=[0, 1, 2, 3]))
   else:
     ds = data.load(dict(name=c.data))
   model = models.build(dict(name="mlp", widths=tuple(c.widths), activation=c.activation,
                             init=c.init), in_dim=ds.in_dim, out_dim=ds.out_dim)
-  params = model.init(jax.random.PRNGKey(c.seed), dtype=jnp.float64)
-  batch = {"x": jnp.asarray(ds.x_train, jnp.float64), "y": jnp.asarray(ds.y_train)}
+  params = model.init(jax.random.PRNGKey(c.seed), dtype=dtype)
+  batch = {"x": jnp.asarray(ds.x_train, dtype), "y": jnp.asarray(ds.y_train)}
   loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
   return loss_fn, params, batch
 
