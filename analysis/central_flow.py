@@ -55,6 +55,7 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import curvature
 from analysis.central_flow_sdp import solve_psd_lcp
+from dynamics import optimizers
 from dynamics.optimizers import FlowForm
 
 _HI = jax.lax.Precision.HIGHEST
@@ -66,8 +67,8 @@ EIG_METHODS = ("lanczos", "lobpcg")
 
 
 def gd_form(eta: float) -> FlowForm:
-  """The FlowForm of GD at learning rate eta."""
-  return FlowForm(name="gd", eta=float(eta), b2=0.0, eps=0.0)
+  """The FlowForm of GD at learning rate eta (optimizers.flow_form of that `opt` section)."""
+  return optimizers.flow_form(dict(name="gd", learning_rate=float(eta)))
 
 
 class Terms(NamedTuple):

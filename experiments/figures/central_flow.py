@@ -203,7 +203,7 @@ def claims(r, window: int, stable_substeps: int) -> list:
   return out
 
 
-# the public code's numbers at step 180 on central_flow_speed (REFERENCE.md Sec. 2 / the issue)
+# the public code's numbers at step 180 on central_flow_speed's configuration (REFERENCE.md Sec. 2)
 PUBLIC_AT_180 = dict(gd_sharpness=99.7, cf_sharpness=100.0, gf_sharpness=206.0,
                      dist_gd_cf=0.019, dist_gd_gf=0.14, predicted_loss=0.018, gd_loss=0.017)
 

@@ -10,18 +10,14 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import central_flow as cf
 from analysis import curvature
-from dynamics import data, losses, models
 
 
 @pytest.fixture(scope="module")
 def problem():
-  ds = data.load(dict(name="digits", n_train=200, n_test=0, classes=[0, 1, 2, 3]))
-  model = models.build(dict(name="mlp", widths=(32,), activation="tanh"), in_dim=ds.in_dim,
-                       out_dim=ds.out_dim)
-  params = model.init(jax.random.PRNGKey(0), dtype=jnp.float64)
-  batch = {"x": jnp.asarray(ds.x_train, jnp.float64), "y": jnp.asarray(ds.y_train)}
-  loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
-  return loss_fn, params, batch
+  # the quick figures' problem: fc-tanh 32 on 200 digits of classes 0-3, MSE, float64
+  from experiments.configs import central_flow_gd
+  from experiments.figures import central_flow as fig_cf
+  return fig_cf.problem(central_flow_gd.get_config("quick"))
 
 
 def test_terms_match_dense_hessian_and_finite_differences(problem):
