@@ -149,14 +149,17 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     if form.name != "gd":
       r[f"nu_err_{name}"] = np.array([np.linalg.norm(real["nu"][t] - e[1])
                                       / np.linalg.norm(real["nu"][t]) for t, e in zip(marks, ends)])
-  r["perp_real_cf"] = np.array([_perp(loss_fn, e[2], batch, form, e[1], k, lanczos_iters,
-                                      w(t) - e[0]) for t, e in zip(marks, out["cf"][1])])
+  r["perp_real_cf"] = np.array([perp_to_tracked(loss_fn, e[2], batch, form, e[1], k,
+                                                3 * lanczos_iters, w(t) - e[0])
+                                for t, e in zip(marks, out["cf"][1])])
   return r
 
 
-def _perp(loss_fn, params, batch, form, nu, k, iters, d):
-  """|d - its projection on span(P^{-1/2} U)|, U the top-k effective eigenvectors at params."""
-  U = cf.effective_eigenvectors(loss_fn, params, batch, form, nu, k, 3 * iters)
+def perp_to_tracked(loss_fn, params, batch, form, nu, k, num_iters, d) -> float:
+  """|d - its orthogonal projection on span(P^{-1/2} U)|: the part of the flat displacement d
+  that the central flow's k tracked directions at (params, nu) cannot hold; U [k, n] are the
+  top-k eigenvectors of the effective Hessian P^{-1/2} H P^{-1/2} (num_iters Lanczos steps)."""
+  U = cf.effective_eigenvectors(loss_fn, params, batch, form, nu, k, num_iters)
   V = cf.scale_rows(U, form.p(jnp.asarray(nu)) ** -0.5)
   Q, _ = np.linalg.qr(np.asarray(V).T)                        # orthonormal basis of span(V)
   return float(np.linalg.norm(d - Q @ (Q.T @ d)))

@@ -196,6 +196,32 @@ def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stabilit
     assert r["nu_err_cf"][-1] < r["nu_err_gf"][-1]
 
 
+@pytest.mark.parametrize("name", ["gd", "rmsprop"])
+def test_perp_to_tracked_matches_a_dense_eigendecomposition(problem, name):
+  # reference: eigh of the dense P^-1/2 H P^-1/2, V = P^-1/2 U_top, residual of least squares
+  from analysis import central_flow_processes as cfp
+  from dynamics import optimizers
+  loss_fn, params, batch = problem
+  form = optimizers.flow_form(FORMS[name])
+  flat, unravel = ravel_pytree(params)
+  rng = np.random.RandomState(4)
+  nu = jnp.asarray(rng.uniform(0.5, 2.0, flat.size)) if name == "rmsprop" else jnp.zeros(())
+  P = np.broadcast_to(np.asarray(form.p(nu), np.float64), flat.shape)
+  H = np.asarray(jax.hessian(lambda x: loss_fn(unravel(x), batch))(flat))
+  evals, evecs = np.linalg.eigh(H / np.sqrt(np.outer(P, P)))
+  k = 2
+  assert evals[-k] - evals[-k - 1] > 1e-3 * evals[-1]     # the top-k span is well defined
+  V = (evecs[:, -k:] / np.sqrt(P)[:, None])                # [n, k] weight-space directions
+  perp = lambda d: cfp.perp_to_tracked(loss_fn, params, batch, form, nu, k, 60, d)
+  d = rng.randn(flat.size)
+  ref = np.linalg.norm(d - V @ np.linalg.lstsq(V, d, rcond=None)[0])
+  np.testing.assert_allclose(perp(d), ref, rtol=1e-6)
+  inside = V @ np.array([3.0, -1.0])                       # in the span: nothing is left
+  assert perp(inside) < 1e-6 * np.linalg.norm(inside)
+  out = d - V @ np.linalg.lstsq(V, d, rcond=None)[0]       # orthogonal to it: all is left
+  np.testing.assert_allclose(perp(out), np.linalg.norm(out), rtol=1e-6)
+
+
 def test_real_run_keeps_the_requested_iterates_only(problem):
   from analysis import central_flow_processes as cfp
   loss_fn, params, batch = problem
