@@ -3,6 +3,7 @@ r"""Reproduce a paper figure with one command: run (or reuse) its runs, draw it,
     python -m experiments.reproduce --figure=eos_gd            # full settings (GPU minutes)
     python -m experiments.reproduce --figure=eos_gd --quick    # reduced settings (CPU minutes)
     python -m experiments.reproduce --all --quick
+    python -m experiments.reproduce --figure=grokking --steps=15000   # another horizon
     python -m experiments.reproduce --list
 
 Each figure lands in ROOT/NAME/: one run directory per config (re-running reuses and resumes
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 import time
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from absl import app, flags, logging
 from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
@@ -46,23 +47,31 @@ def _registry() -> dict[str, Figure]:
   return {name: Figure(*spec) for name, spec in specs.items()}
 
 
-def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) -> dict:
-  """Runs (or resumes) the figure's runs, draws it and writes report.json; returns the report."""
+def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
+              steps: Optional[int] = None) -> dict:
+  """Runs (or resumes) the figure's runs, draws it and writes report.json; returns the report.
+
+  steps: if given, every run's train.steps is set to it (a shorter or longer horizon than the
+  figure's own); the figure then lands in ROOT/NAME[_quick]_stepsN and its claims are judged on
+  what ran.
+  """
   from analysis import trajectory
   figures = _registry()
   if name not in figures:
     raise ValueError(f"--figure={name!r} is not allowed; allowed: {', '.join(sorted(figures))}")
   fig = figures[name]
-  out = os.path.join(root, name + ("_quick" if quick else ""))
+  configs = _configs(name, fig, quick, steps)
+  out = os.path.join(root, name + ("_quick" if quick else "") +
+                     ("" if steps is None else f"_steps{steps}"))
   os.makedirs(out, exist_ok=True)
   t0 = time.time()
   trajs = {}
-  for label, cfg in fig.runs(quick).items():
+  for label, cfg in configs.items():
     log(f"[{name}] run {label}")
     trajs[label] = trajectory.load(runner.run(cfg, os.path.join(out, label), log=log,
                                               plot=False))
   report = fig.draw(trajs, out, quick)
-  report.update(figure=name, quick=quick, description=fig.description,
+  report.update(figure=name, quick=quick, steps=steps, description=fig.description,
                 seconds=round(time.time() - t0, 1),
                 all_hold=all(c["holds"] for c in report["claims"]))
   runs.write_json_atomic(os.path.join(out, "report.json"), report)
@@ -73,6 +82,20 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print) 
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
+
+
+def _configs(name: str, fig: Figure, quick: bool, steps: Optional[int]) -> dict:
+  """The figure's run configs, with train.steps = steps if given (checked here)."""
+  configs = fig.runs(quick)
+  if steps is not None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+      raise ValueError(f"--steps={steps!r} is not allowed; it must be a positive integer")
+    if not configs:
+      raise ValueError(f"--steps does not apply to --figure={name}: it launches no training "
+                       "runs (its steps are in its config's docstring)")
+    for cfg in configs.values():
+      cfg.train.steps = steps
+  return configs
 
 
 def _fmt(x) -> str:
@@ -88,6 +111,8 @@ _ALL = flags.DEFINE_bool("all", False, "Reproduce every figure.")
 _QUICK = flags.DEFINE_bool("quick", False, "Reduced settings (CPU-friendly).")
 _LIST = flags.DEFINE_bool("list", False, "List the figures and exit.")
 _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and figures go.")
+_STEPS = flags.DEFINE_integer("steps", None, "Train every run of the figure for this many steps "
+                              "instead of its config's (output in ROOT/NAME_stepsN).")
 
 
 def main(argv):
@@ -103,7 +128,13 @@ def main(argv):
     print(f"error: --figure={_FIGURE.value!r} is not allowed; allowed: "
           f"{', '.join(sorted(figures))}", file=sys.stderr)
     sys.exit(2)
-  reports = [reproduce(n, _ROOT.value, _QUICK.value) for n in names]
+  for n in names:                  # refuse a bad --steps before any figure runs
+    try:
+      _configs(n, figures[n], _QUICK.value, _STEPS.value)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+  reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value) for n in names]
   print(json.dumps({r["figure"]: r["all_hold"] for r in reports}))
 
 

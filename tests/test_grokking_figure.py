@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from analysis import trajectory
 from analysis.trajectory import Trajectory
@@ -83,6 +84,26 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
   assert os.path.getsize(report["figures"][0]) > 20_000
   assert len(report["claims"]) == 5
   json.dumps(report)
+
+
+def test_reproduce_steps_overrides_every_run_and_refuses_what_it_cannot(tmp_path, monkeypatch):
+  from experiments import reproduce
+  from experiments.figures import softmax_collapse as sc_fig
+  tiny = reproduce.Figure("tiny", lambda quick: {n: _tiny_sc("quick" if n == "softmax" else
+                                                             f"quick_{n}") for n in sc_fig.RUNS},
+                          sc_fig._draw)
+  none = reproduce.Figure("no runs", lambda quick: {}, sc_fig._draw)
+  monkeypatch.setattr(reproduce, "_registry", lambda: {"tiny": tiny, "none": none})
+  report = reproduce.reproduce("tiny", str(tmp_path), quick=True, log=lambda *_: None, steps=30)
+  out = tmp_path / "tiny_quick_steps30"
+  assert report["steps"] == 30 and json.loads((out / "report.json").read_text())["steps"] == 30
+  for n in sc_fig.RUNS:
+    t = trajectory.load(str(out / n))
+    assert t.config["train"]["steps"] == 30 and t.steps[-1] == 30, (n, t.steps)
+  with pytest.raises(ValueError, match="--steps=0 is not allowed"):
+    reproduce.reproduce("tiny", str(tmp_path), quick=True, steps=0)
+  with pytest.raises(ValueError, match="--steps does not apply to --figure=none"):
+    reproduce.reproduce("none", str(tmp_path), quick=True, steps=30)
 
 
 def test_grokking_sweeps_claims_from_constructed_marks():
