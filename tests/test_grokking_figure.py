@@ -82,7 +82,7 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
   assert trajs["stablemax"].config["loss"]["name"] == "stablemax"
   report = sc_fig._draw(trajs, str(tmp_path), True)
   assert os.path.getsize(report["figures"][0]) > 20_000
-  assert len(report["claims"]) == 5
+  assert len(report["claims"]) == 6
   json.dumps(report)
 
 

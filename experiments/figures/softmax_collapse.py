@@ -66,6 +66,12 @@ def _claims(trajs):
     claims.append(claim(f"{name}, no weight decay: test accuracy at the end", acc,
                         ">= 0.9 (Prieto et al.: generalization without regularization)",
                         acc >= 0.9))
+  acc = trajs["stablemax"].metrics["test_acc"][0]
+  best = int(np.nanargmax(acc))
+  claims.append(claim("stablemax: highest test accuracy and its step",
+                      [float(acc[best]), int(trajs["stablemax"].steps[best])],
+                      "reported (a late loss spike can undo generalization before the end)",
+                      True, note="informational"))
   cos = sm.metrics["softmax_collapse/grad_weight_cosine"][0]
   half = cos[len(cos) // 2:]
   claims.append(claim("softmax: median cos(gradient, weights) over the second half",
