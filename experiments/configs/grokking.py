@@ -21,7 +21,8 @@ progress measures (restricted and excluded loss, Gini of W_E and W_L, weight nor
 phases marked.
 Run time: --quick ~3 min on a 2-core CPU (measured); --figure=grokking_sweeps --quick ~10 min;
 the full configuration (13.9 GFLOP per step per seed) is a GPU job: on the 2-core CPU its five
-seeds take 0.40 s per step, so `--steps=15000` (the horizon of its claims) ran in ~1 h 45 min.
+seeds take 0.40 s per step, so a 15k-step run (the horizon of its claims; what `--steps=15000`
+launches) took ~1 h 45 min.
 """
 import ml_collections
 

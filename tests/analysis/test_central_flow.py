@@ -214,12 +214,11 @@ def test_perp_to_tracked_matches_a_dense_eigendecomposition(problem, name):
   V = (evecs[:, -k:] / np.sqrt(P)[:, None])                # [n, k] weight-space directions
   perp = lambda d: cfp.perp_to_tracked(loss_fn, params, batch, form, nu, k, 60, d)
   d = rng.randn(flat.size)
-  ref = np.linalg.norm(d - V @ np.linalg.lstsq(V, d, rcond=None)[0])
-  np.testing.assert_allclose(perp(d), ref, rtol=1e-6)
+  out = d - V @ np.linalg.lstsq(V, d, rcond=None)[0]       # d's part orthogonal to span(V)
+  np.testing.assert_allclose(perp(d), np.linalg.norm(out), rtol=1e-6)
   inside = V @ np.array([3.0, -1.0])                       # in the span: nothing is left
   assert perp(inside) < 1e-6 * np.linalg.norm(inside)
-  out = d - V @ np.linalg.lstsq(V, d, rcond=None)[0]       # orthogonal to it: all is left
-  np.testing.assert_allclose(perp(out), np.linalg.norm(out), rtol=1e-6)
+  np.testing.assert_allclose(perp(out), np.linalg.norm(out), rtol=1e-6)   # all of it is left
 
 
 def test_real_run_keeps_the_requested_iterates_only(problem):
