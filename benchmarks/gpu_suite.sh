@@ -20,6 +20,13 @@ run() {   # run NAME CMD...: CMD's output in OUT_DIR/NAME.log, its status in OUT
   echo "$name rc=$rc $((SECONDS - t0)) s" >> "$out/status.txt"
 }
 python -c "import jax; print(jax.devices())" > "$out/devices.txt" 2>&1
+# Does this backend flush float32 subnormals to zero inside jit (XLA:CPU does)? It decides when
+# a float32 Adam second moment underflows (see opt.moments_float64).
+python -c "
+import jax, jax.numpy as jnp
+x = jax.jit(lambda a: a * a)(jnp.float32(1e-20))
+print('float32 1e-20 * 1e-20 in jit on', jax.devices()[0].platform, '=', float(x),
+      '(flushed)' if float(x) == 0 else '(subnormal kept)')" > "$out/subnormals.txt" 2>&1
 run train_speed python -m benchmarks.train_speed --out="$out/train_speed.json"
 run curvature_speed python -m benchmarks.curvature_speed --out="$out/curvature_speed.json"
 run grokking_speed python -m benchmarks.grokking_speed --out="$out/grokking_speed.json"

@@ -33,13 +33,14 @@ SCHEDULES = ("constant", "warmup", "cosine", "wsd")
 _EXTRA = {
     "gd": {},
     "sgd": {},
-    "momentum": dict(momentum=0.9, nesterov=False),
-    "rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False),
-    "scalar_rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False),
-    "adam": dict(b1=0.9, b2=0.999, eps=1e-8),
-    "adamw": dict(b1=0.9, b2=0.999, eps=1e-8),
+    "momentum": dict(momentum=0.9, nesterov=False, moments_float64=False),
+    "rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False),
+    "scalar_rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False),
+    "adam": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
+    "adamw": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
 }
-_STATIC = ("nesterov", "bias_correction")   # booleans: part of the program, not of the state
+# booleans: part of the program, not of the state
+_STATIC = ("nesterov", "bias_correction", "moments_float64")
 
 
 class OptState(NamedTuple):
@@ -332,6 +333,14 @@ def build(cfg: Any = None) -> Optimizer:
     adamw:    adam without coupled wd, and u = -lr_t (m_hat / (sqrt(nu_hat) + eps) + wd w)
       (Loshchilov & Hutter 2019; decay scaled by lr_t as in optax / PyTorch).
 
+  moments_float64 (momentum, rmsprop, scalar_rmsprop, adam, adamw; needs jax x64): keep the
+  moments m, nu in float64 and compute the update there (from the gradient cast up), then cast
+  it to the params' dtype; the params, the model and its gradient keep their own dtype. For
+  float32 runs whose gradients get tiny: nu ~ g^2 leaves float32's normal range once |g| falls
+  below ~1e-19 (XLA on the CPU flushes float32 subnormals to zero; where subnormals are kept
+  the limit is ~1e-22), and an Adam nu flushed to 0 while m is not makes the step
+  lr * m_hat / eps, with a small eps an enormous one (see the adam_moments probe).
+
   preconditioner(state) gives P for the step about to be taken: lr_t at state.count, and for
   the adaptive methods the LATEST second moment (nu after count updates, bias-corrected with
   1 - b2^count; nu_hat = 0 at count 0). For gd and momentum this is exactly the next step's
@@ -355,17 +364,25 @@ def build(cfg: Any = None) -> Optimizer:
   nesterov = bool(cfg.get("nesterov", False))
   perp = bool(cfg.perpgrad)
   bias_correction = bool(cfg.get("bias_correction", name in ("adam", "adamw")))
+  wide = bool(cfg.get("moments_float64", False))
   sched = schedule_fn(cfg.schedule)
   has_mu = name in ("momentum", "adam", "adamw")
   tree_nu = name in ("rmsprop", "adam", "adamw")
 
+  def check_x64():
+    if wide and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.dtype(jnp.float64):
+      raise RuntimeError("opt.moments_float64=True needs jax x64: set train.float64=True or "
+                         "jax.config.update('jax_enable_x64', True)")
+
   def init(params) -> OptState:
+    check_x64()
     dtype = _hparam_dtype(params)
-    zeros = lambda: jax.tree.map(jnp.zeros_like, params)
+    zeros = lambda: jax.tree.map(
+        lambda p: jnp.zeros_like(p, jnp.float64) if wide else jnp.zeros_like(p), params)
     if tree_nu:
       nu = zeros()
     elif name == "scalar_rmsprop":
-      nu = jnp.zeros((), dtype)
+      nu = jnp.zeros((), jnp.float64 if wide else dtype)
     else:
       nu = None
     return OptState(count=jnp.zeros((), jnp.int32),
@@ -387,6 +404,9 @@ def build(cfg: Any = None) -> Optimizer:
       grads = perpgrad_project(grads, params)
     if name != "adamw":   # coupled L2: g <- g + wd * w
       grads = jax.tree.map(lambda g, w: g + _c(wd, g) * w, grads, params)
+    if wide:
+      check_x64()
+      grads = jax.tree.map(lambda g: g.astype(jnp.float64), grads)
     mu, nu = state.mu, state.nu
 
     if name in ("gd", "sgd"):
@@ -403,7 +423,7 @@ def build(cfg: Any = None) -> Optimizer:
       if name == "rmsprop":
         nu = jax.tree.map(lambda v, g: _c(b2, g) * v + (1 - _c(b2, g)) * g * g, nu, grads)
       else:
-        sq = sum(jnp.sum(jnp.square(g)).astype(b2.dtype) for g in jax.tree.leaves(grads))
+        sq = sum(jnp.sum(jnp.square(g)).astype(nu.dtype) for g in jax.tree.leaves(grads))
         nu = b2 * nu + (1 - b2) * sq
       bc2 = 1 - b2 ** t if bias_correction else jnp.ones_like(b2)
       if name == "rmsprop":
@@ -422,6 +442,8 @@ def build(cfg: Any = None) -> Optimizer:
           mu, nu)
       if name == "adamw":   # decoupled decay, scaled by lr_t
         updates = jax.tree.map(lambda u, w: u - _c(lr, u) * _c(wd, u) * w, updates, params)
+    if wide:
+      updates = jax.tree.map(lambda u, w: u.astype(jnp.result_type(w)), updates, params)
     return updates, OptState(count=state.count + 1, hparams=hp, mu=mu, nu=nu)
 
   def preconditioner(state: OptState, params=None):
@@ -443,8 +465,10 @@ def build(cfg: Any = None) -> Optimizer:
     if name == "scalar_rmsprop":
       p = (jnp.sqrt(state.nu / bc2) + eps) / lr
       return jax.tree.map(lambda x: jnp.full(jnp.shape(x), p, jnp.result_type(x)), template)
+    # in the params' dtype when they are given (moments_float64 keeps nu in float64)
     return jax.tree.map(
-        lambda v: (jnp.sqrt(v / _c(bc2, v)) + _c(eps, v)) / _c(lr, v), state.nu)
+        lambda v, x: ((jnp.sqrt(v / _c(bc2, v)) + _c(eps, v)) / _c(lr, v)).astype(
+            jnp.result_type(x)), state.nu, template)
 
   return Optimizer(name=name, init=init, update=update, preconditioner=preconditioner,
                    hparam_names=names, schedule=sched)

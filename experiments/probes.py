@@ -136,6 +136,43 @@ def softmax_collapse(settings, program, model):
   return probe
 
 
+def adam_moments(settings, program, model):
+  """Health of Adam's moments (adam, adamw), from the state after the latest update:
+
+    underflow_share: share of parameters whose second moment nu is exactly 0 while the first
+      moment mu is not. In exact arithmetic nu > 0 whenever mu != 0, so every such parameter
+      is an arithmetic underflow (nu ~ g^2 leaves float32's normal range for |g| below ~1e-19,
+      and XLA on the CPU flushes subnormals to zero). Its next update is then about
+      lr * m_hat / eps: with a tiny eps a huge step. opt.moments_float64=True avoids it.
+    max_step: the largest |m_hat| / (sqrt(nu_hat) + eps) over all parameters, the length of
+      the latest Adam step in units of the learning rate (at most ~ sqrt(1 - b2) / (1 - b1)
+      per unit of gradient consistency in exact arithmetic; ~ 1 in steady state).
+    min_abs_nu: the smallest nonzero |nu| (inf if all are zero), how close the state is to
+      underflow.
+  """
+  del model
+  if program.is_flow or program.opt.name not in ("adam", "adamw"):
+    name = "flow" if program.is_flow else program.opt.name
+    raise cu.ConfigError(f"probes.adam_moments needs opt.name 'adam' or 'adamw'; got {name!r}")
+  del settings
+
+  def probe(params, opt_state, batch):
+    del params, batch
+    hp = opt_state.hparams
+    b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
+    c = jnp.maximum(opt_state.count, 1).astype(b1.dtype)
+    mus, nus = jax.tree.leaves(opt_state.mu), jax.tree.leaves(opt_state.nu)
+    n = sum(m.size for m in mus)
+    under = sum(jnp.sum((v == 0) & (m != 0)) for m, v in zip(mus, nus))
+    step = [jnp.max(jnp.abs(m / (1 - b1 ** c).astype(m.dtype)) /
+                    (jnp.sqrt(v / (1 - b2 ** c).astype(v.dtype)) + eps.astype(v.dtype)))
+            for m, v in zip(mus, nus)]
+    min_nu = [jnp.min(jnp.where(v != 0, jnp.abs(v), jnp.inf)) for v in nus]
+    return {"underflow_share": under / n, "max_step": jnp.max(jnp.stack(step)),
+            "min_abs_nu": jnp.min(jnp.stack(min_nu))}
+  return probe
+
+
 PROBES = {
     "weight_norm": (weight_norm, {"per_leaf": False}),
     "grad_norm": (grad_norm, {}),
@@ -146,6 +183,7 @@ PROBES = {
     "batch_sharpness": (batch_sharpness, {"batch_size": 0, "num_batches": 8, "num_iters": 20}),
     "hessian_trace": (hessian_trace, {"num_probes": 20}),
     "softmax_collapse": (softmax_collapse, {}),
+    "adam_moments": (adam_moments, {}),
 }
 
 

@@ -98,9 +98,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
         plot: bool = True) -> str:
   """Trains (or resumes) the experiment `config` in `workdir`; returns the workdir."""
   cfg = resolve(config)
-  # x64 for float64 runs and for a float64 loss on a float32 run (the loss casts up and back);
-  # never switched off here: other code in the process may rely on it
-  if cfg.train.float64 or cfg.loss.float64:
+  # x64 for float64 runs, for a float64 loss on a float32 run (the loss casts up and back) and
+  # for float64 optimizer moments; never switched off here: other code may rely on it
+  if cfg.train.float64 or cfg.loss.float64 or cfg.opt.get("moments_float64", False):
     jax.config.update("jax_enable_x64", True)
   _, _, program, runner = build(cfg)
   rd = runs.RunDir(workdir)

@@ -80,6 +80,7 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
                              gk.zero_loss_share(logits, ds.y_train))
   assert trajs["perpgrad"].config["opt"]["perpgrad"] is True
   assert trajs["stablemax"].config["loss"]["name"] == "stablemax"
+  assert all(t.config["opt"]["moments_float64"] for t in trajs.values())
   report = sc_fig._draw(trajs, str(tmp_path), True)
   assert os.path.getsize(report["figures"][0]) > 20_000
   assert len(report["claims"]) == 6

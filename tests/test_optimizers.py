@@ -340,6 +340,61 @@ def test_float32_stays_float32_under_x64(name):
   assert_tree_close(out[-1][1], want, rtol=1e-4, atol=1e-5)
 
 
+WITH_MOMENTS = [n for n in ALL if n not in ("gd", "sgd")]
+
+
+@pytest.mark.parametrize("name", WITH_MOMENTS)
+def test_moments_float64_keeps_float32_params_and_matches_the_float64_formula(name):
+  opt = optimizers.build(cfg_for(name, moments_float64=True))
+  params = params0(jnp.float32)
+  out = run(opt, params=params)
+  for u, p, s in out:
+    for tree in (u, p, opt.preconditioner(s, params)):
+      assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(tree)), name
+    for tree in (s.mu, s.nu):
+      assert all(leaf.dtype == jnp.float64 for leaf in jax.tree.leaves(tree)), name
+  want = reference(name, HP, sched_np, bias_correction=name in ("adam", "adamw"))[-1][1]
+  assert_tree_close(out[-1][1], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_moments_float64_survives_gradients_whose_square_underflows_float32(name):
+  # (1 - b2) g^2 = 1e-49 for g = 1e-23: below every float32, so a float32 nu is exactly 0
+  # while m = (1 - b1) g is not, and the step becomes lr * g / eps (1e2 lr with eps = 1e-25):
+  # float64 moments give the formula's step, lr * m_hat / sqrt(nu_hat) (about lr).
+  hp = dict(learning_rate=0.01, b2=0.999, eps=1e-25)
+  params = {"w": jnp.ones((3,), jnp.float32)}
+  g = {"w": jnp.array([1e-23, -3e-23, 1.0], jnp.float32)}
+  steps = {}
+  for wide in (False, True):
+    opt = optimizers.build(dict(name=name, moments_float64=wide, **hp))
+    state = opt.init(params)
+    for _ in range(3):
+      u, state = jax.jit(opt.update)(g, state, params)
+    steps[wide] = np.asarray(u["w"], np.float64) / hp["learning_rate"]
+  gw = np.array([1e-23, -3e-23, 1.0])
+  b1 = 0.9 if name != "rmsprop" else 0.0
+  m = gw * (1 - b1 ** 3) if name != "rmsprop" else gw
+  v = gw ** 2 * (1 - 0.999 ** 3)
+  bc1, bc2 = (1 - b1 ** 3, 1 - 0.999 ** 3) if name != "rmsprop" else (1.0, 1.0)
+  want = -(m / bc1) / (np.sqrt(v / bc2) + 1e-25)
+  np.testing.assert_allclose(steps[True], want, rtol=1e-5)
+  assert np.all(np.abs(steps[False][:2]) > 5 * np.abs(want[:2]))    # the float32 failure
+  np.testing.assert_allclose(steps[False][2], want[2], rtol=1e-5)
+
+
+def test_moments_float64_needs_x64_and_is_refused_without_moments():
+  with pytest.raises(ConfigError, match="moments_float64"):
+    optimizers.build(dict(name="gd", moments_float64=True))
+  opt = optimizers.build(dict(name="adam", moments_float64=True))
+  jax.config.update("jax_enable_x64", False)
+  try:
+    with pytest.raises(RuntimeError, match="moments_float64=True needs jax x64"):
+      opt.init({"w": jnp.ones((2,), jnp.float32)})
+  finally:
+    jax.config.update("jax_enable_x64", True)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_jit_matches_eager(name):
   opt = optimizers.build(cfg_for(name))

@@ -111,3 +111,46 @@ def test_batch_sharpness_probe_takes_the_training_batch_size(tmp_path):
   flat, unravel = ravel_pytree(params)
   H = np.asarray(jax.hessian(lambda f: program.batch_loss(unravel(f), b))(flat))
   np.testing.assert_allclose(out["mean_lambda_max"], np.linalg.eigvalsh(H)[-1], rtol=1e-6)
+
+
+def _adam_probe(opt_name="adam", **hp):
+  from types import SimpleNamespace
+  from dynamics import optimizers
+  opt = optimizers.build(dict(name=opt_name, **hp))
+  program = SimpleNamespace(is_flow=False, opt=opt)
+  return opt, probes_lib.adam_moments({}, program, None)
+
+
+def test_adam_moments_probe_on_a_constructed_state():
+  opt, probe = _adam_probe(learning_rate=0.1, b1=0.9, b2=0.99, eps=1e-8)
+  mu = {"a": jnp.array([1e-3, 0.0, -2e-2], jnp.float32), "b": jnp.array([[5e-4, 1e-6]], jnp.float32)}
+  nu = {"a": jnp.array([0.0, 0.0, 4e-4], jnp.float32), "b": jnp.array([[1e-6, 3e-9]], jnp.float32)}
+  state = opt.init(mu)._replace(count=jnp.asarray(7, jnp.int32), mu=mu, nu=nu)
+  out = probe(None, state, None)
+  m = np.concatenate([np.ravel(np.asarray(v, np.float64)) for v in mu.values()])
+  v = np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in nu.values()])
+  step = np.abs(m / (1 - 0.9 ** 7)) / (np.sqrt(v / (1 - 0.99 ** 7)) + 1e-8)
+  assert float(out["underflow_share"]) == pytest.approx(1 / 5)      # only a[0]: nu 0, mu not
+  np.testing.assert_allclose(float(out["max_step"]), step.max(), rtol=1e-5)
+  np.testing.assert_allclose(float(out["min_abs_nu"]), 3e-9, rtol=1e-6)
+
+
+def test_adam_moments_probe_sees_a_float32_underflow_and_its_huge_step():
+  # |g| = 1e-23: (1 - b2) g^2 = 1e-49 is below every float32 (normal or subnormal), so nu is
+  # exactly 0 on any platform while mu = (1 - b1) g is not, and the step is lr * m_hat / eps.
+  lr, eps = 0.01, 1e-25
+  opt, probe = _adam_probe(learning_rate=lr, eps=eps, b2=0.999)
+  params = {"w": jnp.ones((4,), jnp.float32)}
+  g = {"w": jnp.array([1e-23, 1e-23, 1.0, 0.0], jnp.float32)}
+  _, state = jax.jit(opt.update)(g, opt.init(params), params)
+  out = probe(params, state, None)
+  assert float(out["underflow_share"]) == pytest.approx(2 / 4)
+  np.testing.assert_allclose(float(out["max_step"]), 1e-23 / eps, rtol=1e-5)    # 100, not ~1
+  updates, _ = jax.jit(opt.update)(g, state, params)
+  np.testing.assert_allclose(float(updates["w"][0]), -lr * 1e-23 / eps, rtol=1e-4)
+  assert abs(float(updates["w"][2])) == pytest.approx(lr, rel=1e-3)
+
+
+def test_adam_moments_probe_refuses_other_optimizers():
+  with pytest.raises(ConfigError, match="opt.name 'adam' or 'adamw'.*'gd'"):
+    _adam_probe("gd", learning_rate=0.1)

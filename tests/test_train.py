@@ -77,10 +77,13 @@ class _Crash(Exception):
   pass
 
 
-@pytest.mark.parametrize("where", ["save_latest", "append_metrics"])
-def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("where,opt", [("save_latest", "gd"), ("append_metrics", "gd"),
+                                       ("append_metrics", "adam_moments_float64")])
+def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where, opt):
   cfg = tiny.config(steps=60, chunk_steps=10, checkpoint_every_secs=0.0)
   cfg.sweep.seed = (0, 1)
+  if opt != "gd":   # float32 params with a float64 optimizer state: both dtypes come back
+    cfg.opt = type(cfg.opt)(dict(name="adam", learning_rate=0.01, moments_float64=True))
   ref = _run(cfg, tmp_path / "ref")
   # crash on the 4th call of `where`, i.e. with half-finished bookkeeping for that chunk
   original = getattr(runs.RunDir, where)
@@ -104,6 +107,12 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where):
     assert a.read() == b.read()
   for k, v in ref.params(60).items():
     np.testing.assert_array_equal(resumed.params(60)[k], v)
+  for a, b in zip(ref.opt_state_leaves(60), resumed.opt_state_leaves(60)):
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+  if opt != "gd":
+    assert resumed.params(60)["W1"].dtype == np.float32
+    assert np.dtype(np.float64) in {x.dtype for x in resumed.opt_state_leaves(60)}
 
 
 def test_sigkill_at_any_moment_then_resume_is_identical(tmp_path):
