@@ -29,7 +29,7 @@ tests and notebooks); combine with `_`, e.g. `:quick_stablemax`.
 Figure: test accuracy, train loss, softmax-collapse share and gradient-weight cosine of the
 three runs.
 Run time (2-core CPU, measured): --quick ~1 min for the three runs; full settings (p = 113,
-20k steps, StableMax 80k) 20 min.
+20k steps, StableMax 80k) 25 min.
 """
 import ml_collections
 

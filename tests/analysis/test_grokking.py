@@ -289,6 +289,12 @@ def test_grad_weight_cosine_against_numpy():
   np.testing.assert_allclose(gk.grad_weight_cosine(neg, params), -1.0, rtol=1e-12)
   zero = jax.tree.map(np.zeros_like, params)
   np.testing.assert_allclose(gk.grad_weight_cosine(zero, params), 0.0)
+  # a float32 gradient of size ~1e-19, as late in a run without weight decay: its squares
+  # underflow float32, the cosine must not change (it once came out near -30)
+  tiny = jax.jit(lambda gr, p: gk.grad_weight_cosine(gr, p))(
+      jax.tree.map(lambda x: jnp.asarray(x * 1e-19, jnp.float32), grads),
+      jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params))
+  np.testing.assert_allclose(tiny, g @ w / np.linalg.norm(g) / np.linalg.norm(w), rtol=1e-5)
 
 
 # ---- two-layer spectra ----------------------------------------------------------------------
