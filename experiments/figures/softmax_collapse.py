@@ -42,11 +42,12 @@ def _draw(trajs, out, quick):
     a.grid(alpha=0.3)
     a.legend(fontsize=8)
   cfg = trajs["softmax"].config
+  moments = " (moments float64)" if cfg["opt"].get("moments_float64") else ""
   fig.suptitle(f"No weight decay, float32 model (StableMax's loss in float64): MLP "
                f"{'x'.join(map(str, cfg['model']['widths']))} "
                f"without bias on one-hot (a, b), (a + b) mod {cfg['data']['p']}, "
                f"{cfg['data']['train_frac']:.0%} train, AdamW lr {cfg['opt']['learning_rate']:g}"
-               f" ({'quick' if quick else 'full'})", fontsize=11)
+               f"{moments} ({'quick' if quick else 'full'})", fontsize=11)
   path = save(fig, out, "softmax_collapse")
   return dict(claims=_claims(trajs), figures=[path])
 
