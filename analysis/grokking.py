@@ -477,7 +477,9 @@ def grad_weight_cosine(grads: Any, params: Any) -> jax.Array:
   # each vector divided by its largest |entry| first: the cosine does not change, and a float32
   # gradient of size ~1e-19 (late in a run without weight decay) no longer has its squares
   # underflow in |g| while g . w does not, which gave "cosines" of -30.
-  unit = lambda v: v / jnp.where(jnp.max(jnp.abs(v)) > 0, jnp.max(jnp.abs(v)), 1)
+  def unit(v):
+    top = jnp.max(jnp.abs(v))
+    return v / jnp.where(top > 0, top, 1)
   g, w = unit(g), unit(w)
   den = jnp.sqrt(jnp.sum(g * g)) * jnp.sqrt(jnp.sum(w * w))
   return jnp.sum(g * w) / jnp.where(den > 0, den, 1)

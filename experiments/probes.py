@@ -145,8 +145,8 @@ def adam_moments(settings, program, model):
       and XLA on the CPU flushes subnormals to zero). Its next update is then about
       lr * m_hat / eps: with a tiny eps a huge step. opt.moments_float64=True avoids it.
     max_step: the largest |m_hat| / (sqrt(nu_hat) + eps) over all parameters, the length of
-      the latest Adam step in units of the learning rate (at most ~ sqrt(1 - b2) / (1 - b1)
-      per unit of gradient consistency in exact arithmetic; ~ 1 in steady state).
+      the latest Adam step in units of the learning rate (in exact arithmetic about
+      max(1, (1 - b1) / sqrt(1 - b2)) at most: Kingma & Ba 2015, Sec. 2.1).
     min_abs_nu: the smallest nonzero |nu| (inf if all are zero), how close the state is to
       underflow.
   """
