@@ -53,11 +53,22 @@ def normalize(cfg_dict: dict) -> dict:
   return json.loads(json.dumps(cfg_dict, default=_json_default))
 
 
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+_ABSENT = "<absent>"
+
+
+def _diff(old: Any, new: Any, prefix: str = "", defaults: Any = None) -> list[str]:
+  """The fields that differ, as 'path: old -> new'.
+
+  A field the stored config lacks (the run was created before the field existed) is no
+  difference when its new value is the field's default: defaults keep the earlier behavior.
+  """
   if isinstance(old, dict) and isinstance(new, dict):
+    defaults = defaults if isinstance(defaults, dict) else {}
     out = []
     for k in sorted(set(old) | set(new)):
-      out += _diff(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")
+      if k not in old and k in defaults and new.get(k, _ABSENT) == defaults[k]:
+        continue
+      out += _diff(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{prefix}{k}.", defaults.get(k))
     return out
   return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
 
@@ -82,14 +93,18 @@ class RunDir:
     return os.path.join(self.path, name)
 
   # ---- config ----------------------------------------------------------------------------
-  def open(self, cfg_dict: dict, sweep) -> bool:
-    """Creates the directory or checks it. Returns True when there is a run to resume."""
+  def open(self, cfg_dict: dict, sweep, defaults: dict | None = None) -> bool:
+    """Creates the directory or checks it. Returns True when there is a run to resume.
+
+    `defaults` (the config's fields at their default values) lets a run resume under code that
+    has added fields since it was created, as long as the new fields keep their defaults.
+    """
     cfg_dict = normalize(cfg_dict)
     path = self.file(CONFIG)
     if os.path.exists(path):
       with open(path) as f:
         old = json.load(f)["config"]
-      diff = _diff(old, cfg_dict)
+      diff = _diff(old, cfg_dict, defaults=normalize(defaults or {}))
       if diff:
         raise ConfigMismatch(
             f"{self.path} already holds a run with a different config:\n  " +

@@ -41,6 +41,7 @@ def default_config() -> ml_collections.ConfigDict:
       batch_size=0,             # 0: full batch (GD); else minibatches, epoch-wise without replacement
       loss_goal=0.0,            # stop a member once its train loss <= this (0: no goal)
       acc_goal=0.0,             # stop a member once its train accuracy >= this (0: no goal)
+      test_acc_goal=0.0,        # stop a member once its test accuracy >= this (0: no goal)
       divergence_loss=0.0,      # also call a member diverged above this train loss (0: only NaN/inf)
       precision="highest",      # matmul precision: highest = full fp32 (TF32 changes dynamics)
       float64=False,            # run everything in float64
@@ -65,7 +66,8 @@ def validate(cfg: Any) -> None:
                          "(0 = full batch)")
   for f in ("loss_goal", "divergence_loss", "checkpoint_every_secs"):
     cu.check_positive(f"train.{f}", cfg.get(f, 0.0), allow_zero=True)
-  cu.check_range("train.acc_goal", cfg.get("acc_goal", 0.0), 0.0, 1.0)
+  for f in ("acc_goal", "test_acc_goal"):
+    cu.check_range(f"train.{f}", cfg.get(f, 0.0), 0.0, 1.0)
   cu.check_choice("train.precision", cfg.get("precision", "highest"), PRECISIONS)
   keep_steps(cfg.get("keep", "none"), max(cfg.get("steps", 1), 1), max(cfg.get("log_every", 1), 1))
 
@@ -165,6 +167,9 @@ class Program:
     self.batch_size = bs if 0 < bs < self.n_train else 0
     self.has_test = "x_test" in data and data["x_test"].shape[0] > 0
     self.is_flow = isinstance(opt, GradientFlow)
+    if cfg.test_acc_goal > 0 and not self.has_test:
+      raise cu.ConfigError(f"train.test_acc_goal={cfg.test_acc_goal!r} is not allowed: the data "
+                           "has no test split; set it to 0 or give the data a test split")
 
   # ---- one member -------------------------------------------------------------------------
   def batch_loss(self, params, batch):
@@ -237,6 +242,8 @@ class Program:
       reached |= m["train_loss"] <= self.cfg.loss_goal
     if self.cfg.acc_goal > 0:
       reached |= m["train_acc"] >= self.cfg.acc_goal
+    if self.cfg.test_acc_goal > 0:
+      reached |= m["test_acc"] >= self.cfg.test_acc_goal
     stop = valid & reached
     s = s._replace(probe_state=probe_state, done=s.done | stop,
                    stop_step=jnp.where(stop, s.step, s.stop_step))

@@ -68,6 +68,17 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return out
 
 
+def defaults(cfg: ml_collections.ConfigDict) -> dict:
+  """The default value of every field of a resolved config's sections (for its model, data
+  and optimizer names): what a field added after a run was created must equal for it to resume."""
+  opt = flow.default_config() if cfg.opt.name == flow.NAME else optimizers.default_config(
+      cfg.opt.name)
+  return dict(model=models.default_config(cfg.model.name).to_dict(),
+              data=data_lib.default_config(cfg.data.name).to_dict(),
+              loss=losses.default_config().to_dict(), opt=opt.to_dict(),
+              train=train.default_config().to_dict())
+
+
 def build(cfg: ml_collections.ConfigDict):
   """Data, model, program and runner for a resolved config (no files touched)."""
   dtype = np.float64 if cfg.train.float64 else np.float32
@@ -104,7 +115,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
     jax.config.update("jax_enable_x64", True)
   _, _, program, runner = build(cfg)
   rd = runs.RunDir(workdir)
-  rd.open(cfg.to_dict(), runner.sweep)
+  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults(cfg))
   try:
     _train(cfg, program, runner, rd, log)
   finally:

@@ -120,3 +120,13 @@ def test_grokking_sweeps_claims_from_constructed_marks():
                       [dict(train99=20, test90=30, test99=40),
                        dict(train99=40, test90=600, test99=700)], 1000)
   assert [c["holds"] for c in claims] == [False, True, False, False, False, True]
+
+
+def test_grokking_sweeps_fraction_runs_stop_once_grokked_and_the_wd_program_does_not():
+  from experiments.figures import grokking_sweeps as gs
+  for quick in (True, False):
+    runs = gs._runs(quick)
+    assert runs["wd"].train.test_acc_goal == 0.0
+    fracs = {k: c for k, c in runs.items() if k != "wd"}
+    assert sorted(c.data.train_frac for c in fracs.values()) == sorted(gs.grokking_cfg.TRAIN_FRACS)
+    assert all(c.train.test_acc_goal == gs.GROK_ACC for c in fracs.values())

@@ -173,6 +173,33 @@ def test_goals_stop_members_and_the_run(tmp_path):
   assert t.steps[-1] == max(t.stop_step)           # the run ends when the last member stops
 
 
+def test_test_accuracy_goal_stops_a_member_at_its_first_log_point_past_it(tmp_path):
+  ref = _run(tiny.config(steps=200, chunk_steps=50, lrs=(0.05, 0.4)), tmp_path / "ref")
+  goal = 0.9
+  t = _run(tiny.config(steps=200, chunk_steps=50, lrs=(0.05, 0.4), test_acc_goal=goal),
+           tmp_path / "goal")
+  acc = ref.metrics["test_acc"]
+  for i in range(2):
+    hits = np.flatnonzero(acc[i] >= goal)
+    assert hits.size and ref.steps[hits[0]] < 200      # the goal is reached within the run
+    s = int(ref.steps[hits[0]])
+    assert t.stop_step[i] == s
+    j = int(np.flatnonzero(t.steps == s)[0])
+    # the same trajectory up to the stop, then frozen (NaN metrics)
+    np.testing.assert_array_equal(t.metrics["test_acc"][i, :j + 1], acc[i, :j + 1])
+    assert np.all(np.isnan(t.metrics["test_acc"][i, j + 1:]))
+  assert t.steps[-1] == max(t.stop_step)
+
+
+def test_test_accuracy_goal_needs_a_test_split(tmp_path):
+  cfg = tiny.config(test_acc_goal=0.9)
+  cfg.data.n_test = 0
+  with pytest.raises(ConfigError, match=r"train.test_acc_goal=0.9 is not allowed: the data has "
+                                        "no test split"):
+    runner.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
+  assert not (tmp_path / "bad").exists()
+
+
 def test_float32_run_stays_float32_and_compiles_once(tmp_path, monkeypatch):
   traces = {"n": 0}
   original = train.Runner._chunk_fn
@@ -198,6 +225,7 @@ def test_float32_run_stays_float32_and_compiles_once(tmp_path, monkeypatch):
                                 "'highest', 'high', 'default'"),
     ("train.batch_size", -1, "train.batch_size=-1"),
     ("train.acc_goal", 2.0, "train.acc_goal=2.0"),
+    ("train.test_acc_goal", -0.5, "train.test_acc_goal=-0.5"),
     ("data.name", "imagenet", "data.name"),
     ("loss.name", "hinge", "loss.name"),
     ("probes.sharpnes", {}, "probes='sharpnes' is not allowed"),
@@ -234,3 +262,16 @@ def test_different_config_on_existing_workdir_is_refused(tmp_path):
     _run(cfg, tmp_path / "w")
   msg = str(e.value)
   assert "opt.learning_rate: 0.1 -> 0.3" in msg and "--workdir" in msg
+
+
+def test_run_created_before_a_field_existed_resumes_while_the_field_keeps_its_default(tmp_path):
+  cfg = tiny.config(steps=10, chunk_steps=10)
+  before = _run(cfg, tmp_path / "w").metrics["train_loss"]
+  path = tmp_path / "w" / "config.json"
+  stored = json.loads(path.read_text())
+  del stored["config"]["train"]["test_acc_goal"], stored["config"]["opt"]["perpgrad"]
+  path.write_text(json.dumps(stored))                 # as written by older code
+  np.testing.assert_array_equal(_run(cfg, tmp_path / "w").metrics["train_loss"], before)
+  cfg.train.test_acc_goal = 0.9                       # a new field away from its default
+  with pytest.raises(runs.ConfigMismatch, match="train.test_acc_goal: '<absent>' -> 0.9"):
+    _run(cfg, tmp_path / "w")
