@@ -88,28 +88,44 @@ class RunDir:
   def __init__(self, workdir: str):
     self.path = os.path.abspath(workdir)
     self._latest = self._kept = None
+    self.previous_config = self._changed = None
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
 
   # ---- config ----------------------------------------------------------------------------
-  def open(self, cfg_dict: dict, sweep, defaults: dict | None = None) -> bool:
+  def open(self, cfg_dict: dict, sweep, defaults: dict | None = None,
+           may_change: tuple[str, ...] = ()) -> bool:
     """Creates the directory or checks it. Returns True when there is a run to resume.
 
     `defaults` (the config's fields at their default values) lets a run resume under code that
     has added fields since it was created, as long as the new fields keep their defaults.
+    Fields in `may_change` (dotted paths) may differ from the stored config: the config it
+    would replace is then left in `self.previous_config`, and `accept_changes()` (once the
+    caller has checked the change against the run's state) writes the new one, recording the
+    change under "changes" in config.json.
     """
     cfg_dict = normalize(cfg_dict)
     path = self.file(CONFIG)
+    self.previous_config = self._changed = None
     if os.path.exists(path):
       with open(path) as f:
-        old = json.load(f)["config"]
+        stored = json.load(f)
+      old = stored["config"]
       diff = _diff(old, cfg_dict, defaults=normalize(defaults or {}))
-      if diff:
+      refused = [d for d in diff if d.split(":")[0] not in may_change]
+      if refused:
         raise ConfigMismatch(
             f"{self.path} already holds a run with a different config:\n  " +
-            "\n  ".join(diff) + "\nTo resume it, run the same command as before (see "
+            "\n  ".join(refused) + "\nTo resume it, run the same command as before (see "
             f"{path}); to start afresh, pass a new --workdir or delete {self.path}.")
+      if diff:
+        self.previous_config = old
+        stored["changes"] = stored.get("changes", []) + [dict(
+            fields=diff, command=sys.argv, git_commit=_git_commit(),
+            at=time.strftime("%Y-%m-%d %H:%M:%S"))]
+        stored["config"] = cfg_dict
+        self._changed = stored
       return True
     os.makedirs(self.path, exist_ok=True)
     write_json_atomic(path, dict(
@@ -118,6 +134,24 @@ class RunDir:
         devices=[str(d) for d in jax.devices()], created=time.strftime("%Y-%m-%d %H:%M:%S"),
         sweep=dict(axes=list(sweep.axes), members=[dict(m) for m in sweep.members])))
     return False
+
+  def accept_changes(self) -> None:
+    """Writes the config that `open` found changed in `may_change` fields (no-op otherwise)."""
+    if self._changed is not None:
+      write_json_atomic(self.file(CONFIG), self._changed)
+      self._changed = None
+
+  def metrics_at(self, step: int) -> dict[str, np.ndarray] | None:
+    """The logged metrics at `step` (name -> value per member), or None if not logged."""
+    path = self.file(METRICS)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      for line in f:
+        row = json.loads(line) if line.endswith("\n") else {}
+        if row.get("step") == step:
+          return {k: np.asarray(v) for k, v in row.items() if k != "step"}
+    return None
 
   # ---- metrics ---------------------------------------------------------------------------
   def append_metrics(self, steps: np.ndarray, metrics: dict[str, np.ndarray]) -> None:

@@ -106,6 +106,19 @@ def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
   return sorted(grid | {0, last})
 
 
+def goal_reached(cfg: Any, m: dict) -> Any:
+  """Whether a log point's metrics meet one of the train section's goals (per member; works on
+  jnp arrays inside the program and on the host's logged numpy arrays alike)."""
+  reached = False
+  if cfg.loss_goal > 0:
+    reached = reached | (m["train_loss"] <= cfg.loss_goal)
+  if cfg.acc_goal > 0:
+    reached = reached | (m["train_acc"] >= cfg.acc_goal)
+  if cfg.test_acc_goal > 0:
+    reached = reached | (m["test_acc"] >= cfg.test_acc_goal)
+  return reached
+
+
 class TrainState(NamedTuple):
   """The state of ONE member (vmapped: every leaf gains a leading member axis)."""
   step: jax.Array          # int32, the global step (counts on after a member is done)
@@ -237,14 +250,7 @@ class Program:
         m[name] = out
     m = {k: jnp.where(valid, v, jnp.nan).astype(v.dtype) if jnp.issubdtype(v.dtype, jnp.floating)
          else v for k, v in m.items()}
-    reached = s.step >= self.cfg.steps
-    if self.cfg.loss_goal > 0:
-      reached |= m["train_loss"] <= self.cfg.loss_goal
-    if self.cfg.acc_goal > 0:
-      reached |= m["train_acc"] >= self.cfg.acc_goal
-    if self.cfg.test_acc_goal > 0:
-      reached |= m["test_acc"] >= self.cfg.test_acc_goal
-    stop = valid & reached
+    stop = valid & ((s.step >= self.cfg.steps) | goal_reached(self.cfg, m))
     s = s._replace(probe_state=probe_state, done=s.done | stop,
                    stop_step=jnp.where(stop, s.step, s.stop_step))
     return s, m

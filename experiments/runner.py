@@ -68,6 +68,11 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return out
 
 
+# Fields a run may change on resume: they decide where it ends, how the work is split into
+# compiled chunks and how often it checkpoints, never the numbers of a step it takes.
+MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs")
+
+
 def defaults(cfg: ml_collections.ConfigDict) -> dict:
   """The default value of every field of a resolved config's sections (for its model, data
   and optimizer names): what a field added after a run was created must equal for it to resume."""
@@ -115,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
     jax.config.update("jax_enable_x64", True)
   _, _, program, runner = build(cfg)
   rd = runs.RunDir(workdir)
-  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults(cfg))
+  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults(cfg), may_change=MAY_CHANGE)
   try:
     _train(cfg, program, runner, rd, log)
   finally:
@@ -133,11 +138,18 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
   state = runner.init_state()
   if rd.latest_step() is not None:
     step, host = rd.restore_latest(runner.to_host(state))
-    state = runner.from_host(host)
+    if step > tc.steps:
+      raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
+                           f"reached step {step}; give train.steps >= {step}")
     rd.truncate_metrics(step)
+    if rd.previous_config is not None:
+      host = _extend(host, rd, tc, log)
+      rd.accept_changes()
+    state = runner.from_host(host)
     log(f"resuming {rd.path} at step {step}")
   else:
     step = 0
+    rd.accept_changes()                # killed before its first checkpoint: a fresh start
     rd.truncate_metrics(-1)
     state, m0 = runner.log_initial(state)
     rd.append_metrics(np.array([0]), m0)
@@ -158,6 +170,26 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
       _checkpoint(rd, runner, state, step, kept, final=finished)
       t_ckpt = time.time()
     _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
+
+
+def _extend(host: train.TrainState, rd: runs.RunDir, tc, log: Callable) -> train.TrainState:
+  """Restarts the members that stopped only because they reached the old train.steps, when
+  train.steps has grown: a member is restarted unless its metrics at that step also meet a
+  goal, the decision a run launched with the new train.steps made at that step."""
+  old_steps = rd.previous_config["train"]["steps"]
+  if tc.steps <= old_steps:
+    return host
+  hit_end = host.done & ~host.diverged & (host.stop_step == old_steps)
+  if not hit_end.any():
+    return host
+  m = rd.metrics_at(old_steps)
+  if m is None:
+    raise RuntimeError(f"{rd.path}: no metrics logged at step {old_steps}, where its members "
+                       "stopped; cannot tell which of them reached a goal")
+  restart = hit_end & ~np.asarray(train.goal_reached(tc, m), dtype=bool)
+  log(f"train.steps {old_steps} -> {tc.steps}: {int(restart.sum())} member(s) go on")
+  return host._replace(done=np.where(restart, False, host.done),
+                       stop_step=np.where(restart, -1, host.stop_step).astype(host.stop_step.dtype))
 
 
 def _all_done(runner, state) -> bool:

@@ -264,6 +264,47 @@ def test_different_config_on_existing_workdir_is_refused(tmp_path):
   assert "opt.learning_rate: 0.1 -> 0.3" in msg and "--workdir" in msg
 
 
+def _assert_same_run(a, b, step):
+  """Same metrics, same params at `step` and in the final snapshot (whose label is the end of
+  the last chunk, so it depends on train.chunk_steps)."""
+  assert list(a.steps) == list(b.steps) and list(a.stop_step) == list(b.stop_step)
+  for k in b.metrics:
+    np.testing.assert_array_equal(a.metrics[k], b.metrics[k], err_msg=k)
+  for sa, sb in ((step, step), (a.kept_steps[-1], b.kept_steps[-1])):
+    for k, v in b.params(sb).items():
+      np.testing.assert_array_equal(a.params(sa)[k], v, err_msg=f"{k} at {sa}")
+
+
+@pytest.mark.parametrize("old_steps, stops", [(20, [45, 5]), (45, [45, 5])])
+def test_a_finished_run_extended_to_more_steps_equals_one_launched_with_them(
+    tmp_path, old_steps, stops):
+  # test_acc_goal 0.9: the lr 0.4 member reaches it at step 5, the lr 0.05 member at 45. Run
+  # to old_steps, then on to 100 (in other chunks): a member that stopped only at the old end
+  # goes on; one that met the goal there (old_steps 45) stays stopped, as in a 100-step run.
+  cfg = lambda steps, chunk: tiny.config(steps=steps, chunk_steps=chunk, lrs=(0.05, 0.4),
+                                         test_acc_goal=0.9)
+  fresh = _run(cfg(100, 20), tmp_path / "fresh")
+  assert list(fresh.stop_step) == stops
+  first = _run(cfg(old_steps, 20), tmp_path / "w")
+  assert list(first.stop_step) == [old_steps, 5]
+  extended = _run(cfg(100, 10), tmp_path / "w")
+  _assert_same_run(extended, fresh, 20)
+  assert extended.steps[-1] == 45
+  stored = json.loads((tmp_path / "w" / "config.json").read_text())
+  assert stored["config"]["train"]["steps"] == 100
+  assert stored["changes"][0]["fields"] == [f"train.chunk_steps: 20 -> 10",
+                                            f"train.steps: {old_steps} -> 100"]
+
+
+def test_train_steps_below_the_step_a_run_reached_is_refused_and_changes_nothing(tmp_path):
+  _run(tiny.config(steps=20, chunk_steps=10), tmp_path / "w")
+  before = (tmp_path / "w" / "config.json").read_text()
+  with pytest.raises(ConfigError, match="train.steps=10 is not allowed .* the run has reached "
+                                        "step 20; give train.steps >= 20"):
+    _run(tiny.config(steps=10, chunk_steps=10), tmp_path / "w")
+  assert (tmp_path / "w" / "config.json").read_text() == before
+
+
 def test_run_created_before_a_field_existed_resumes_while_the_field_keeps_its_default(tmp_path):
   cfg = tiny.config(steps=10, chunk_steps=10)
   before = _run(cfg, tmp_path / "w").metrics["train_loss"]
