@@ -10,8 +10,15 @@ start; the central flow describes the oscillation at the edge, not that escape),
 run `steps` steps from its iterate and state. The flows run in `segments` equal segments so that
 their parameters are seen at each segment's end, where the distances are measured; each segment
 restarts the eigenvector tracking with a cold Lanczos solve.
+
+With `cache=DIR` the real runs and every finished segment of each flow are written to DIR as
+they finish, so a killed computation resumes at its last finished segment and gives the same
+numbers (long runs: the full central_flow_speed takes hours on a CPU).
 """
-from typing import Any, Callable
+import hashlib
+import json
+import os
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -82,6 +89,57 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
   return params, state, logs
 
 
+def _digest(*arrays) -> str:
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(np.asarray(a))
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()[:16]
+
+
+class _Cache:
+  """Finished parts of one run_processes call as DIR/NAME.npz, each written atomically, with
+  DIR/key.json naming the computation they belong to. path None: nothing is kept."""
+
+  def __init__(self, path: Optional[str], key: dict):
+    self.path = path
+    if path is None:
+      return
+    key = json.loads(json.dumps(key, default=str))
+    os.makedirs(path, exist_ok=True)
+    key_file = os.path.join(path, "key.json")
+    if os.path.exists(key_file):
+      with open(key_file) as f:
+        old = json.load(f)
+      if old != key:
+        diff = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
+        raise ValueError(f"cache={path!r} holds another central-flow computation (differs in "
+                         f"{', '.join(diff)}); pass another directory or delete it")
+    else:
+      _atomic(key_file, lambda f: f.write(json.dumps(key, indent=1).encode()))
+
+  def load(self, name: str) -> Optional[dict]:
+    if self.path is None or not os.path.exists(os.path.join(self.path, name + ".npz")):
+      return None
+    with np.load(os.path.join(self.path, name + ".npz")) as z:
+      return {k: z[k] for k in z.files}
+
+  def save(self, name: str, arrays: dict) -> None:
+    if self.path is not None:
+      arrays = {k: np.asarray(v) for k, v in arrays.items()}
+      _atomic(os.path.join(self.path, name + ".npz"), lambda f: np.savez(f, **arrays))
+
+
+def _atomic(path: str, write: Callable) -> None:
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "wb") as f:
+    write(f)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 def _flat_nu(form, state, like):
   if form.name == "gd":
     return jnp.zeros((), like.dtype)
@@ -91,7 +149,8 @@ def _flat_nu(form, state, like):
 def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, start: int,
                   steps: int, segments: int = 8, k: int = 3, substeps: int = 4,
                   stable_substeps: int = 4, lanczos_iters: int = 20,
-                  method: str = "euler", eig_method: str = "lanczos") -> dict:
+                  method: str = "euler", eig_method: str = "lanczos",
+                  cache: Optional[str] = None) -> dict:
   """The real optimizer, its central flow and its stable flow from one initialization.
 
   Args:
@@ -101,6 +160,8 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     segments: how often the flows' parameters are compared with the real run.
     k, substeps, lanczos_iters, method, eig_method: passed to analysis.central_flow.central_flow;
       stable_substeps: the stable flow's substeps.
+    cache: a directory for the finished parts (resume after a kill); it must hold parts of
+      this same computation, else ValueError.
 
   Returns:
     dict of numpy arrays: real (dict of per-step arrays for steps + 2 steps after the split,
@@ -115,16 +176,28 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     raise ValueError(f"steps={steps} must be a multiple of segments={segments}")
   form = optimizers.flow_form(opt_cfg)
   flat0, unravel = ravel_pytree(params)
-  p0, s0, _ = jax.jit(lambda p: real_run(loss_fn, p, batch, opt_cfg, start,
-                                         lanczos_iters=lanczos_iters))(params)
   seg = steps // segments
   marks = seg * np.arange(1, segments + 1)
   keep = sorted({int(t + d) for t in marks for d in (-1, 0, 1)})   # w around each mark
-  _, _, real = jax.jit(lambda p, s: real_run(loss_fn, p, batch, opt_cfg, steps + 2, s,
-                                             lanczos_iters=lanczos_iters, keep_w=keep))(p0, s0)
-  real = jax.device_get(real)
-  real["w_steps"] = np.asarray(keep)
-  nu_start = _flat_nu(form, s0, flat0)
+  store = _Cache(cache, dict(
+      opt=dict(opt_cfg), start=start, steps=steps, segments=segments, k=k, substeps=substeps,
+      stable_substeps=stable_substeps, lanczos_iters=lanczos_iters, method=method,
+      eig_method=eig_method, params=_digest(flat0),
+      batch=_digest(*jax.tree.leaves(batch))))
+  got = store.load("real")
+  if got is None:
+    p0, s0, _ = jax.jit(lambda p: real_run(loss_fn, p, batch, opt_cfg, start,
+                                           lanczos_iters=lanczos_iters))(params)
+    _, _, real = jax.jit(lambda p, s: real_run(loss_fn, p, batch, opt_cfg, steps + 2, s,
+                                               lanczos_iters=lanczos_iters, keep_w=keep))(p0, s0)
+    real = jax.device_get(real)
+    real["w_steps"] = np.asarray(keep)
+    nu_start = _flat_nu(form, s0, flat0)
+    store.save("real", dict(p0=ravel_pytree(p0)[0], nu_start=nu_start,
+                            **{f"real/{f}": v for f, v in real.items()}))
+  else:
+    p0, nu_start = unravel(jnp.asarray(got["p0"])), jnp.asarray(got["nu_start"])
+    real = {f[5:]: v for f, v in got.items() if f.startswith("real/")}
   run = jax.jit(lambda p, nu, thr, n_sub: cf.central_flow(
       loss_fn, p, batch, form, seg, nu0=nu, k=k, substeps=n_sub, threshold=thr,
       lanczos_iters=lanczos_iters, method=method, eig_method=eig_method),
@@ -132,9 +205,16 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
   out = {}
   for name, thr, n_sub in (("cf", cf.THRESHOLD, substeps), ("gf", float("inf"), stable_substeps)):
     p, nu, logs, ends = p0, nu_start, [], []
-    for _ in range(segments):
-      p, nu, log = run(p, nu, thr, n_sub)
-      logs.append(jax.device_get(log))
+    for i in range(segments):
+      got = store.load(f"{name}_{i:03d}")
+      if got is None:
+        p, nu, log = run(p, nu, thr, n_sub)
+        log = jax.device_get(log)
+        store.save(f"{name}_{i:03d}", dict(p=ravel_pytree(p)[0], nu=nu, **log._asdict()))
+      else:
+        p, nu = unravel(jnp.asarray(got.pop("p"))), jnp.asarray(got.pop("nu"))
+        log = cf.Step(**got)
+      logs.append(log)
       ends.append((ravel_pytree(p)[0], nu, p))
     out[name] = (jax.tree.map(lambda *a: np.concatenate(a), *logs), ends)
   slot = {t: i for i, t in enumerate(keep)}

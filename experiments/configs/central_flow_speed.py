@@ -15,7 +15,8 @@ measured numbers at step 180 beside the public code's (GD sharpness 99.7, centra
 gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted loss
 0.018, GD's 0.017).
 Run time: full settings want a GPU (2-core CPU, measured: 8-14 s per central-flow step and
-4-6 s per stable-flow step, so 1.5-2.5 h for the 400 steps); --quick ~15 min on a 2-core CPU.
+4-6 s per stable-flow step, so 1.5-2.5 h for the 400 steps; each finished 20-step segment is
+kept in OUT/processes_cache, so a killed run resumes there); --quick ~15 min on a 2-core CPU.
 """
 import ml_collections
 

@@ -43,20 +43,21 @@ def problem(c, dtype=jnp.float64):
 _DONE = {}          # config JSON -> result: a figure and a test in one session share the runs
 
 
-def processes(c) -> dict:
-  """analysis.central_flow_processes.run_processes on the config's problem (memoized)."""
+def processes(c, cache=None) -> dict:
+  """analysis.central_flow_processes.run_processes on the config's problem (memoized; with
+  `cache`, a directory, a killed computation resumes at its last finished segment)."""
   key = c.to_json()
   if key not in _DONE:
-    _DONE[key] = _processes(c)
+    _DONE[key] = _processes(c, cache)
   return _DONE[key]
 
 
-def _processes(c):
+def _processes(c, cache):
   loss_fn, params, batch = problem(c)
   return cfp.run_processes(loss_fn, params, batch, c.opt.to_dict(), c.start, c.steps,
                            segments=c.segments, k=c.k, substeps=c.substeps,
                            stable_substeps=c.stable_substeps, lanczos_iters=c.lanczos_iters,
-                           method=c.method, eig_method=c.eig_method)
+                           method=c.method, eig_method=c.eig_method, cache=cache)
 
 
 def save_processes(r, path):
@@ -83,7 +84,7 @@ def _draw_for(name, config=None, extra=None, figure=None):
   def draw(trajs, out, quick):
     del trajs
     c = (config or CONFIGS[name]).get_config("quick" if quick else "")
-    r = processes(c)
+    r = processes(c, cache=os.path.join(out, "processes_cache"))
     path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
     save_processes(r, os.path.join(out, "processes.npz"))
     more = extra(r) if extra else []

@@ -244,3 +244,30 @@ def test_bad_methods_are_refused_by_name(problem):
   with pytest.raises(ValueError, match="steps=10 must be a multiple of segments=3"):
     cfp.run_processes(loss_fn, params, batch, dict(name="gd", learning_rate=0.5), 0, 10,
                       segments=3)
+
+
+def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(problem, tmp_path):
+  # a kill after some segments: the cache holds the real runs and the first segments only
+  from analysis import central_flow_processes as cfp
+  loss_fn, params, batch = problem
+  opt = dict(name="rmsprop", learning_rate=0.01, b2=0.9)
+  run = lambda cache, **kw: cfp.run_processes(loss_fn, params, batch, opt, 2, 8, segments=4,
+                                              k=2, lanczos_iters=8, cache=cache, **kw)
+  ref = run(None)
+  cache = tmp_path / "cache"
+  run(str(cache))
+  for name in ("cf_002", "cf_003", "gf_001", "gf_002", "gf_003"):
+    (cache / f"{name}.npz").unlink()
+  got = run(str(cache))
+  for key in ("marks", "dist_mid_cf", "dist_mid_gf", "dist_real_cf", "nu_err_cf", "nu_err_gf",
+              "perp_real_cf"):
+    np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
+  for f in ("loss", "w", "sharpness", "nu"):
+    np.testing.assert_array_equal(got["real"][f], ref["real"][f], err_msg=f)
+  for name in ("cf", "gf"):
+    for f, v in ref[name]._asdict().items():
+      np.testing.assert_array_equal(getattr(got[name], f), v, err_msg=f"{name}.{f}")
+  assert sorted(p.name for p in cache.glob("*.npz")) == sorted(
+      ["real.npz"] + [f"{n}_{i:03d}.npz" for n in ("cf", "gf") for i in range(4)])
+  with pytest.raises(ValueError, match="holds another central-flow computation .*substeps"):
+    run(str(cache), substeps=2)
