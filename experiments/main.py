@@ -1,7 +1,8 @@
 r"""Launcher: python -m experiments.main --config=experiments/configs/NAME.py --workdir=DIR.
 
 Overrides: --config.opt.learning_rate=0.05, --config.sweep.seed='(0,1,2)'; cheap variants:
---config=experiments/configs/NAME.py:quick. Re-running the same command resumes the run in DIR.
+--config=experiments/configs/NAME.py:quick. Re-running the same command resumes the run in DIR;
+with a larger --config.train.steps it trains the run on from where it stopped.
 """
 import sys
 
