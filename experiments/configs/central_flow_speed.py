@@ -14,9 +14,10 @@ Variant `:quick`: the first 40 steps. Figure as central_flow_gd; the report also
 measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow 100.0,
 gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted loss
 0.018, GD's 0.017).
-Run time: full settings want a GPU (2-core CPU, measured: 8-14 s per central-flow step and
-4-6 s per stable-flow step, so 1.5-2.5 h for the 400 steps; each finished 20-step segment is
-kept in OUT/processes_cache, so a killed run resumes there); --quick ~15 min on a 2-core CPU.
+Run time: 65 min on a 2-core CPU with the cores to itself (measured 2026-11-30: the real run
+7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the cores shared, 8-14 s
+and 4-6 s); each finished 20-step segment is kept in OUT/processes_cache, so a killed run
+resumes there; --quick ~15 min on a 2-core CPU. Its speed goal (0.12 s per step) is a GPU's.
 """
 import ml_collections
 

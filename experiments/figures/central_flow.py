@@ -239,5 +239,5 @@ FIGURES = {
 }
 FIGURES["central_flow_speed"] = (
     "GD and its central flow on the public code's minimal example (CIFAR-shaped digits, "
-    "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps): needs a GPU; --quick: 40 steps",
+    "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps; ~65 min on a 2-core CPU): --quick: 40 steps",
     _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed"))
