@@ -13,7 +13,9 @@ restarts the eigenvector tracking with a cold Lanczos solve.
 
 With `cache=DIR` the real runs and every finished segment of each flow are written to DIR as
 they finish, so a killed computation resumes at its last finished segment and gives the same
-numbers (long runs: the full central_flow_speed takes hours on a CPU).
+numbers (long runs: the full central_flow_speed takes an hour on a CPU). The cache names what
+it holds (the arguments, digests of the initial parameters and the batch, and of the code that
+computes it), and a cache of anything else is refused.
 """
 import hashlib
 import json
@@ -27,7 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import central_flow as cf
 from analysis import curvature
-from dynamics import optimizers
+from dynamics import optimizers, runs
 
 
 def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps: int,
@@ -89,6 +91,26 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
   return params, state, logs
 
 
+# the code a cached result depends on: a change here makes an old cache refuse to resume
+_CODE = ("analysis/central_flow.py", "analysis/central_flow_processes.py",
+         "analysis/central_flow_sdp.py", "analysis/curvature.py", "analysis/lanczos.py",
+         "dynamics/optimizers.py", "dynamics/losses.py", "dynamics/models")
+
+
+def _code_digest() -> str:
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  files = []
+  for rel in _CODE:
+    path = os.path.join(root, rel)
+    files += ([os.path.join(path, f) for f in sorted(os.listdir(path)) if f.endswith(".py")]
+              if os.path.isdir(path) else [path])
+  h = hashlib.sha256()
+  for path in files:
+    with open(path, "rb") as f:
+      h.update(f.read())
+  return h.hexdigest()[:16]
+
+
 def _digest(*arrays) -> str:
   h = hashlib.sha256()
   for a in arrays:
@@ -117,7 +139,7 @@ class _Cache:
         raise ValueError(f"cache={path!r} holds another central-flow computation (differs in "
                          f"{', '.join(diff)}); pass another directory or delete it")
     else:
-      _atomic(key_file, lambda f: f.write(json.dumps(key, indent=1).encode()))
+      runs.write_json_atomic(key_file, key)
 
   def load(self, name: str) -> Optional[dict]:
     if self.path is None or not os.path.exists(os.path.join(self.path, name + ".npz")):
@@ -128,16 +150,8 @@ class _Cache:
   def save(self, name: str, arrays: dict) -> None:
     if self.path is not None:
       arrays = {k: np.asarray(v) for k, v in arrays.items()}
-      _atomic(os.path.join(self.path, name + ".npz"), lambda f: np.savez(f, **arrays))
-
-
-def _atomic(path: str, write: Callable) -> None:
-  tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+      runs.write_atomic(os.path.join(self.path, name + ".npz"),
+                        lambda f: np.savez(f, **arrays))
 
 
 def _flat_nu(form, state, like):
@@ -183,7 +197,7 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
       opt=dict(opt_cfg), start=start, steps=steps, segments=segments, k=k, substeps=substeps,
       stable_substeps=stable_substeps, lanczos_iters=lanczos_iters, method=method,
       eig_method=eig_method, params=_digest(flat0),
-      batch=_digest(*jax.tree.leaves(batch))))
+      batch=_digest(*jax.tree.leaves(batch)), code=_code_digest()))
   got = store.load("real")
   if got is None:
     p0, s0, _ = jax.jit(lambda p: real_run(loss_fn, p, batch, opt_cfg, start,

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -29,13 +29,20 @@ class ConfigMismatch(RuntimeError):
   """An existing run directory holds a run with a different config."""
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
+def write_atomic(path: str, write: Callable[[Any], None]) -> None:
+  """write(f) into a temporary binary file, synced, then renamed to path: a kill leaves the
+  old file or the new one, never a torn one."""
   tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, default=_json_default)
+  with open(tmp, "wb") as f:
+    write(f)
     f.flush()
     os.fsync(f.fileno())
   os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  text = json.dumps(obj, indent=1, default=_json_default)
+  write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def _json_default(x):

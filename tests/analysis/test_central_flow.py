@@ -246,7 +246,8 @@ def test_bad_methods_are_refused_by_name(problem):
                       segments=3)
 
 
-def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(problem, tmp_path):
+def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(problem, tmp_path,
+                                                                          monkeypatch):
   # a kill after some segments: the cache holds the real runs and the first segments only
   from analysis import central_flow_processes as cfp
   loss_fn, params, batch = problem
@@ -271,3 +272,6 @@ def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(probl
       ["real.npz"] + [f"{n}_{i:03d}.npz" for n in ("cf", "gf") for i in range(4)])
   with pytest.raises(ValueError, match="holds another central-flow computation .*substeps"):
     run(str(cache), substeps=2)
+  monkeypatch.setattr(cfp, "_code_digest", lambda: "edited")      # the code has changed since
+  with pytest.raises(ValueError, match=r"differs in code\)"):
+    run(str(cache))
