@@ -44,16 +44,17 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   opt_lib(config.opt).validate(config.opt)
   out = ml_collections.ConfigDict()
   out.seed = seed
-  out.model = cu.with_defaults("model", config.model, models.default_config(config.model.name))
-  out.data = cu.with_defaults("data", config.data, data_lib.default_config(config.data.name))
+  d = section_defaults(config)
+  out.model = cu.with_defaults("model", config.model, d["model"])
+  out.data = cu.with_defaults("data", config.data, d["data"])
   loss_cfg = config.get("loss", ml_collections.ConfigDict(dict(name="mse")))
   losses.validate(loss_cfg)
-  out.loss = cu.with_defaults("loss", loss_cfg, losses.default_config())
+  out.loss = cu.with_defaults("loss", loss_cfg, d["loss"])
   if config.opt.name == flow.NAME:
-    out.opt = cu.with_defaults("opt", config.opt, flow.default_config())
+    out.opt = cu.with_defaults("opt", config.opt, d["opt"])
   else:
     out.opt = optimizers.with_defaults(config.opt)   # fills a partial opt.schedule too
-  out.train = cu.with_defaults("train", config.get("train", {}), train.default_config())
+  out.train = cu.with_defaults("train", config.get("train", {}), d["train"])
   train.validate(out.train)
   out.probes = ml_collections.ConfigDict(config.get("probes", {}))
   probes_lib.validate(out.probes)
@@ -73,15 +74,15 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs")
 
 
-def defaults(cfg: ml_collections.ConfigDict) -> dict:
-  """The default value of every field of a resolved config's sections (for its model, data
-  and optimizer names): what a field added after a run was created must equal for it to resume."""
-  opt = flow.default_config() if cfg.opt.name == flow.NAME else optimizers.default_config(
-      cfg.opt.name)
-  return dict(model=models.default_config(cfg.model.name).to_dict(),
-              data=data_lib.default_config(cfg.data.name).to_dict(),
-              loss=losses.default_config().to_dict(), opt=opt.to_dict(),
-              train=train.default_config().to_dict())
+def section_defaults(config: ml_collections.ConfigDict) -> dict:
+  """Each section's fields at their defaults, for the config's model, data and optimizer names
+  (validated): what resolve fills in, and what a field added after a run was created must
+  equal for the run to resume."""
+  opt = (flow.default_config() if config.opt.name == flow.NAME
+         else optimizers.default_config(config.opt.name))
+  return dict(model=models.default_config(config.model.name),
+              data=data_lib.default_config(config.data.name), loss=losses.default_config(),
+              opt=opt, train=train.default_config())
 
 
 def build(cfg: ml_collections.ConfigDict):
@@ -120,7 +121,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
     jax.config.update("jax_enable_x64", True)
   _, _, program, runner = build(cfg)
   rd = runs.RunDir(workdir)
-  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults(cfg), may_change=MAY_CHANGE)
+  defaults = {k: v.to_dict() for k, v in section_defaults(cfg).items()}
+  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults, may_change=MAY_CHANGE)
   try:
     _train(cfg, program, runner, rd, log)
   finally:
