@@ -33,9 +33,10 @@ symmetric.) For GD (P = 1/eta, V = sqrt(eta) U) this is the GD flow of Sec. 3 wi
 eta: Sigma = eta U X U^T.
 
 Directions with effective eigenvalue M_ii below `threshold` (public code: 1.95) are inactive:
-their row of A0 is raised so far that complementarity forces X to zero there. k is fixed (a
-static shape); the log says when the smallest tracked effective eigenvalue is above
-SATURATION (public code: add a direction when it is above 1.5), i.e. when k may be too small.
+their row of A0 is raised so far that complementarity forces X to zero there. k is fixed within
+a call (a static shape); the log says when the smallest tracked effective eigenvalue is above
+SATURATION (public code: add a direction when it is above 1.5), i.e. when k may be too small;
+analysis.central_flow_processes.run_processes(..., k_max=) adds directions on that signal.
 
 Predictions logged beside the real run: the time-averaged loss L + tr(X) (= L + 0.5 <H, Sigma>
 with M = 2 I on the active block; the paper's L + tr(Sigma)/eta for GD), the time-averaged

@@ -9,7 +9,8 @@ The real optimizer first runs `start` steps alone (it usually catapults out of a
 start; the central flow describes the oscillation at the edge, not that escape), then all three
 run `steps` steps from its iterate and state. The flows run in `segments` equal segments so that
 their parameters are seen at each segment's end, where the distances are measured; each segment
-restarts the eigenvector tracking with a cold Lanczos solve.
+restarts the eigenvector tracking with a cold Lanczos solve. With k_max > k the central flow
+adds tracked directions between segments (a segment that ran short of them runs again).
 
 With `cache=DIR` the real runs and every finished segment of each flow are written to DIR as
 they finish, so a killed computation resumes at its last finished segment and gives the same
@@ -164,7 +165,7 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
                   steps: int, segments: int = 8, k: int = 3, substeps: int = 4,
                   stable_substeps: int = 4, lanczos_iters: int = 20,
                   method: str = "euler", eig_method: str = "lanczos",
-                  cache: Optional[str] = None) -> dict:
+                  cache: Optional[str] = None, k_max: Optional[int] = None) -> dict:
   """The real optimizer, its central flow and its stable flow from one initialization.
 
   Args:
@@ -174,6 +175,10 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     segments: how often the flows' parameters are compared with the real run.
     k, substeps, lanczos_iters, method, eig_method: passed to analysis.central_flow.central_flow;
       stable_substeps: the stable flow's substeps.
+    k_max: None keeps k tracked directions throughout. Else the central flow adds directions
+      as the public code does, up to k_max: a segment in which the smallest tracked effective
+      eigenvalue reached SATURATION (1.5) at some step is run again from its start with one
+      more direction, and the next segment starts with the count the last one ended with.
     cache: a directory for the finished parts (resume after a kill); it must hold parts of
       this same computation, else ValueError.
 
@@ -184,17 +189,24 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     at the segment ends), and at each mark: dist_mid_cf, dist_mid_gf (the real midpoint to
     each flow), dist_real_cf, dist_real_gf, perp_real_cf (the part of real - central
     orthogonal to the central flow's tracked directions V = P^{-1/2} U), nu_err_cf,
-    nu_err_gf (|nu_real - nu_flow| / |nu_real|, scalar RMSProp and RMSProp); eta, n_params.
+    nu_err_gf (|nu_real - nu_flow| / |nu_real|, scalar RMSProp and RMSProp); eta, n_params;
+    k_cf [steps] (the central flow's tracked directions at each step) and k_max: the flows'
+    eigenvalues [steps, k_max] and X [steps, k_max, k_max] are padded with NaN and 0 beyond
+    the directions tracked at that step.
   """
   if steps % segments:
     raise ValueError(f"steps={steps} must be a multiple of segments={segments}")
+  k_max = k if k_max is None else k_max
+  if not 1 <= k <= k_max:
+    raise ValueError(f"k={k}, k_max={k_max} are not allowed: need 1 <= k <= k_max")
   form = optimizers.flow_form(opt_cfg)
   flat0, unravel = ravel_pytree(params)
   seg = steps // segments
   marks = seg * np.arange(1, segments + 1)
   keep = sorted({int(t + d) for t in marks for d in (-1, 0, 1)})   # w around each mark
   store = _Cache(cache, dict(
-      opt=dict(opt_cfg), start=start, steps=steps, segments=segments, k=k, substeps=substeps,
+      opt=dict(opt_cfg), start=start, steps=steps, segments=segments, k=k, k_max=k_max,
+      substeps=substeps,
       stable_substeps=stable_substeps, lanczos_iters=lanczos_iters, method=method,
       eig_method=eig_method, params=_digest(flat0),
       batch=_digest(*jax.tree.leaves(batch)), code=_code_digest()))
@@ -212,30 +224,38 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
   else:
     p0, nu_start = unravel(jnp.asarray(got["p0"])), jnp.asarray(got["nu_start"])
     real = {f[5:]: v for f, v in got.items() if f.startswith("real/")}
-  run = jax.jit(lambda p, nu, thr, n_sub: cf.central_flow(
-      loss_fn, p, batch, form, seg, nu0=nu, k=k, substeps=n_sub, threshold=thr,
+  run = jax.jit(lambda p, nu, thr, n_sub, k_now: cf.central_flow(
+      loss_fn, p, batch, form, seg, nu0=nu, k=k_now, substeps=n_sub, threshold=thr,
       lanczos_iters=lanczos_iters, method=method, eig_method=eig_method),
-      static_argnums=(2, 3))
+      static_argnums=(2, 3, 4))
   out = {}
   for name, thr, n_sub in (("cf", cf.THRESHOLD, substeps), ("gf", float("inf"), stable_substeps)):
-    p, nu, logs, ends = p0, nu_start, [], []
+    p, nu, k_now, logs, ends = p0, nu_start, k, [], []
     for i in range(segments):
       got = store.load(f"{name}_{i:03d}")
       if got is None:
-        p, nu, log = run(p, nu, thr, n_sub)
-        log = jax.device_get(log)
-        store.save(f"{name}_{i:03d}", dict(p=ravel_pytree(p)[0], nu=nu, **log._asdict()))
+        while True:
+          p_end, nu_end, log = run(p, nu, thr, n_sub, k_now)
+          log = jax.device_get(log)
+          if name == "gf" or k_now == k_max or not np.any(log.saturated):
+            break
+          k_now += 1                       # the public code's rule: add a direction
+        p, nu = p_end, nu_end
+        store.save(f"{name}_{i:03d}", dict(p=ravel_pytree(p)[0], nu=nu, k=k_now,
+                                           **log._asdict()))
       else:
         p, nu = unravel(jnp.asarray(got.pop("p"))), jnp.asarray(got.pop("nu"))
+        k_now = int(got.pop("k"))
         log = cf.Step(**got)
-      logs.append(log)
-      ends.append((ravel_pytree(p)[0], nu, p))
+      logs.append(_pad(log, k_max))
+      ends.append((ravel_pytree(p)[0], nu, p, k_now))
     out[name] = (jax.tree.map(lambda *a: np.concatenate(a), *logs), ends)
   slot = {t: i for i, t in enumerate(keep)}
   w = lambda t: real["w"][slot[t]]
   mid = lambda t: (w(t - 1) + 2 * w(t) + w(t + 1)) / 4
   r = dict(eta=form.eta, name=form.name, real=real, cf=out["cf"][0], gf=out["gf"][0],
-           marks=marks, n_params=int(flat0.size))
+           marks=marks, n_params=int(flat0.size), k_max=k_max,
+           k_cf=np.repeat([e[3] for e in out["cf"][1]], seg))
   for name in ("cf", "gf"):
     ends = out[name][1]
     r[f"dist_mid_{name}"] = np.array([np.linalg.norm(mid(t) - e[0]) for t, e in zip(marks, ends)])
@@ -243,10 +263,19 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
     if form.name != "gd":
       r[f"nu_err_{name}"] = np.array([np.linalg.norm(real["nu"][t] - e[1])
                                       / np.linalg.norm(real["nu"][t]) for t, e in zip(marks, ends)])
-  r["perp_real_cf"] = np.array([perp_to_tracked(loss_fn, e[2], batch, form, e[1], k,
+  r["perp_real_cf"] = np.array([perp_to_tracked(loss_fn, e[2], batch, form, e[1], e[3],
                                                 3 * lanczos_iters, w(t) - e[0])
                                 for t, e in zip(marks, out["cf"][1])])
   return r
+
+
+def _pad(log: "cf.Step", k_max: int) -> "cf.Step":
+  """A segment's log with its eigenvalues padded to [T, k_max] (NaN) and X to
+  [T, k_max, k_max] (0), so that segments tracking different numbers of directions stack."""
+  n = k_max - log.eigenvalues.shape[-1]
+  return log._replace(
+      eigenvalues=np.pad(log.eigenvalues, ((0, 0), (0, n)), constant_values=np.nan),
+      X=np.pad(log.X, ((0, 0), (0, n), (0, n))))
 
 
 def perp_to_tracked(loss_fn, params, batch, form, nu, k, num_iters, d) -> float:

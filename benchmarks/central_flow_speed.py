@@ -6,8 +6,9 @@ r"""Central-flow speed on the configuration of the public minimal GD example, on
 
 The settings are experiments/configs/central_flow_speed.py's: MLP 3072-256-256-4 with GELU and
 PyTorch-default init, MSE, full-batch GD at lr 0.02; the central flow with 4 Euler substeps and
-3 tracked eigenvalues (analysis.central_flow, float64 by default), and the stable (gradient)
-flow with 10 substeps. Prints seconds per optimizer step of
+--k tracked eigenvalues (default 3, the public example's start; the figure adds directions as
+the flow needs them, so time the count it reached with --k too), float64 by default, and the
+stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of
 each (compile excluded) and the projected total for 400 steps. The public PyTorch code takes
 1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not run without CUDA.
 """
@@ -27,10 +28,11 @@ from experiments.figures import central_flow as central_flow_figure
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
 _FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+_K = flags.DEFINE_integer("k", 3, "Tracked directions of the central flow.")
 
 C = central_flow_speed.get_config()
-LR, K, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, C.k, C.substeps,
-                                          C.stable_substeps, C.steps)
+LR, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, C.substeps, C.stable_substeps,
+                                       C.steps)
 
 
 def setup(dtype):
@@ -39,7 +41,7 @@ def setup(dtype):
 
 def seconds_per_step(loss_fn, params, batch, steps, substeps, threshold):
   run = jax.jit(lambda p: central_flow.gd_central_flow(
-      loss_fn, p, batch, LR, steps, k=K, substeps=substeps, threshold=threshold,
+      loss_fn, p, batch, LR, steps, k=_K.value, substeps=substeps, threshold=threshold,
       lanczos_iters=C.lanczos_iters))
   jax.block_until_ready(run(params))          # compile (and one warm-up run)
   t = time.perf_counter()
@@ -59,12 +61,12 @@ def main(argv):
                                 central_flow.THRESHOLD)
     gf, _ = seconds_per_step(loss_fn, params, batch, _STEPS.value, GF_SUBSTEPS, np.inf)
   res = dict(device=common.device_name(), jax=jax.__version__, params=n,
-             dtype=str(np.dtype(dtype)), steps_timed=_STEPS.value,
+             dtype=str(np.dtype(dtype)), steps_timed=_STEPS.value, k=_K.value,
              central_flow_s_per_step=cf, stable_flow_s_per_step=gf,
              central_flow_400_steps_s=cf * TOTAL,
              sharpness_first_step=float(logs.sharpness[0] / LR))
   print(f"device: {res['device']}  jax {res['jax']}  {n:,} parameters, {res['dtype']}")
-  print(f"central flow ({CF_SUBSTEPS} substeps, {K} eigenvalues): {cf:.3f} s/step, "
+  print(f"central flow ({CF_SUBSTEPS} substeps, {_K.value} eigenvalues): {cf:.3f} s/step, "
         f"{TOTAL} steps ~ {cf * TOTAL / 60:.1f} min")
   print(f"stable flow ({GF_SUBSTEPS} substeps): {gf:.3f} s/step")
   if _OUT.value:

@@ -39,30 +39,31 @@ def test_speed_configuration_draws_with_the_public_comparison(tmp_path):
 
 
 def test_speed_variants_set_the_tracked_directions():
-  assert central_flow_speed.get_config("").k == 3
-  assert central_flow_speed.get_config("k6").k == 6
+  c = central_flow_speed.get_config("")
+  assert (c.k, c.k_max) == (3, 8)                  # 3, more added as the flow needs them
   c = central_flow_speed.get_config("quick_k6")
-  assert (c.k, c.steps) == (6, 40)
-  assert central_flow_speed.get_config("k16").k == 16
+  assert (c.k, c.k_max, c.steps) == (6, 6, 40)     # exactly 6
+  assert (central_flow_speed.get_config("k16").k_max, central_flow_speed.get_config("k3").k) == (
+      16, 3)
   for bad in ("k0", "k17", "k6_k5", "kx", "slow", "quick_k"):
     with pytest.raises(ValueError, match="kN"):
       central_flow_speed.get_config(bad)
 
 
-def test_k6_figure_asks_its_config_for_six_directions(tmp_path):
-  asked = []
+def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkeypatch):
+  asked, full = [], central_flow_speed.get_config
 
   def tiny(variant=""):
     asked.append(variant)
-    c = central_flow_speed.get_config(variant)
+    c = full(variant)
     c.update(dict(widths=(4,), steps=4, segments=1, lanczos_iters=8))
     return c
 
-  draw = fig_cf._draw_for("gd", types.SimpleNamespace(get_config=tiny),
-                          fig_cf.public_comparison, "central_flow_speed", variant="k6")
+  monkeypatch.setattr(central_flow_speed, "get_config", tiny)
+  _, _, draw = fig_cf.FIGURES["central_flow_speed_k3"]
   report = draw({}, str(tmp_path), quick=True)
-  assert asked == ["quick_k6"]
-  assert report["notes"][0].startswith("k = 6 tracked directions")
+  assert asked == ["quick_k3"]
+  assert report["notes"][0].startswith("k = 3 tracked directions (at most 3)")
   r = np.load(tmp_path / "processes.npz")
-  assert r["cf/eigenvalues"].shape == (4, 6)
-  assert "central_flow_speed_k6" in fig_cf.FIGURES
+  assert r["cf/eigenvalues"].shape == (4, 3) and int(r["k_max"]) == 3
+  np.testing.assert_array_equal(r["k_cf"], 3)

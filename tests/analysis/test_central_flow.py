@@ -253,15 +253,16 @@ def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(probl
   loss_fn, params, batch = problem
   opt = dict(name="rmsprop", learning_rate=0.01, b2=0.9)
   run = lambda cache, **kw: cfp.run_processes(loss_fn, params, batch, opt, 2, 8, segments=4,
-                                              k=2, lanczos_iters=8, cache=cache, **kw)
+                                              k=1, k_max=3, lanczos_iters=8, cache=cache, **kw)
   ref = run(None)
   cache = tmp_path / "cache"
   run(str(cache))
   for name in ("cf_002", "cf_003", "gf_001", "gf_002", "gf_003"):
     (cache / f"{name}.npz").unlink()
   got = run(str(cache))
+  assert ref["k_cf"].max() > 1                     # directions were added (and restored)
   for key in ("marks", "dist_mid_cf", "dist_mid_gf", "dist_real_cf", "nu_err_cf", "nu_err_gf",
-              "perp_real_cf"):
+              "perp_real_cf", "k_cf"):
     np.testing.assert_array_equal(got[key], ref[key], err_msg=key)
   for f in ("loss", "w", "sharpness", "nu"):
     np.testing.assert_array_equal(got["real"][f], ref["real"][f], err_msg=f)
@@ -275,3 +276,31 @@ def test_run_processes_resumed_from_a_partial_cache_gives_the_same_numbers(probl
   monkeypatch.setattr(cfp, "_code_digest", lambda: "edited")      # the code has changed since
   with pytest.raises(ValueError, match=r"differs in code\)"):
     run(str(cache))
+
+
+def test_run_processes_adds_directions_until_the_smallest_is_below_saturation(problem):
+  # GD from the edge of stability: the top effective eigenvalues are 2, 1.76, 1.58, 1.44, so
+  # the public code's rule (add one while the smallest tracked is >= 1.5) ends at 4 directions
+  from analysis import central_flow_processes as cfp
+  loss_fn, params, batch = problem
+  run = lambda **kw: cfp.run_processes(loss_fn, params, batch, dict(name="gd", learning_rate=0.5),
+                                       30, 8, segments=4, lanczos_iters=8, **kw)
+  grown, fixed = run(k=1, k_max=6), run(k=4)
+  np.testing.assert_array_equal(grown["k_cf"], 4)
+  assert not np.any(grown["cf"].saturated)
+  eigs = np.asarray(grown["cf"].eigenvalues)
+  assert eigs.shape == (8, 6) and np.all(np.isnan(eigs[:, 4:])) and np.all(eigs[:, 3] < 1.5)
+  assert np.all(np.asarray(grown["cf"].X)[:, 4:, :] == 0)
+  # the same computation as tracking 4 from the start
+  for f, v in fixed["cf"]._asdict().items():
+    np.testing.assert_array_equal(getattr(grown["cf"], f)[..., :4, :4] if f == "X" else
+                                  getattr(grown["cf"], f)[..., :4] if f == "eigenvalues" else
+                                  getattr(grown["cf"], f), v, err_msg=f)
+  for key in ("dist_real_cf", "dist_mid_cf", "perp_real_cf"):
+    np.testing.assert_array_equal(grown[key], fixed[key], err_msg=key)
+  # capped: k_max is kept, and the log says it was too few
+  capped = run(k=1, k_max=2)
+  np.testing.assert_array_equal(capped["k_cf"], 2)
+  assert np.all(capped["cf"].saturated)
+  with pytest.raises(ValueError, match="k=3, k_max=2 are not allowed"):
+    run(k=3, k_max=2)
