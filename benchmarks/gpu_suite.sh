@@ -32,6 +32,8 @@ run curvature_speed python -m benchmarks.curvature_speed --out="$out/curvature_s
 run grokking_speed python -m benchmarks.grokking_speed --out="$out/grokking_speed.json"
 run central_flow_speed python -m benchmarks.central_flow_speed --steps=3 \
     --out="$out/central_flow_speed.json"
+run central_flow_speed_k4 python -m benchmarks.central_flow_speed --steps=3 --k=4 \
+    --out="$out/central_flow_speed_k4.json"
 run central_flow_speed_f32 python -m benchmarks.central_flow_speed --steps=3 --float32 \
     --out="$out/central_flow_speed_f32.json"
 if [ "$short" != "--short" ]; then

@@ -16,10 +16,12 @@ effective eigenvalue reaches 1.5 (the public code's rule), up to 8 (`k_max`).
 Variants (combine with '_'): `quick`, the first 40 steps; `kN` (N in 1..16), exactly N tracked
 directions, none added (`--figure=central_flow_speed_k3` runs `:k3`, the fixed 3 directions:
 the smallest stays above 1.5 at 99% of the steps).
-Run time: 65 min on a 2-core CPU with the cores to itself (measured 2026-11-30: the real run
-7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the cores shared, 8-14 s
-and 4-6 s); each finished 20-step segment is kept in OUT/processes_cache, so a killed run
-resumes there; --quick ~15 min on a 2-core CPU. Its speed goal (0.12 s per step) is a GPU's.
+Run time of `:k3`: 65 min on a 2-core CPU with the cores to itself (measured 2026-11-30: the
+real run 7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the cores shared,
+8-14 s and 4-6 s); with directions added (4 from the first segment on: the 4th effective
+eigenvalue sits near 1.53) each central-flow step costs more. Each finished 20-step segment is
+kept in OUT/processes_cache, so a killed run resumes there; --quick ~15 min on a 2-core CPU.
+Its speed goal (0.12 s per step) is a GPU's.
 """
 import re
 

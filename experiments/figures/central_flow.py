@@ -242,7 +242,7 @@ FIGURES = {
 }
 FIGURES["central_flow_speed"] = (
     "GD and its central flow on the public code's minimal example (CIFAR-shaped digits, "
-    "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps; ~65 min on a 2-core CPU): --quick: 40 steps",
+    "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps, directions added from 3): --quick: 40 steps",
     _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed"))
 FIGURES["central_flow_speed_k3"] = (
     "central_flow_speed with exactly 3 tracked directions, none added (the smallest tracked "
