@@ -206,9 +206,8 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
   keep = sorted({int(t + d) for t in marks for d in (-1, 0, 1)})   # w around each mark
   store = _Cache(cache, dict(
       opt=dict(opt_cfg), start=start, steps=steps, segments=segments, k=k, k_max=k_max,
-      substeps=substeps,
-      stable_substeps=stable_substeps, lanczos_iters=lanczos_iters, method=method,
-      eig_method=eig_method, params=_digest(flat0),
+      substeps=substeps, stable_substeps=stable_substeps, lanczos_iters=lanczos_iters,
+      method=method, eig_method=eig_method, params=_digest(flat0),
       batch=_digest(*jax.tree.leaves(batch)), code=_code_digest()))
   got = store.load("real")
   if got is None:
