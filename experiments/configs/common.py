@@ -58,9 +58,6 @@ def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.Conf
       steps=200 if quick else 400,          # a multiple of `segments`
       segments=8,                           # where the flows' weights meet the real run's
       k=3,                                  # tracked eigenvalues of the effective Hessian
-      # at most this many: more are added when the smallest tracked one reaches 1.5 (the
-      # public code's rule; analysis.central_flow_processes.run_processes); default k (fixed)
-      k_max=3,
       substeps=4,                           # central flow Euler substeps per optimizer step
       stable_substeps=4,
       method="euler",                       # or 'heun' (second order)
@@ -76,6 +73,7 @@ def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.Conf
   ))
   c.opt.update(opt)
   c.update(fields)
-  if "k_max" not in fields:
-    c.k_max = c.k
+  # at most k_max tracked: more are added when the smallest tracked one reaches 1.5 (the public
+  # code's rule; analysis.central_flow_processes.run_processes); by default k, fixed
+  c.k_max = fields.get("k_max", c.k)
   return c
