@@ -224,6 +224,23 @@ def test_run_with_cache_agrees_with_apply(variant):
                              atol=1e-12)
 
 
+def test_apply_computes_the_last_block_at_the_last_position_only():
+  """apply skips the last block's query, MLP and residual at the positions the logits never
+  read: XLA counts well under the FLOPs of the every-position forward of run_with_cache (the
+  logits agree: the numpy reference and the test above)."""
+  cfg = cfg_of(d_model=32, d_head=8, n_heads=4, d_mlp=128)
+  params = tf.init(jax.random.PRNGKey(0), cfg)
+  x = tokens(64)
+
+  def flops(fn):
+    cost = jax.jit(fn).lower(params).compile().cost_analysis()
+    return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
+
+  last = flops(lambda p: tf.apply(p, x, cfg))
+  every = flops(lambda p: tf.run_with_cache(p, x, cfg)[0])
+  assert last < 0.55 * every, (last, every)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_dtypes_jit_vmap_grad(dtype):
   cfg = cfg_of(layernorm=True)
