@@ -52,6 +52,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from analysis import curvature
@@ -85,21 +86,33 @@ def terms(loss_fn: Callable, params: Any, batch: Any, V_kxn: jax.Array,
           third: bool = True) -> Terms:
   """Loss, gradient, M = V H V^T, its third-derivative gradient g and H V at params.
 
+  g_ij = D^3 L(w)[v_i, v_j, .] is symmetric in (i, j), so only the k (k + 1) / 2 pairs i <= j
+  are computed, each as a forward derivative along v_i of the Hessian-vector product along v_j
+  (forward over forward over reverse), whose primal output is H v_j: the diagonal pairs give HV.
+  (Reverse-differentiating M = V H(w) V^T instead costs k^2 backward passes through k HVPs
+  each, 2.7x the FLOPs and 9x the time at k = 3, 14x the time at k = 6, on a small MLP on CPU.)
   third=False leaves g at zero (the stable flow needs no third derivatives).
   """
   flat, unravel = ravel_pytree(params)
-  f = lambda x: loss_fn(unravel(x), batch)
-
-  def hv(x):               # [k, n]: H(x) v_i for every tracked v_i (forward over reverse)
-    return jax.vmap(lambda v: jax.jvp(jax.grad(f), (x,), (v,))[1])(V_kxn)
-
-  def m(x):                # [k, k]: V H(x) V^T with V held fixed
-    return jnp.matmul(V_kxn, hv(x).T, precision=_HI)
-
-  loss, grad = jax.value_and_grad(f)(flat)
-  HV = hv(flat)
+  grad_f = jax.grad(lambda x: loss_fn(unravel(x), batch))
   k = V_kxn.shape[0]
-  g = jax.jacrev(m)(flat) if third else jnp.zeros((k, k, flat.size), flat.dtype)  # [k, k, n]
+
+  def hvp(x, v):           # H(x) v, forward over reverse
+    return jax.jvp(grad_f, (x,), (v,))[1]
+
+  loss, grad = jax.value_and_grad(lambda x: loss_fn(unravel(x), batch))(flat)
+  if third:
+    iu, ju = np.triu_indices(k)
+
+    def pair(vi, vj):      # (H v_j, D^3 L[v_i, v_j, .])
+      return jax.jvp(lambda x: hvp(x, vj), (flat,), (vi,))
+
+    hv_pairs, g_pairs = jax.vmap(pair)(V_kxn[iu], V_kxn[ju])
+    HV = hv_pairs[iu == ju]                      # the pairs (j, j), in order of j
+    g = jnp.zeros((k, k, flat.size), flat.dtype).at[iu, ju].set(g_pairs).at[ju, iu].set(g_pairs)
+  else:
+    HV = jax.vmap(lambda v: hvp(flat, v))(V_kxn)
+    g = jnp.zeros((k, k, flat.size), flat.dtype)
   return Terms(loss, grad, jnp.matmul(V_kxn, HV.T, precision=_HI), g, HV)
 
 

@@ -23,7 +23,7 @@ def problem():
 def test_terms_match_dense_hessian_and_finite_differences(problem):
   loss_fn, params, batch = problem
   flat, unravel = ravel_pytree(params)
-  U = jnp.asarray(np.linalg.qr(np.random.RandomState(0).randn(flat.size, 2))[0].T)
+  U = jnp.asarray(np.linalg.qr(np.random.RandomState(0).randn(flat.size, 3))[0].T)
   t = cf.terms(loss_fn, params, batch, U)
   f = lambda x: loss_fn(unravel(x), batch)
   H = np.asarray(jax.hessian(f)(flat))
