@@ -290,8 +290,12 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
     # only the solver's warm start, the solution itself is unique
     R = jnp.matmul(U, U_old.T, precision=_HI)
     X = jnp.matmul(jnp.matmul(R, X, precision=_HI), R.T, precision=_HI)
-    (flat, nu, U, X), logs = jax.lax.scan(substep, (flat, nu, U, X), None, length=substeps)
-    return (flat, nu, U, X), jax.tree.map(lambda a: a[0], logs)   # the step's first substep
+    carry, log = substep((flat, nu, U, X), None)   # the step's log is its first substep's
+    # the other substeps log nothing, so XLA drops what only the log reads (for the stable
+    # flow every Hessian-vector product but the first substep's)
+    carry, _ = jax.lax.scan(lambda c, _: (substep(c, None)[0], None), carry, None,
+                            length=substeps - 1)
+    return carry, log
 
   U0 = eig(flat0, nu0, None, 3 * lanczos_iters)
   X0 = jnp.zeros((k, k), flat0.dtype)
