@@ -1,6 +1,7 @@
 """The run directory: the trajectory on disk, written so that a kill at any moment is harmless.
 
-    WORKDIR/config.json          resolved config, command line, git commit, versions, devices, sweep
+    WORKDIR/config.json          resolved config, command line, git commit, versions, devices, sweep;
+                                 each resume's step, commit, command and devices
     WORKDIR/metrics.jsonl        one line per log point: {"step": s, name: [value per member]}
     WORKDIR/summary.json         per member: sweep coordinates, stop step, diverged, last metrics
     WORKDIR/checkpoints/latest/  orbax: the whole training state (resume)
@@ -147,6 +148,17 @@ class RunDir:
     if self._changed is not None:
       write_json_atomic(self.file(CONFIG), self._changed)
       self._changed = None
+
+  def record_resume(self, step: int) -> None:
+    """Appends to config.json's "resumes" the step a run resumed at and the code, command and
+    devices it resumed under (they may differ from those that created it)."""
+    with open(self.file(CONFIG)) as f:
+      stored = json.load(f)
+    stored["resumes"] = stored.get("resumes", []) + [dict(
+        step=int(step), git_commit=_git_commit(), command=sys.argv,
+        jax_version=jax.__version__, devices=[str(d) for d in jax.devices()],
+        at=time.strftime("%Y-%m-%d %H:%M:%S"))]
+    write_json_atomic(self.file(CONFIG), stored)
 
   def metrics_at(self, step: int) -> dict[str, np.ndarray] | None:
     """The logged metrics at `step` (name -> value per member), or None if not logged."""

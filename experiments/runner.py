@@ -148,6 +148,7 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
       host = _extend(host, rd, tc, log)
       rd.accept_changes()
     state = runner.from_host(host)
+    rd.record_resume(step)
     log(f"resuming {rd.path} at step {step}")
   else:
     step = 0

@@ -34,6 +34,12 @@ def test_launcher_runs_writes_run_directory_and_figures(tmp_path):
                   "--config.sweep.opt.learning_rate=(0.03,0.3)")
   assert again.returncode == 0 and "resuming" in again.stdout
   assert (work / "metrics.jsonl").read_text().splitlines() == lines
+  # config.json keeps what the run was created with and records the resume beside it
+  meta2 = json.loads((work / "config.json").read_text())
+  assert {k: v for k, v in meta2.items() if k != "resumes"} == meta
+  [resume] = meta2["resumes"]
+  assert resume["step"] == 40 and resume["git_commit"] == meta["git_commit"]
+  assert "--config.opt.learning_rate=0.07" in resume["command"] and resume["devices"]
 
 
 def test_launcher_refuses_bad_values_before_any_work(tmp_path):
