@@ -19,13 +19,15 @@ in TRAIN_FRACS.
 Figure: train/test loss and accuracy (log-log) for every member, W_E's Fourier norms, and the
 progress measures (restricted and excluded loss, Gini of W_E and W_L, weight norm) with the
 phases marked.
-Run time: --quick ~3 min on a 2-core CPU (measured); --figure=grokking_sweeps --quick ~10 min;
-the full configuration (13.9 GFLOP per step per seed) is a GPU job: on the 2-core CPU its five
-seeds take 0.40 s per step, so a 15k-step run (the horizon of its claims; what `--steps=15000`
-launches) took ~1 h 45 min. The full --figure=grokking_sweeps: the `:wd` program (four members)
-takes 0.3 s per step on that CPU (measured), ~3.5 h for 40k steps; the four single-seed
-fraction runs, which stop at 99% test accuracy, ~50 min (measured; 38 of them for 20%, which
-never groks and runs all 40k steps).
+Run time (2-core CPU, measured): --quick ~1 min; --figure=grokking_sweeps --quick ~2 min.
+The full configuration (6.4 GFLOP per step per seed, the last block computed at the last
+position only; 13.9 when every position was computed, before 2026-12-01) is a GPU job: on the
+2-core CPU its five seeds took 0.40 s per step before that change, so a 15k-step run (the
+horizon of its claims; what `--steps=15000` launches) took ~1 h 45 min. The full
+--figure=grokking_sweeps: the `:wd` program (four members) takes 0.12 s per step on that CPU
+(0.3 before the change); the four single-seed fraction runs, which stop at 99% test
+accuracy, ~50 min (before the change; 38 of them for 20%, which never groks and runs
+all 40k steps).
 """
 import ml_collections
 
