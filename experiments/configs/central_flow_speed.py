@@ -22,9 +22,11 @@ loss 0.018, GD's 0.017).
 
 Run time of `:k3`: 65 min on a 2-core CPU with the cores to itself (measured 2026-11-30: the
 real run 7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the cores shared,
-8-14 s and 4-6 s); with directions added (4 from the first segment on: the 4th effective
-eigenvalue sits near 1.53) each central-flow step costs more. Each finished 20-step segment is
-kept in OUT/processes_cache, so a killed run resumes there; --quick ~15 min on a 2-core CPU.
+8-14 s and 4-6 s). With directions added (the default): 64 min (measured 2026-12-01, after
+the pairwise third derivatives: 5 directions from the first segment on, the 4th effective
+eigenvalue peaking at 1.54; central flow ~1.8 min per 20-step segment). Each finished 20-step
+segment is kept in OUT/processes_cache, so a killed run resumes there; --quick ~15 min on a
+2-core CPU.
 Its speed goal (0.12 s per step) is a GPU's.
 """
 import re
