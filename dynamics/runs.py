@@ -1,7 +1,7 @@
 """The run directory: the trajectory on disk, written so that a kill at any moment is harmless.
 
-    WORKDIR/config.json          resolved config, command line, git commit, versions, devices, sweep;
-                                 each resume's step, commit, command and devices
+    WORKDIR/config.json          resolved config, command line, git commit, versions, devices,
+                                 sweep; each resume's step, commit, command and devices
     WORKDIR/metrics.jsonl        one line per log point: {"step": s, name: [value per member]}
     WORKDIR/summary.json         per member: sweep coordinates, stop step, diverged, last metrics
     WORKDIR/checkpoints/latest/  orbax: the whole training state (resume)
