@@ -94,13 +94,14 @@ def terms(loss_fn: Callable, params: Any, batch: Any, V_kxn: jax.Array,
   third=False leaves g at zero (the stable flow needs no third derivatives).
   """
   flat, unravel = ravel_pytree(params)
-  grad_f = jax.grad(lambda x: loss_fn(unravel(x), batch))
+  f = lambda x: loss_fn(unravel(x), batch)
+  grad_f = jax.grad(f)
   k = V_kxn.shape[0]
 
   def hvp(x, v):           # H(x) v, forward over reverse
     return jax.jvp(grad_f, (x,), (v,))[1]
 
-  loss, grad = jax.value_and_grad(lambda x: loss_fn(unravel(x), batch))(flat)
+  loss, grad = jax.value_and_grad(f)(flat)
   if third:
     iu, ju = np.triu_indices(k)
 
