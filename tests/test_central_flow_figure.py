@@ -50,6 +50,18 @@ def test_speed_variants_set_the_tracked_directions():
       central_flow_speed.get_config(bad)
 
 
+def test_speed_variants_set_the_seed_and_the_horizon():
+  c = central_flow_speed.get_config("seed3_steps180")
+  assert (c.seed, c.steps, c.segments, c.k, c.k_max) == (3, 180, 9, 3, 8)   # 20-step segments
+  assert central_flow_speed.get_config("").steps // central_flow_speed.get_config("").segments == 20
+  c = central_flow_speed.get_config("quick_seed2")
+  assert (c.seed, c.steps, c.segments) == (2, 40, 4)
+  for bad in ("seed1_seed2", "seed01", "seedx", "seed1000", "steps190", "steps0", "steps420",
+              "steps020", "quick_steps180", "steps20_steps40"):
+    with pytest.raises(ValueError, match="seedN"):
+      central_flow_speed.get_config(bad)
+
+
 def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkeypatch):
   asked, full = [], central_flow_speed.get_config
 
@@ -67,3 +79,28 @@ def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkey
   r = np.load(tmp_path / "processes.npz")
   assert r["cf/eigenvalues"].shape == (4, 3) and int(r["k_max"]) == 3
   np.testing.assert_array_equal(r["k_cf"], 3)
+
+
+@pytest.mark.parametrize("quick,variant", [(True, "quick_seed2"), (False, "seed2_steps180")])
+def test_seed_figures_ask_for_their_seed_and_horizon(tmp_path, monkeypatch, quick, variant):
+  asked, full = [], central_flow_speed.get_config
+
+  def tiny(v=""):
+    asked.append(v)
+    c = full(v)
+    c.update(dict(widths=(4,), steps=2, segments=1, lanczos_iters=8))
+    return c
+
+  monkeypatch.setattr(central_flow_speed, "get_config", tiny)
+  _, _, draw = fig_cf.FIGURES["central_flow_speed_seed2"]
+  draw({}, str(tmp_path), quick=quick)
+  assert asked == [variant]
+  # another seed is another initialization: the real run's first loss differs from seed 0's
+  c0 = tiny("quick")
+  c0.update(dict(widths=(4,)))
+  loss_fn, p0, batch = fig_cf.problem(c0)
+  c2 = tiny(variant)
+  _, p2, _ = fig_cf.problem(c2)
+  assert float(loss_fn(p0, batch)) != float(loss_fn(p2, batch))
+  r = np.load(tmp_path / "processes.npz")
+  np.testing.assert_allclose(r["real/loss"][0], loss_fn(p2, batch), rtol=1e-12)

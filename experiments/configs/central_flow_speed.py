@@ -13,8 +13,10 @@ tracked eigenvalues, the stable flow with 10 substeps; 400 steps; float64.
 The central flow starts with 3 tracked directions and adds one whenever the smallest tracked
 effective eigenvalue reaches 1.5 (the public code's rule), up to 8 (`k_max`).
 
-Variants (combine with '_'): `quick`, the first 40 steps; `kN` (N in 1..16), exactly N tracked
-directions, none added (`--figure=central_flow_speed_k3` runs `:k3`, the fixed 3 directions:
+Variants (combine with '_'): `quick`, the first 40 steps, or `stepsN`, the first N (a multiple
+of 20); `seedN`, another initialization (`--figure=central_flow_speed_seedN`, N in 1..4, runs
+`:seedN_steps180`, the step-180 comparison for another draw of the weights); `kN` (N in 1..16),
+exactly N tracked directions, none added (`--figure=central_flow_speed_k3` runs `:k3`, the fixed 3 directions:
 the smallest stays above 1.5 at 99% of the steps). Figure as central_flow_gd; the report also
 sets the measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow
 100.0, gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted
@@ -39,15 +41,26 @@ from experiments.configs.common import central_flow_config
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   parts = set(variant.split("_")) - {""}
   ks = [int(v[1:]) for v in parts if re.fullmatch(r"k([1-9]|1[0-6])", v)]
-  if parts - {"quick"} - {f"k{n}" for n in ks} or len(ks) > 1:
-    raise ValueError(f"central_flow_speed variant {variant!r} is not allowed; combine with '_' "
-                     "'quick' and at most one 'kN', N in 1..16 (tracked directions)")
+  seeds = [int(v[4:]) for v in parts if re.fullmatch(r"seed(0|[1-9][0-9]{0,2})", v)]
+  steps = [int(v[5:]) for v in parts
+           if re.fullmatch(r"steps[1-9][0-9]{1,2}", v) and 20 <= int(v[5:]) <= 400
+           and int(v[5:]) % 20 == 0]
+  known = {"quick"} | {f"k{n}" for n in ks} | {f"seed{n}" for n in seeds} | {
+      f"steps{n}" for n in steps}
   quick = "quick" in parts
+  if (parts - known or len(ks) > 1 or len(seeds) > 1 or len(steps) > 1
+      or (quick and steps)):
+    raise ValueError(f"central_flow_speed variant {variant!r} is not allowed; combine with '_' "
+                     "'quick' (40 steps) or one 'stepsN' (N a multiple of 20 in 20..400), at "
+                     "most one 'kN' (N in 1..16, tracked directions) and at most one 'seedN' "
+                     "(N in 0..999, the initialization seed)")
+  n = 40 if quick else steps[0] if steps else 400
   return central_flow_config(
       dict(name="gd", learning_rate=0.02), quick=False,
       data="cifar_digits", widths=(256, 256), activation="gelu", init="torch",
       start=0,                              # the processes start at initialization
-      steps=40 if quick else 400,
-      segments=4 if quick else 20,          # distances every 10 / 20 steps (step 180 included)
+      steps=n,
+      segments=n // 10 if quick else n // 20,   # distances every 10 / 20 steps (step 180 included)
       k=ks[0] if ks else 3, k_max=ks[0] if ks else 8,   # exactly N, or 3 growing to <= 8
-      substeps=4, stable_substeps=10, lanczos_iters=20, window=10)
+      substeps=4, stable_substeps=10, lanczos_iters=20, window=10,
+      seed=seeds[0] if seeds else 0)

@@ -81,9 +81,14 @@ def window_average(x, T, window):
 
 
 def _draw_for(name, config=None, extra=None, figure=None, variant=""):
+  """The figure's draw function; `variant`: the config variant added to 'quick' (or a function
+  of quick returning the whole variant)."""
   def draw(trajs, out, quick):
     del trajs
-    parts = (["quick"] if quick else []) + ([variant] if variant else [])
+    if callable(variant):
+      parts = [variant(quick)]
+    else:
+      parts = (["quick"] if quick else []) + ([variant] if variant else [])
     c = (config or CONFIGS[name]).get_config("_".join(parts))
     r = processes(c, cache=os.path.join(out, "processes_cache"))
     path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
@@ -249,3 +254,11 @@ FIGURES["central_flow_speed_k3"] = (
     "effective eigenvalue then stays above 1.5, where the public code adds one); 65 min on a "
     "2-core CPU", _runs, _draw_for("gd", central_flow_speed, public_comparison,
                                    "central_flow_speed", variant="k3"))
+for _n in range(1, 5):
+  FIGURES[f"central_flow_speed_seed{_n}"] = (
+      f"central_flow_speed with initialization seed {_n}, to step 180 (the public code's "
+      "comparison step) only: how much the step-180 numbers move with the draw of the "
+      "weights; ~30 min on a 2-core CPU; --quick: 40 steps",
+      _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed",
+                       variant=lambda quick, n=_n: f"quick_seed{n}" if quick
+                       else f"seed{n}_steps180"))
