@@ -62,16 +62,23 @@ def test_speed_variants_set_the_seed_and_the_horizon():
       central_flow_speed.get_config(bad)
 
 
-def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkeypatch):
+def _tiny_speed_configs(monkeypatch, steps):
+  """Makes central_flow_speed.get_config return a 4-unit network run for `steps` steps;
+  returns (the list of variants asked for, the tiny get_config)."""
   asked, full = [], central_flow_speed.get_config
 
   def tiny(variant=""):
     asked.append(variant)
     c = full(variant)
-    c.update(dict(widths=(4,), steps=4, segments=1, lanczos_iters=8))
+    c.update(dict(widths=(4,), steps=steps, segments=1, lanczos_iters=8))
     return c
 
   monkeypatch.setattr(central_flow_speed, "get_config", tiny)
+  return asked, tiny
+
+
+def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkeypatch):
+  asked, _ = _tiny_speed_configs(monkeypatch, steps=4)
   _, _, draw = fig_cf.FIGURES["central_flow_speed_k3"]
   report = draw({}, str(tmp_path), quick=True)
   assert asked == ["quick_k3"]
@@ -83,24 +90,19 @@ def test_k3_figure_asks_its_config_for_exactly_three_directions(tmp_path, monkey
 
 @pytest.mark.parametrize("quick,variant", [(True, "quick_seed2"), (False, "seed2_steps180")])
 def test_seed_figures_ask_for_their_seed_and_horizon(tmp_path, monkeypatch, quick, variant):
-  asked, full = [], central_flow_speed.get_config
+  asked, tiny = _tiny_speed_configs(monkeypatch, steps=2)
+  got = []
 
-  def tiny(v=""):
-    asked.append(v)
-    c = full(v)
-    c.update(dict(widths=(4,), steps=2, segments=1, lanczos_iters=8))
-    return c
+  def processes(c, cache=None):          # the processes themselves: the k3 test above
+    got.append(c)
+    raise InterruptedError
 
-  monkeypatch.setattr(central_flow_speed, "get_config", tiny)
+  monkeypatch.setattr(fig_cf, "processes", processes)
   _, _, draw = fig_cf.FIGURES["central_flow_speed_seed2"]
-  draw({}, str(tmp_path), quick=quick)
-  assert asked == [variant]
-  # another seed is another initialization: the real run's first loss differs from seed 0's
-  c0 = tiny("quick")
-  c0.update(dict(widths=(4,)))
-  loss_fn, p0, batch = fig_cf.problem(c0)
-  c2 = tiny(variant)
-  _, p2, _ = fig_cf.problem(c2)
+  with pytest.raises(InterruptedError):
+    draw({}, str(tmp_path), quick=quick)
+  assert asked == [variant] and got[0].seed == 2
+  # another seed is another initialization: the real run starts from another loss than seed 0's
+  loss_fn, p0, batch = fig_cf.problem(tiny("quick"))
+  _, p2, _ = fig_cf.problem(got[0])
   assert float(loss_fn(p0, batch)) != float(loss_fn(p2, batch))
-  r = np.load(tmp_path / "processes.npz")
-  np.testing.assert_allclose(r["real/loss"][0], loss_fn(p2, batch), rtol=1e-12)
