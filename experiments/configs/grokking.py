@@ -23,7 +23,8 @@ Run time (2-core CPU, measured): --quick ~1 min; --figure=grokking_sweeps --quic
 The full configuration (6.4 GFLOP per step per seed, the last block computed at the last
 position only; 13.9 when every position was computed, before 2026-12-01) is a GPU job: on the
 2-core CPU its five seeds took 0.40 s per step before that change, so a 15k-step run (the
-horizon of its claims; what `--steps=15000` launches) took ~1 h 45 min. The full
+horizon of its claims; what `--steps=15000` launches) took ~1 h 45 min; after it, 0.17-0.2 s
+per step (steps 15k-40k in 1 h 15 min, 2026-12-01). The full
 --figure=grokking_sweeps: the `:wd` program (four members) takes 0.12 s per step on that CPU
 (0.3 before the change); the four single-seed fraction runs, which stop at 99% test
 accuracy, ~50 min (before the change; 38 of them for 20%, which never groks and runs
