@@ -38,13 +38,17 @@ import ml_collections
 from experiments.configs.common import central_flow_config
 
 
+def _numbered(parts, prefix, allowed) -> list:
+  """The N of every part `prefix`N (N written without leading zeros) with N in `allowed`."""
+  return [int(v[len(prefix):]) for v in parts
+          if re.fullmatch(prefix + r"(0|[1-9][0-9]*)", v) and int(v[len(prefix):]) in allowed]
+
+
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   parts = set(variant.split("_")) - {""}
-  ks = [int(v[1:]) for v in parts if re.fullmatch(r"k([1-9]|1[0-6])", v)]
-  seeds = [int(v[4:]) for v in parts if re.fullmatch(r"seed(0|[1-9][0-9]{0,2})", v)]
-  steps = [int(v[5:]) for v in parts
-           if re.fullmatch(r"steps[1-9][0-9]{1,2}", v) and 20 <= int(v[5:]) <= 400
-           and int(v[5:]) % 20 == 0]
+  ks = _numbered(parts, "k", range(1, 17))
+  seeds = _numbered(parts, "seed", range(1000))
+  steps = _numbered(parts, "steps", range(20, 401, 20))
   known = {"quick"} | {f"k{n}" for n in ks} | {f"seed{n}" for n in seeds} | {
       f"steps{n}" for n in steps}
   quick = "quick" in parts

@@ -80,16 +80,16 @@ def window_average(x, T, window):
   return np.convolve(x, np.ones(window) / window, mode="same")[:T]
 
 
-def _draw_for(name, config=None, extra=None, figure=None, variant=""):
-  """The figure's draw function; `variant`: the config variant added to 'quick' (or a function
-  of quick returning the whole variant)."""
+def _quick_and(extra=""):
+  """The config variant of a figure: 'quick' when asked for, joined with `extra` by '_'."""
+  return lambda quick: "_".join((["quick"] if quick else []) + ([extra] if extra else []))
+
+
+def _draw_for(name, config=None, extra=None, figure=None, variant=_quick_and()):
+  """The figure's draw function; `variant`: fn(quick) -> the config variant it runs."""
   def draw(trajs, out, quick):
     del trajs
-    if callable(variant):
-      parts = [variant(quick)]
-    else:
-      parts = (["quick"] if quick else []) + ([variant] if variant else [])
-    c = (config or CONFIGS[name]).get_config("_".join(parts))
+    c = (config or CONFIGS[name]).get_config(variant(quick))
     r = processes(c, cache=os.path.join(out, "processes_cache"))
     path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
     save_processes(r, os.path.join(out, "processes.npz"))
@@ -253,7 +253,7 @@ FIGURES["central_flow_speed_k3"] = (
     "central_flow_speed with exactly 3 tracked directions, none added (the smallest tracked "
     "effective eigenvalue then stays above 1.5, where the public code adds one); 65 min on a "
     "2-core CPU", _runs, _draw_for("gd", central_flow_speed, public_comparison,
-                                   "central_flow_speed", variant="k3"))
+                                   "central_flow_speed", variant=_quick_and("k3")))
 for _n in range(1, 5):
   FIGURES[f"central_flow_speed_seed{_n}"] = (
       f"central_flow_speed with initialization seed {_n}, to step 180 (the public code's "
