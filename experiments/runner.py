@@ -144,9 +144,11 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
       raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
                            f"reached step {step}; give train.steps >= {step}")
     rd.truncate_metrics(step)
-    if rd.previous_config is not None:
-      host = _extend(host, rd, tc, log)
-      rd.accept_changes()
+    host = _reconcile(host, rd, cfg, step, log)
+    rd.accept_changes()
+    if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
+      rd.save_kept(step, host)
+    _write_summary(rd, runner, host, step)
     state = runner.from_host(host)
     rd.record_resume(step)
     log(f"resuming {rd.path} at step {step}")
@@ -175,24 +177,35 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
     _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
 
 
-def _extend(host: train.TrainState, rd: runs.RunDir, tc, log: Callable) -> train.TrainState:
-  """Restarts the members that stopped only because they reached the old train.steps, when
-  train.steps has grown: a member is restarted unless its metrics at that step also meet a
-  goal, the decision a run launched with the new train.steps made at that step."""
-  old_steps = rd.previous_config["train"]["steps"]
-  if tc.steps <= old_steps:
-    return host
-  hit_end = host.done & ~host.diverged & (host.stop_step == old_steps)
-  if not hit_end.any():
-    return host
-  m = rd.metrics_at(old_steps)
-  if m is None:
-    raise RuntimeError(f"{rd.path}: no metrics logged at step {old_steps}, where its members "
-                       "stopped; cannot tell which of them reached a goal")
-  restart = hit_end & ~np.asarray(train.goal_reached(tc, m), dtype=bool)
-  log(f"train.steps {old_steps} -> {tc.steps}: {int(restart.sum())} member(s) go on")
-  return host._replace(done=np.where(restart, False, host.done),
-                       stop_step=np.where(restart, -1, host.stop_step).astype(host.stop_step.dtype))
+def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
+               log: Callable) -> train.TrainState:
+  """The restored members' stop decisions for this launch's train.steps, made from the
+  checkpoint and the metrics alone, so that a launch killed before its next checkpoint makes
+  the same ones when it is run again:
+  - a member that stopped (not diverged) before train.steps with no goal met in its metrics at
+    its stop step stopped at an earlier launch's train.steps: it goes on (the decision a run
+    launched with this train.steps made at that step);
+  - a member still running at step >= train.steps stops there."""
+  tc = cfg.train
+  done, stop = np.asarray(host.done).copy(), np.asarray(host.stop_step).copy()
+  ended = done & ~np.asarray(host.diverged) & (stop >= 0) & (stop < tc.steps)
+  restart = np.zeros_like(done)
+  # goals are compared in the metrics' dtype inside the program: float32 unless float64
+  dtype = np.float64 if cfg.train.float64 else np.float32
+  for s in np.unique(stop[ended]):
+    m = rd.metrics_at(int(s))
+    if m is None:
+      raise RuntimeError(f"{rd.path}: no metrics logged at step {s}, where members stopped; "
+                         "cannot tell which of them reached a goal")
+    m = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in m.items()}
+    restart |= ended & (stop == s) & ~np.asarray(train.goal_reached(tc, m), dtype=bool)
+  halt = ~done & (step >= tc.steps)
+  if restart.any():
+    log(f"train.steps = {tc.steps}: {int(restart.sum())} member(s) that stopped at an earlier "
+        "train.steps go on")
+  done = np.where(restart, False, done) | halt
+  stop = np.where(restart, -1, np.where(halt, step, stop)).astype(host.stop_step.dtype)
+  return host._replace(done=done, stop_step=stop)
 
 
 def _all_done(runner, state) -> bool:
@@ -204,6 +217,10 @@ def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
   if step in kept or final:
     rd.save_kept(step, host)
   rd.save_latest(step, host)
+  _write_summary(rd, runner, host, step)
+
+
+def _write_summary(rd, runner, host, step) -> None:
   members = []
   for i, coords in enumerate(runner.sweep.members):
     members.append(dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),

@@ -296,6 +296,67 @@ def test_a_finished_run_extended_to_more_steps_equals_one_launched_with_them(
                                             f"train.steps: {old_steps} -> 100"]
 
 
+def _crash_on_call(monkeypatch, cls, name, n, when=lambda *a, **k: True):
+  """Makes cls.name raise _Crash on its n-th call for which when(*args) holds."""
+  original, calls = getattr(cls, name), {"n": 0}
+
+  def crashing(*a, **k):
+    if when(*a, **k):
+      calls["n"] += 1
+      if calls["n"] == n:
+        raise _Crash()
+    return original(*a, **k)
+
+  monkeypatch.setattr(cls, name, crashing)
+  return lambda: monkeypatch.setattr(cls, name, original)
+
+
+def test_an_extension_killed_before_its_first_checkpoint_still_extends(tmp_path, monkeypatch):
+  # train.steps 20 -> 100, killed in the first new chunk (config.json already says 100): the
+  # same command again must still restart the member that stopped at 20
+  cfg = lambda steps: tiny.config(steps=steps, chunk_steps=20, lrs=(0.05, 0.4),
+                                  test_acc_goal=0.9)
+  fresh = _run(cfg(100), tmp_path / "fresh")
+  _run(cfg(20), tmp_path / "w")
+  restore = _crash_on_call(monkeypatch, train.Runner, "run_chunk", 1)
+  with pytest.raises(_Crash):
+    _run(cfg(100), tmp_path / "w")
+  restore()
+  assert json.loads((tmp_path / "w" / "config.json").read_text())["config"]["train"]["steps"] \
+      == 100
+  _assert_same_run(_run(cfg(100), tmp_path / "w"), fresh, 20)
+
+
+def test_a_kill_before_the_final_summary_is_repaired_on_resume(tmp_path, monkeypatch):
+  cfg = tiny.config(steps=40, chunk_steps=20)
+  ref = _run(cfg, tmp_path / "ref")
+  restore = _crash_on_call(monkeypatch, runner, "_write_summary", 1,
+                           when=lambda rd, r, host, step: bool(np.all(host.done)))
+  with pytest.raises(_Crash):
+    _run(cfg, tmp_path / "w")
+  restore()
+  assert json.loads((tmp_path / "w" / runs.SUMMARY).read_text())["step"] == 20   # stale
+  resumed = _run(cfg, tmp_path / "w")
+  assert (tmp_path / "w" / runs.SUMMARY).read_text() == (tmp_path / "ref" / runs.SUMMARY
+                                                          ).read_text()
+  _assert_same_run(resumed, ref, 40)
+
+
+def test_train_steps_lowered_to_the_checkpointed_step_ends_there(tmp_path, monkeypatch):
+  # a 100-step launch killed with its checkpoint at 30, then run with train.steps = 30: the
+  # same as a run launched with 30 (no log point past 30, both members stopped at 30)
+  cfg = lambda steps: tiny.config(steps=steps, chunk_steps=10, checkpoint_every_secs=0.0)
+  fresh = _run(cfg(30), tmp_path / "fresh")
+  restore = _crash_on_call(monkeypatch, train.Runner, "run_chunk", 4)
+  with pytest.raises(_Crash):
+    _run(cfg(100), tmp_path / "w")
+  restore()
+  lowered = _run(cfg(30), tmp_path / "w")
+  assert list(lowered.stop_step) == [30, 30] and lowered.steps[-1] == 30
+  _assert_same_run(lowered, fresh, 20)
+  assert lowered.kept_steps == fresh.kept_steps
+
+
 def test_train_steps_below_the_step_a_run_reached_is_refused_and_changes_nothing(tmp_path):
   _run(tiny.config(steps=20, chunk_steps=10), tmp_path / "w")
   before = (tmp_path / "w" / "config.json").read_text()
