@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple, Optional
 from absl import app, flags, logging
 from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
 
-from dynamics import runs
+from dynamics import config_utils, runs
 from experiments import runner
 from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
@@ -93,8 +93,13 @@ def _configs(name: str, fig: Figure, quick: bool, steps: Optional[int]) -> dict:
     if not configs:
       raise ValueError(f"--steps does not apply to --figure={name}: it launches no training "
                        "runs (its steps are in its config's docstring)")
-    for cfg in configs.values():
+    for label, cfg in configs.items():
       cfg.train.steps = steps
+      try:                         # e.g. a multiple of train.log_every: refused before any run
+        runner.resolve(cfg)
+      except ValueError as e:
+        raise ValueError(f"--steps={steps} is not allowed for --figure={name} (run {label}): "
+                         f"{e}") from None
   return configs
 
 
@@ -124,6 +129,11 @@ def main(argv):
       print(f"{n:18s} {f.description}")
     return
   names = sorted(figures) if _ALL.value else [_FIGURE.value]
+  if _ALL.value and _STEPS.value is not None:   # --steps applies to the figures that train
+    skip = [n for n in names if not figures[n].runs(_QUICK.value)]
+    if skip:
+      print(f"--steps does not apply to {', '.join(skip)} (no training runs): skipped")
+    names = [n for n in names if n not in skip]
   if _FIGURE.value and _FIGURE.value not in figures:
     print(f"error: --figure={_FIGURE.value!r} is not allowed; allowed: "
           f"{', '.join(sorted(figures))}", file=sys.stderr)
@@ -134,7 +144,11 @@ def main(argv):
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
-  reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value) for n in names]
+  try:
+    reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value) for n in names]
+  except (config_utils.ConfigError, runs.ConfigMismatch) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   print(json.dumps({r["figure"]: r["all_hold"] for r in reports}))
 
 

@@ -105,6 +105,11 @@ def test_reproduce_steps_overrides_every_run_and_refuses_what_it_cannot(tmp_path
     reproduce.reproduce("tiny", str(tmp_path), quick=True, steps=0)
   with pytest.raises(ValueError, match="--steps does not apply to --figure=none"):
     reproduce.reproduce("none", str(tmp_path), quick=True, steps=30)
+  # checked against every run's config before the first one trains
+  with pytest.raises(ValueError, match=r"--steps=31 is not allowed for --figure=tiny \(run "
+                                       r"\w+\): train.steps=31 .*multiple of train.log_every"):
+    reproduce.reproduce("tiny", str(tmp_path), quick=True, steps=31)
+  assert not (tmp_path / "tiny_quick_steps31").exists()
 
 
 def test_grokking_sweeps_claims_from_constructed_marks():

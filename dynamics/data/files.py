@@ -77,22 +77,32 @@ def _check(name: str, c: dict) -> None:
 CHECKS = {"cifar10": lambda c: _check("cifar10", c), "mnist": lambda c: _check("mnist", c)}
 
 
-def _not_found(name: str, path: str) -> DataFilesNotFound:
-  return DataFilesNotFound(f"data.path={path!r}: {name} files not found; expected "
+def _not_found(name: str, path: str, partial: dict[str, list[str]]) -> DataFilesNotFound:
+  """partial: directory -> the expected files missing there, for the directories holding some."""
+  where = ""
+  if partial:    # the directory closest to complete: say what it lacks
+    d, missing = min(partial.items(), key=lambda kv: len(kv[1]))
+    where = f" ({d!r} lacks {', '.join(missing)})"
+  return DataFilesNotFound(f"data.path={path!r}: {name} files not found{where}; expected "
                            f"{_expected(name)}. This package never downloads data.")
 
 
 def cifar10_files(path: str) -> dict[str, str]:
   """Full paths of the six CIFAR-10 files under path; raises DataFilesNotFound."""
+  partial = {}
   for d in (path, os.path.join(path, CIFAR10_SUBDIR)):
     found = {f: os.path.join(d, f) for f in CIFAR10_FILES}
-    if all(os.path.isfile(p) for p in found.values()):
+    missing = [f for f, p in found.items() if not os.path.isfile(p)]
+    if not missing:
       return found
-  raise _not_found("cifar10", path)
+    if len(missing) < len(CIFAR10_FILES):
+      partial[d] = missing
+  raise _not_found("cifar10", path, partial)
 
 
 def mnist_files(path: str) -> dict[str, str]:
   """Full paths of the four MNIST files (plain or .gz) under path; raises DataFilesNotFound."""
+  partial = {}
   for d in (path, os.path.join(path, MNIST_SUBDIR)):
     found = {}
     for f in MNIST_FILES:
@@ -102,7 +112,9 @@ def mnist_files(path: str) -> dict[str, str]:
           break
     if len(found) == len(MNIST_FILES):
       return found
-  raise _not_found("mnist", path)
+    if found:
+      partial[d] = [f for f in MNIST_FILES if f not in found]
+  raise _not_found("mnist", path, partial)
 
 
 def read_cifar10_bin(filename: str) -> tuple[np.ndarray, np.ndarray]:

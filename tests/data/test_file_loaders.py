@@ -107,6 +107,7 @@ def test_cifar_missing_and_corrupt_files(cifar):
   with pytest.raises(FileNotFoundError, match="data_batch_3.bin") as e:
     files.load_cifar10(str(path))
   assert "data.path" in str(e.value) and "test_batch.bin" in str(e.value)
+  assert f"{str(path)!r} lacks data_batch_3.bin)" in str(e.value)     # only the missing one
   assert isinstance(e.value, ConfigError)
   with open(path / "data_batch_3.bin", "wb") as f:
     f.write(b"\x00" * 3000)
@@ -168,6 +169,11 @@ def test_mnist_errors(tmp_path):
   with pytest.raises(ConfigError, match="data.path.*required.*t10k-images-idx3-ubyte"):
     data.load(dict(name="mnist"))
   _write_mnist(tmp_path, gz=False)
+  os.rename(tmp_path / "t10k-labels-idx1-ubyte", tmp_path / "moved")
+  with pytest.raises(FileNotFoundError) as e:
+    files.load_mnist(str(tmp_path))
+  assert f"{str(tmp_path)!r} lacks t10k-labels-idx1-ubyte)" in str(e.value)
+  os.rename(tmp_path / "moved", tmp_path / "t10k-labels-idx1-ubyte")
   fname = tmp_path / "train-images-idx3-ubyte"
   raw = bytearray(fname.read_bytes())
   raw[3] = 0x01  # images file claiming to be a labels file
