@@ -32,8 +32,11 @@ min_{X >= 0} 0.5 B[X, X] + <A0, X>. (Writing H v_i for 2 P v_i in E[g^2] is what
 symmetric.) For GD (P = 1/eta, V = sqrt(eta) U) this is the GD flow of Sec. 3 with X scaled by
 eta: Sigma = eta U X U^T.
 
-Directions with effective eigenvalue M_ii below `threshold` (public code: 1.95) are inactive:
-their row of A0 is raised so far that complementarity forces X to zero there. k is fixed within
+Directions with effective eigenvalue M_ii below `threshold` (public code: 1.95) are inactive
+and leave the problem: their rows and columns of A0 and B are zeroed and A0_ii is set to the
+scale of the active block, so the problem splits into the active block and X = 0 on the rest
+(and X is masked to exactly that). Raising A0_ii by a large constant instead would make the
+solver's scale-relative tolerance meaningless for the active block (tested). k is fixed within
 a call (a static shape); the log says when the smallest tracked effective eigenvalue is above
 SATURATION (public code: add a direction when it is above 1.5), i.e. when k may be too small;
 analysis.central_flow_processes.run_processes(..., k_max=) adds directions on that signal.
@@ -63,7 +66,6 @@ from dynamics.optimizers import FlowForm
 _HI = jax.lax.Precision.HIGHEST
 THRESHOLD = 1.95          # effective eigenvalue above which a direction is active
 SATURATION = 1.5          # smallest tracked effective eigenvalue above which k may be too small
-_INACTIVE = 1e6           # added to A0_ii of an inactive direction (times 2)
 METHODS = ("euler", "heun")
 EIG_METHODS = ("lanczos", "lobpcg")
 
@@ -146,7 +148,11 @@ def _rate(form: FlowForm) -> float:
 
 def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float,
                 threshold: float = THRESHOLD):
-  """(A0 [k, k], B [k, k, k, k], active [k]) of the complementarity problem (module docstring)."""
+  """(A0 [k, k], B [k, k, k, k], active [k]) of the complementarity problem (module docstring).
+
+  Inactive directions (M_ii < threshold) are decoupled: zero rows and columns of A0 and B
+  but A0_ii = ||active block of A0||_F (1 if that is 0), so X = 0 on them.
+  """
   k = t.M.shape[0]
   p, a, c = form.p(nu), form.dp_dnu(nu), _rate(form)
   pinv = 1 / p
@@ -163,8 +169,13 @@ def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float
       Z = V[:, None, :] * V[None, :, :] * _lead(jnp.sqrt(w), 3)      # [k, k, n]
       B = B + 2 * dt * jnp.einsum("ijn,lmn->ijlm", Z, Z, precision=_HI)
   active = jnp.diagonal(t.M) >= threshold
-  A0 = A0 + jnp.diag(jnp.where(active, 0.0, _INACTIVE * 2.0)).astype(A0.dtype)
-  return 0.5 * (A0 + A0.T), B, active
+  m = active.astype(A0.dtype)
+  mm = m[:, None] * m[None, :]
+  A0 = 0.5 * (A0 + A0.T) * mm
+  scale = jnp.sqrt(jnp.sum(A0 * A0))
+  A0 = A0 + jnp.diag((1 - m) * jnp.where(scale > 0, scale, 1.0))
+  B = B * mm[:, :, None, None] * mm[None, None, :, :]
+  return A0, B, active
 
 
 def rates(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, X: jax.Array):
@@ -264,7 +275,9 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
       X, active = jnp.zeros_like(X), jnp.zeros((k,), bool)
     else:
       A0, B, active = sdcp_inputs(t, V, form, nu, dt, threshold)
-      X, _ = solve_psd_lcp(A0, B, X_init=X)
+      mm = (active[:, None] & active[None, :]).astype(X.dtype)
+      X, _ = solve_psd_lcp(A0, B, X_init=X * mm)
+      X = X * mm
     dw, dnu = rates(t, V, form, nu, X)
     eigs = jnp.diagonal(t.M)
     # only the small log leaves the scan (never g [k, k, n] per substep)

@@ -155,11 +155,6 @@ class _Cache:
                         lambda f: np.savez(f, **arrays))
 
 
-def _flat_nu(form, state, like):
-  if form.name == "gd":
-    return jnp.zeros((), like.dtype)
-  return ravel_pytree(state.nu)[0] if form.name == "rmsprop" else state.nu
-
 
 def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, start: int,
                   steps: int, segments: int = 8, k: int = 3, substeps: int = 4,
@@ -217,7 +212,9 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
                                                lanczos_iters=lanczos_iters, keep_w=keep))(p0, s0)
     real = jax.device_get(real)
     real["w_steps"] = np.asarray(keep)
-    nu_start = _flat_nu(form, s0, flat0)
+    # the flows' state is the nu' that the step from w_0 uses (FlowForm), i.e. after the
+    # real run's first update of it, not the state s0 carried out of the steps before
+    nu_start = np.asarray(real["nu"][0])
     store.save("real", dict(p0=ravel_pytree(p0)[0], nu_start=nu_start,
                             **{f"real/{f}": v for f, v in real.items()}))
   else:
