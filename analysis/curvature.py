@@ -166,7 +166,8 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
   Lanczos finds one vector per eigenspace: with repeated top eigenvalues use 'lobpcg'.
   method='lobpcg': jax.experimental.sparse.linalg.lobpcg_standard with at most num_iters
   iterations on the operator shifted to be positive semi-definite (see _top_lobpcg); needs
-  5 k < n; stops early once converged to the dtype's precision.
+  5 k < n; stops early once every residual ||H v - lambda v|| is below sqrt(eps) times the
+  spectrum's scale (eps of the dtype), which puts eigenvalues within ~eps ||H||^2 / gap.
 
   Warm start: v0 holds previous eigenvectors (pytree, leaves with a leading [j] axis, e.g. the
   last call's Eigen.eigenvectors). Lanczos starts from the normalized SUM of the j vectors

@@ -178,15 +178,25 @@ def _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, noise):
   k_shift, k_start, k_restart = jax.random.split(key, 3)
   # Shift: lobpcg_standard keeps the k LARGEST ALGEBRAIC Ritz values of each Rayleigh-Ritz
   # step (eigh, descending), but zero columns that its basis truncation leaves give spurious
-  # zero Ritz values (and zero X columns) once the wanted eigenvalues are negative, and its
-  # convergence test assumes theta >= 0. So we run it on A + s I with s >= -lambda_min(A):
-  # s = max(0, 0.1 (t_max - t_min) - t_min) from the extreme Ritz values t of a short Lanczos
-  # run (Ritz values lie inside the spectrum; the margin covers t_min's error).
+  # zero Ritz values (and zero X columns) once the wanted eigenvalues are not positive, and
+  # its convergence test assumes theta >= 0. So we run it on A + s I with s > -lambda_min(A):
+  # s = max(0.1 (t_max - t_min) - t_min, 0.1 a), a = max(|t_max|, |t_min|) (1 if A = 0),
+  # from the extreme Ritz values t of a short Lanczos run (Ritz values lie inside the
+  # spectrum; the margin covers t_min's error).
   ms = min(LOBPCG_SHIFT_ITERS, n)
   r0 = jax.random.normal(k_shift, (n,), dtype)
   a, b, _ = lanczos(mv, r0, ms, key=k_restart)
-  t = jnp.linalg.eigvalsh(_tridiagonal(a, b))
-  shift = jax.lax.stop_gradient(jnp.maximum(0.0, 0.1 * (t[-1] - t[0]) - t[0]).astype(dtype))
+  t = jax.lax.stop_gradient(jnp.linalg.eigvalsh(_tridiagonal(a, b)))
+  scale = jnp.maximum(jnp.abs(t[-1]), jnp.abs(t[0]))
+  scale = jnp.where(scale > 0, scale, 1.0).astype(dtype)
+  shift = jnp.maximum(0.1 * (t[-1] - t[0]) - t[0], 0.1 * scale).astype(dtype)
+  # lobpcg_standard stops when every ||A v - theta v|| < tol 10 n (theta + ||A v||) (theta on
+  # the shifted operator, ~ 2 (t_max + s) on the right). Its default tol = eps makes that
+  # ~20 n eps (t_max + s): 0.1 (t_max + s) in float32 at n = 50k, a stop after 1-5
+  # iterations with eigenvalues off by 10%. Ask instead for ||A v - lambda v|| <=
+  # sqrt(eps) ||A|| (~ a), which gives eigenvalues to ~eps ||A||^2 / gap.
+  rtol = float(jnp.finfo(dtype).eps) ** 0.5
+  tol = rtol * scale / (10 * n * 2 * (jnp.maximum(t[-1], 0) + shift))
   rand = jax.random.normal(k_start, (n, k), dtype)
   rand = rand / jnp.sqrt(jnp.sum(rand * rand, axis=0, keepdims=True))
   if v0 is None:
@@ -201,7 +211,7 @@ def _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, noise):
   def shifted(x):                    # [n, c] -> [n, c]
     return jax.vmap(mv, in_axes=1, out_axes=1)(x) + shift * x
 
-  _, u, iters = lobpcg_standard(shifted, x0, m=int(num_iters))
+  _, u, iters = lobpcg_standard(shifted, x0, m=int(num_iters), tol=tol)
   # Matvecs: the shift's Lanczos, A X at start, 4k per iteration (A [X, P, R] and A X).
   used = ms + k + 4 * k * jnp.asarray(iters, jnp.int32)
   return _finish(mv, unravel, u.T, used)

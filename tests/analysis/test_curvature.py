@@ -168,6 +168,28 @@ def test_lobpcg_shift_all_negative_exact_warm_start():
   assert np.all(np.asarray(e.residuals) < 1e-12)
 
 
+@pytest.mark.parametrize("bottom", [0.0, -10.0])
+def test_lobpcg_float32_runs_to_convergence_at_large_n(bottom):
+  # float32, n = 20k, top eigenvalue 1, the rest in [bottom, 0.5]: lobpcg_standard's default
+  # tolerance (eps 10 n (theta + |A v|)) stopped it after 1-5 iterations, 0.3% low here and
+  # 75% low with the negative bulk (which raises the shift and so theta)
+  n = 20000
+  d = jnp.asarray(np.concatenate([[1.0], np.random.RandomState(0).uniform(bottom, 0.5, n - 1)]),
+                  jnp.float32)
+  e = jax.jit(lambda x: cv.top_eigenpairs(None, x, None, k=1, num_iters=100,
+                                          matvec=lambda v: d * v, method="lobpcg"))(
+      jnp.zeros(n, jnp.float32))
+  np.testing.assert_allclose(e.eigenvalues[0], 1.0, rtol=1e-4)
+  assert float(e.residuals[0]) <= 10 * np.sqrt(np.finfo(np.float32).eps) * (1 - bottom)
+
+
+def test_lobpcg_on_the_zero_operator():
+  e = jax.jit(lambda x: cv.top_eigenpairs(None, x, None, k=3, num_iters=20,
+                                          matvec=lambda v: 0 * v, method="lobpcg"))(jnp.zeros(64))
+  np.testing.assert_array_equal(e.eigenvalues, 0.0)
+  np.testing.assert_array_equal(e.residuals, 0.0)
+
+
 def test_lobpcg_matches_dense(model):
   p, b, H = model
   e = jax.jit(lambda p: cv.top_eigenpairs(mlp_loss, p, b, k=5, num_iters=60,
