@@ -12,9 +12,9 @@ Each optimizer also reports its diagonal preconditioner P(state): the step is
 u = -P^{-1} d, with d the gradient (gd, sgd, rmsprop, scalar_rmsprop), the heavy-ball buffer m
 (momentum) or the bias-corrected first moment m_hat (adam). Edge-of-stability theory compares
 the largest eigenvalue of the preconditioned Hessian P^{-1} H with 2 (gd: sharpness vs 2/eta,
-Cohen et al. 2021), 2 + 2 beta (heavy-ball: sharpness vs (2 + 2 beta)/eta), or
-(2 + 2 b1)/(1 - b1) (adam: Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of
-Stability", Eq. 2).
+Cohen et al. 2021), 2 + 2 beta (heavy-ball: sharpness vs (2 + 2 beta)/eta), (2 + 2 beta) /
+(1 + 2 beta) (Nesterov), or (2 + 2 b1)/(1 - b1) (adam: Cohen et al. 2022, "Adaptive Gradient
+Methods at the Edge of Stability", Eq. 2): stability_factor(cfg).
 """
 import math
 from typing import Any, Callable, NamedTuple, Optional
@@ -552,3 +552,20 @@ def flow_form(cfg: Any) -> FlowForm:
                          "central flow; it must be 'constant'")
   b2, eps = (float(cfg.b2), float(cfg.eps)) if name != "gd" else (0.0, 0.0)
   return FlowForm(name=name, eta=float(cfg.learning_rate), b2=b2, eps=eps)
+
+
+def stability_factor(cfg: Any) -> float:
+  """The c for which the optimizer of the `opt` section is stable on a quadratic with
+  curvature H iff lambda_max(P^{-1} H) < c (P held fixed; its constant-step limit):
+  gd, sgd, rmsprop, scalar_rmsprop: 2; heavy-ball momentum beta: 2 + 2 beta; Nesterov:
+  (2 + 2 beta) / (1 + 2 beta); adam, adamw: (2 + 2 b1) / (1 - b1) (38 at b1 = 0.9). For GD
+  and momentum P = 1 / eta, so this is the sharpness threshold c / eta. Weight decay and
+  schedules are not included.
+  """
+  cfg = with_defaults(cfg)
+  if cfg.name == "momentum":
+    beta = float(cfg.momentum)
+    return (2 + 2 * beta) / (1 + 2 * beta) if cfg.nesterov else 2 + 2 * beta
+  if cfg.name in ("adam", "adamw"):
+    return (2 + 2 * float(cfg.b1)) / (1 - float(cfg.b1))
+  return 2.0

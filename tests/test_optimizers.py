@@ -560,3 +560,46 @@ def test_perpgrad_optax_transformation():
   np.testing.assert_allclose(out["w"], g["w"])
   with pytest.raises(ValueError, match="perpgrad needs params"):
     optimizers.perpgrad().update(g, optax.EmptyState())
+
+
+@pytest.mark.parametrize("b1", [0.0, 0.5, 0.9, 0.99])
+def test_adam_threshold_is_where_the_frozen_preconditioner_iteration_turns_unstable(b1):
+  # Adam with a frozen preconditioner on a quadratic, along an eigenvector of P^-1 H with
+  # eigenvalue h: m' = b1 m + (1 - b1) h x, x' = x - m'. Its spectral radius crosses 1 at
+  # h = (2 + 2 b1)/(1 - b1) (Cohen et al. 2022, Eq. 2), 38 at b1 = 0.9.
+  thr = optimizers.stability_factor(dict(name="adam", b1=b1))
+
+  def radius(h):
+    A = np.array([[1 - (1 - b1) * h, -b1], [(1 - b1) * h, b1]])
+    return np.max(np.abs(np.linalg.eigvals(A)))
+
+  assert radius(0.999 * thr) < 1 < radius(1.001 * thr)
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(name="gd"), dict(name="momentum", momentum=0.9),
+    dict(name="momentum", momentum=0.9, nesterov=True), dict(name="momentum", momentum=0.5),
+    dict(name="momentum", momentum=0.5, nesterov=True),
+    # eps >> sqrt(nu) freezes P at eps / lr: the constant-preconditioner limit
+    dict(name="adam", b1=0.9, eps=1e6), dict(name="rmsprop", eps=1e6)])
+def test_stability_factor_is_where_the_optimizer_turns_unstable(cfg):
+  # the engine's own updates on f(w) = 0.5 lam w^2 (float64): bounded just below
+  # lam / P = c, growing without bound just above
+  c = optimizers.stability_factor(cfg)
+  lr = 0.1
+  P = cfg.get("eps", 1.0) / lr if cfg["name"] in ("adam", "rmsprop") else 1 / lr
+  opt = optimizers.build(dict(cfg, learning_rate=lr))
+
+  def final(lam):
+    def step(carry, _):
+      w, s = carry
+      u, s = opt.update({"w": lam * w}, s, {"w": w})
+      return (w + u["w"], s), None
+    # tiny, so that even Adam's transient (~1e16 from its bias-corrected first steps) keeps
+    # the gradients far below eps: P stays eps / lr
+    w0 = jnp.asarray(1e-200, jnp.float64)
+    (w, _), _ = jax.lax.scan(step, (w0, opt.init({"w": w0})), None, length=2000)
+    return abs(float(w)) / 1e-200
+
+  assert final(0.99 * c * P) < 10          # x64 is on for the tests (conftest)
+  assert final(1.01 * c * P) > 1e3

@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import plots
+from dynamics import optimizers
 from experiments.configs import eos_gd
 from experiments.figures import claim, save, setup_label
 
@@ -29,7 +30,8 @@ def _first_crossing(S, threshold):
 def eos_statistics(steps, S, lr, factor=2.0):
   """Median of S * eta / factor over the log points after the first crossing of factor/eta.
 
-  factor is 2 for GD and 2 + 2*beta for heavy-ball momentum (Cohen et al. 2021, App. B).
+  factor is dynamics.optimizers.stability_factor: 2 for GD, 2 + 2*beta for heavy-ball momentum
+  (Cohen et al. 2021, App. B).
   """
   i = _first_crossing(S, factor / lr)
   if i is None:
@@ -62,15 +64,16 @@ def _draw(trajs, out, quick):
   lrs = gd.coords["opt.learning_rate"]
   opt = gd.config["opt"]
   beta = opt.get("momentum", 0.0) if opt["name"] == "momentum" else 0.0
-  factor = 2.0 + 2.0 * beta            # GD: 2/eta; heavy-ball: (2 + 2 beta)/eta
+  nesterov = bool(beta and opt.get("nesterov", False))
+  factor = optimizers.stability_factor(opt)   # 2, heavy-ball 2 + 2 beta, Nesterov / (1 + 2 beta)
   name = "eos_momentum" if beta else "eos_gd"
-  thr = f"({factor:g}/eta)" if beta else "2/eta"
+  thr = f"({factor:.4g}/eta)" if beta else "2/eta"
   S = gd.metrics["sharpness/max"]
   colors = plots.member_colors(gd.n_members)
   # with a flow run, a third panel against time (step x eta/(1 - beta)) puts the flow beside GD
   fig, axes = plt.subplots(1, 3 if gf is not None else 2,
                            figsize=(16, 4.4) if gf is not None else (11, 4.4))
-  label = f"heavy-ball, beta={beta:g}" if beta else "GD"
+  label = f"{'Nesterov' if nesterov else 'heavy-ball'}, beta={beta:g}" if beta else "GD"
   plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title=f"train loss ({label})")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
     ok = np.isfinite(S[i])

@@ -4,16 +4,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import plots
+from dynamics import optimizers
 from experiments.configs import eos_adam
 from experiments.figures import claim, save, setup_label
 from experiments.figures.eos import eos_statistics
 
 BAND = (0.9, 1.1)   # P drifts with nu, so the band is wider than GD's (0.95, 1.10)
-
-
-def adam_threshold(b1: float) -> float:
-  """(2 + 2 b1)/(1 - b1): the stability limit of lambda_max(P^-1 H) for Adam (Cohen et al. 2022)."""
-  return (2.0 + 2.0 * b1) / (1.0 - b1)
 
 
 def _runs(quick):
@@ -23,10 +19,8 @@ def _runs(quick):
 def _draw(trajs, out, quick):
   t = trajs["adam"]
   lrs = t.coords["opt.learning_rate"]
-  thr = adam_threshold(t.config["opt"]["b1"])
-  # At step 0 Adam's second moment is still zero (nu_hat := 0, P = eps/eta): no preconditioned
-  # sharpness is defined there.
-  PS = np.where(t.steps[None, :] > 0, t.metrics["preconditioned_sharpness/max"], np.nan)
+  thr = optimizers.stability_factor(t.config["opt"])      # (2 + 2 b1)/(1 - b1) = 38
+  PS = t.metrics["preconditioned_sharpness/max"]           # NaN at step 0 (nu = 0 there)
   S = t.metrics["sharpness/max"]
   colors = plots.member_colors(t.n_members)
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
