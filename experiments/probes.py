@@ -66,15 +66,31 @@ def sharpness(settings, program, model):
 
 
 def preconditioned_sharpness(settings, program, model):
-  """Top eigenvalues of P^-1/2 H P^-1/2 with the optimizer's own P (Cohen et al. 2022)."""
+  """Top eigenvalues of P^-1/2 H P^-1/2 with the optimizer's own P (Cohen et al. 2022); NaN
+  at step 0 for adaptive optimizers (no second moment yet)."""
   del model
   if program.is_flow:
     raise cu.ConfigError("probes.preconditioned_sharpness needs an optimizer with a "
                          "preconditioner; opt.name='flow' has none")
   precondition = lambda opt_state, params: program.opt.preconditioner(opt_state, params)
-  return _top(curvature.sharpness_probe(program.batch_loss, k=settings.k,
-                                        num_iters=settings.num_iters,
-                                        precondition_fn=precondition))
+  probe = curvature.sharpness_probe(program.batch_loss, k=settings.k,
+                                    num_iters=settings.num_iters, precondition_fn=precondition)
+  if program.opt.name not in ADAPTIVE:
+    return _top(probe)
+
+  def apply(pstate, params, opt_state, batch, key):
+    # before the first update an adaptive optimizer's nu is 0 and P = eps / eta: no
+    # preconditioner has been used yet, so report NaN and keep the (cold) start vectors
+    new, out = probe.apply(pstate, params, opt_state, batch, key)
+    fresh = opt_state.count == 0
+    out = jax.tree.map(lambda v: jnp.where(fresh, jnp.nan, v), out)
+    vecs = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), pstate["vectors"], new["vectors"])
+    return dict(new, vectors=vecs), out
+  return _top(train.Probe(init=probe.init, apply=apply))
+
+
+# optimizers whose P comes from a second moment that is zero before the first update
+ADAPTIVE = ("rmsprop", "scalar_rmsprop", "adam", "adamw")
 
 
 def _minibatches(batch, key, batch_size, num_batches):

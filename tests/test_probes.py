@@ -56,6 +56,9 @@ def test_preconditioned_sharpness_probe_matches_dense(tmp_path):
   expected = np.linalg.eigvalsh(s[:, None] * H * s[None, :])[-1]
   j = int(np.flatnonzero(t.steps == 10)[0])
   np.testing.assert_allclose(t.metrics["preconditioned_sharpness/max"][0, j], expected, rtol=1e-6)
+  # before the first update nu = 0 (P = eps / lr): no preconditioned sharpness yet
+  assert t.steps[0] == 0 and np.isnan(t.metrics["preconditioned_sharpness/max"][0, 0])
+  assert np.all(np.isfinite(t.metrics["preconditioned_sharpness/max"][0, 1:]))
 
 
 def test_cold_solve_at_init_makes_cheap_warm_calls_accurate(tmp_path):
