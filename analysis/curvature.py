@@ -174,9 +174,12 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
   plus a random unit vector times warm_start_noise: when those vectors (nearly) span the top
   of the spectrum, the first j Krylov steps capture that span and the rest refine it, so a
   few iterations suffice; the perturbation keeps the start from lying exactly in an invariant
-  subspace and lets a newly risen eigenvalue enter. lobpcg uses v0 as a block start (one
-  column per vector, plus the same perturbation; then j must equal k). Zero vectors in v0
-  (e.g. a probe's initial state) give a random (cold) start.
+  subspace and lets a newly risen eigenvalue enter, though not always at once: with 10
+  iterations a direction that has just overtaken the tracked one (10 against 9.5, n = 2000)
+  is often missed at the first call, with a small residual (the old pair is still an
+  eigenpair), and caught within 2-4 calls; with 20 at the first (tested). lobpcg uses v0 as a
+  block start (one column per vector, plus the same perturbation; then j must equal k). Zero
+  vectors in v0 (e.g. a probe's initial state) give a random (cold) start.
 
   Args:
     loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
@@ -410,7 +413,8 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     method: 'lanczos' or 'lobpcg'.
     cold_iters: if > 0, `init(params, batch)` solves once from a cold start with this many
       iterations (Hessian probes only), so every in-loop call is warm and `num_iters` can be
-      small (5-10): the cold solve is paid once, not at every step.
+      small (5-10; see top_eigenpairs on eigenvalue crossings): the cold solve is paid once,
+      not at every step.
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.

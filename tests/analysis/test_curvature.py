@@ -198,6 +198,24 @@ def test_lobpcg_matches_dense(model):
   assert int(e.num_matvecs) > 16
 
 
+def test_warm_start_after_an_eigenvalue_crossing():
+  # the tracked vector (9.5) has just been overtaken by another direction (10): 20 warm
+  # iterations find 10 at once; 10 iterations may miss it at first but find it within 4 calls
+  n = 2000
+  d = jnp.asarray(np.concatenate([[10.0, 9.5], np.random.RandomState(0).uniform(-1, 9, n - 2)]))
+  solve = jax.jit(lambda v0, key, m: cv.top_eigenpairs(
+      None, jnp.zeros(n), None, k=1, num_iters=m, v0=v0, matvec=lambda v: d * v, key=key),
+      static_argnums=2)
+  tracked = jnp.zeros((1, n)).at[0, 1].set(1.0)
+  for seed in range(8):
+    assert float(solve(tracked, jax.random.PRNGKey(seed), 20).eigenvalues[0]) > 9.999
+    v, found = tracked, []
+    for call in range(5):
+      e = solve(v, jax.random.PRNGKey(100 * seed + call), 10)
+      v, found = e.eigenvectors, found + [float(e.eigenvalues[0])]
+    assert found[3] > 9.98 and found[4] > 9.999, (seed, found)
+
+
 def test_warm_start_needs_fewer_iterations(model):
   p, b, _ = model
   k = 3
