@@ -61,7 +61,7 @@ def validate(cfg: Any) -> None:
     raise cu.ConfigError(f"train.steps={cfg.steps} is not allowed; it must be a multiple of "
                          f"train.log_every={cfg.log_every}")
   bs = cfg.get("batch_size", 0)
-  if not isinstance(bs, int) or bs < 0:
+  if not isinstance(bs, int) or isinstance(bs, bool) or bs < 0:
     raise cu.ConfigError(f"train.batch_size={bs!r} is not allowed; it must be an integer >= 0 "
                          "(0 = full batch)")
   for f in ("loss_goal", "divergence_loss", "checkpoint_every_secs"):
@@ -86,6 +86,8 @@ def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
       n = int(spec[4:])
     except ValueError:
       raise cu.ConfigError(msg) from None
+    if n < 0:
+      raise cu.ConfigError(msg)
     raw = np.geomspace(1, max(last, 1), max(n, 1)) if n > 0 else []
   elif isinstance(spec, str) and spec.startswith("every:"):
     try:

@@ -37,7 +37,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if s not in config or "name" not in config[s]:
       raise cu.ConfigError(f"config.{s}.name is required")
   seed = config.get("seed", 0)
-  if not isinstance(seed, int) or seed < 0:
+  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
   models.validate(config.model)
   data_lib.validate(config.data)

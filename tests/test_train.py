@@ -224,6 +224,8 @@ def test_float32_run_stays_float32_and_compiles_once(tmp_path, monkeypatch):
     ("train.precision", "tf32", "train.precision='tf32' is not allowed; allowed values: "
                                 "'highest', 'high', 'default'"),
     ("train.batch_size", -1, "train.batch_size=-1"),
+    ("train.batch_size", True, "train.batch_size=True"),
+    ("train.keep", "log:-3", "train.keep='log:-3' is not allowed"),
     ("train.acc_goal", 2.0, "train.acc_goal=2.0"),
     ("train.test_acc_goal", -0.5, "train.test_acc_goal=-0.5"),
     ("data.name", "imagenet", "data.name"),
@@ -241,6 +243,13 @@ def test_config_errors_name_the_field_and_allowed_values(tmp_path, path, value, 
     runner.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
   assert fragment in str(e.value)
   assert not (tmp_path / "bad").exists()          # refused before any work
+
+
+def test_seed_must_be_a_plain_integer():
+  for bad in (True, -1, 1.5):     # as a config file could set it (a flag is parsed as int)
+    cfg = type(tiny.config())(dict(tiny.config().to_dict(), seed=bad))
+    with pytest.raises(ConfigError, match=f"seed={bad!r} is not allowed"):
+      runner.resolve(cfg)
 
 
 def test_unknown_fields_and_sections_are_refused(tmp_path):
