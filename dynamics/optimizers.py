@@ -82,26 +82,36 @@ class Optimizer(NamedTuple):
 
 
 # ---- PerpGrad ------------------------------------------------------------------------------
-def perpgrad_project(grads: Any, params: Any) -> Any:
+def perpgrad_project(grads: Any, params: Any, rescale: bool = False) -> Any:
   """g <- g - (<g, w> / <w, w>) w for each parameter tensor w (Prieto et al. 2025, "Grokking at
   the Edge of Numerical Stability", Sec. 6: the orthogonal gradient, which removes the
   component that only scales the weights up along their own direction, the naive loss
-  minimization direction that leads to softmax collapse). A tensor with w = 0 keeps g."""
+  minimization direction that leads to softmax collapse). A tensor with w = 0 keeps g.
+
+  rescale=True then scales each projected tensor back to the norm of its g, as the paper's
+  public code (orthograd.py) does; the paper's equation (and the default) does not. The two
+  differ by the factor 1 / sin(angle(g, w)), large once g aligns with w."""
   def one(g, w):
     w = w.astype(g.dtype)
     ww = jnp.sum(w * w)
     coef = jnp.where(ww > 0, jnp.sum(g * w) / jnp.where(ww > 0, ww, 1), 0)
-    return g - coef * w
+    out = g - coef * w
+    if rescale:
+      n_out = jnp.sqrt(jnp.sum(out * out))
+      out = out * jnp.where(n_out > 0, jnp.sqrt(jnp.sum(g * g)) / jnp.where(n_out > 0, n_out, 1),
+                            0)
+    return out
   return jax.tree.map(one, grads, params)
 
 
-def perpgrad() -> optax.GradientTransformation:
+def perpgrad(rescale: bool = False) -> optax.GradientTransformation:
   """PerpGrad as an optax transformation: chain it before any optimizer, e.g.
-  optax.chain(perpgrad(), optax.adamw(1e-3)). Needs params in update()."""
+  optax.chain(perpgrad(), optax.adamw(1e-3)). Needs params in update(). rescale: see
+  perpgrad_project."""
   def update(updates, state, params=None):
     if params is None:
       raise ValueError("perpgrad needs params: call update(grads, state, params)")
-    return perpgrad_project(updates, params), state
+    return perpgrad_project(updates, params, rescale), state
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
@@ -120,8 +130,10 @@ def default_schedule_config() -> ml_collections.ConfigDict:
 def default_config(name: str = "gd") -> ml_collections.ConfigDict:
   """Every field of the `opt` section for optimizer `name`, with its default."""
   cu.check_choice("opt.name", name, OPTIMIZERS)
-  # perpgrad: project each parameter tensor's gradient orthogonally to the tensor first
-  fields = dict(name=name, learning_rate=0.01, weight_decay=0.0, perpgrad=False)
+  # perpgrad: project each parameter tensor's gradient orthogonally to the tensor first;
+  # perpgrad_rescale: then restore each tensor's gradient norm (the paper's public code)
+  fields = dict(name=name, learning_rate=0.01, weight_decay=0.0, perpgrad=False,
+                perpgrad_rescale=False)
   fields.update(_EXTRA[name])
   fields["schedule"] = default_schedule_config()
   return ml_collections.ConfigDict(fields)
@@ -223,6 +235,9 @@ def validate(cfg: Any) -> None:
   cfg = with_defaults(cfg)
   for h in hparam_names(cfg.name):
     check_hparam(h, cfg[h])
+  if cfg.perpgrad_rescale and not cfg.perpgrad:
+    raise cu.ConfigError("opt.perpgrad_rescale=True is not allowed with opt.perpgrad=False; "
+                         "it rescales the PerpGrad projection: set opt.perpgrad=True")
   validate_schedule(cfg.schedule)
 
 
@@ -316,7 +331,8 @@ def build(cfg: Any = None) -> Optimizer:
 
   Update rules (g = gradient, w = params, t = count + 1, lr_t = learning_rate * schedule(count);
   "coupled" weight decay means g <- g + weight_decay * w before everything else; with
-  perpgrad=True every rule first replaces g by its PerpGrad projection, see perpgrad_project):
+  perpgrad=True every rule first replaces g by its PerpGrad projection, rescaled to |g| per
+  tensor with perpgrad_rescale=True, see perpgrad_project):
     gd, sgd:  u = -lr_t g (coupled wd). P = 1 / lr_t. (sgd differs only in the training
       loop's minibatching.)
     momentum: m <- momentum m + g; u = -lr_t m, or nesterov: u = -lr_t (g + momentum m)
@@ -362,7 +378,7 @@ def build(cfg: Any = None) -> Optimizer:
   names = hparam_names(name)
   values = {k: float(cfg[k]) for k in names}
   nesterov = bool(cfg.get("nesterov", False))
-  perp = bool(cfg.perpgrad)
+  perp, perp_rescale = bool(cfg.perpgrad), bool(cfg.perpgrad_rescale)
   bias_correction = bool(cfg.get("bias_correction", name in ("adam", "adamw")))
   wide = bool(cfg.get("moments_float64", False))
   sched = schedule_fn(cfg.schedule)
@@ -401,7 +417,7 @@ def build(cfg: Any = None) -> Optimizer:
     lr, wd = lr_at(state), hp["weight_decay"]
     t = (state.count + 1).astype(lr.dtype)
     if perp:              # on the loss gradient, before weight decay enters
-      grads = perpgrad_project(grads, params)
+      grads = perpgrad_project(grads, params, perp_rescale)
     if name != "adamw":   # coupled L2: g <- g + wd * w
       grads = jax.tree.map(lambda g, w: g + _c(wd, g) * w, grads, params)
     if wide:

@@ -447,7 +447,7 @@ def test_schedule_matches_sched_np_used_by_references():
 # ---- config --------------------------------------------------------------------------------
 def test_default_config_fields():
   assert sorted(optimizers.default_config("gd").keys()) == [
-      "learning_rate", "name", "perpgrad", "schedule", "weight_decay"]
+      "learning_rate", "name", "perpgrad", "perpgrad_rescale", "schedule", "weight_decay"]
   cfg = optimizers.default_config("adam")
   assert (cfg.learning_rate, cfg.weight_decay, cfg.b1, cfg.b2, cfg.eps) == (
       0.01, 0.0, 0.9, 0.999, 1e-8)
@@ -474,7 +474,8 @@ def test_build_fills_defaults_including_partial_schedule():
     (dict(name="lion"), "opt.name='lion'.*'gd', 'sgd', 'momentum', 'rmsprop', "
                         "'scalar_rmsprop', 'adam', 'adamw'"),
     (dict(name="gd", momentum=0.9), "opt: unknown field.*momentum.*allowed fields: "
-                                    "learning_rate, name, perpgrad, schedule, weight_decay"),
+                                    "learning_rate, name, perpgrad, perpgrad_rescale, schedule, "
+                                    "weight_decay"),
     (dict(name="adam", b2=1.0), "opt.b2=1.0.*\\[0.0, 1.0\\)"),
     (dict(name="adam", b1=-0.1), "opt.b1=-0.1"),
     (dict(name="rmsprop", b2=1.5), "opt.b2=1.5"),
@@ -524,21 +525,26 @@ def test_config_error_via_configdict_and_check_hparam():
     optimizers.default_config("nadam")
 
 
-def _perp_np(g, w):
+def _perp_np(g, w, rescale=False):
   g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
-  return g - (np.sum(g * w) / np.sum(w * w)) * w
+  out = g - (np.sum(g * w) / np.sum(w * w)) * w
+  return out * np.linalg.norm(g) / np.linalg.norm(out) if rescale else out
 
 
-@pytest.mark.parametrize("name", ["gd", "adamw"])
-def test_perpgrad_steps_use_the_orthogonal_gradient(name):
-  # perpgrad=True equals the plain optimizer fed the projected gradients (numpy projection)
+@pytest.mark.parametrize("name,rescale", [("gd", False), ("adamw", False), ("gd", True)])
+def test_perpgrad_steps_use_the_orthogonal_gradient(name, rescale):
+  # perpgrad=True equals the plain optimizer fed the projected gradients (numpy projection;
+  # with perpgrad_rescale each tensor's projection scaled back to the norm of its gradient)
   plain = optimizers.build(cfg_for(name, sched=None))
-  perp = optimizers.build(cfg_for(name, sched=None, perpgrad=True))
+  perp = optimizers.build(cfg_for(name, sched=None, perpgrad=True, perpgrad_rescale=rescale))
   params = params0()
   s_plain, s_perp = plain.init(params), perp.init(params)
   for c in range(3):
     g = grad_fn(params, c)
-    g_perp = {k: jnp.asarray(_perp_np(g[k], params[k])) for k in g}
+    g_perp = {k: jnp.asarray(_perp_np(g[k], params[k], rescale)) for k in g}
+    if rescale:
+      for k in g:
+        np.testing.assert_allclose(np.linalg.norm(g_perp[k]), np.linalg.norm(g[k]), rtol=1e-12)
     u_ref, s_plain = plain.update(g_perp, s_plain, params)
     u, s_perp = perp.update(g, s_perp, params)
     for k in params:
@@ -560,6 +566,12 @@ def test_perpgrad_optax_transformation():
   np.testing.assert_allclose(out["w"], g["w"])
   with pytest.raises(ValueError, match="perpgrad needs params"):
     optimizers.perpgrad().update(g, optax.EmptyState())
+  out, _ = optimizers.perpgrad(rescale=True).update(g, optax.EmptyState(), params)
+  for k in params:
+    np.testing.assert_allclose(out[k], _perp_np(g[k], params[k], rescale=True), rtol=1e-12)
+  with pytest.raises(ConfigError, match="opt.perpgrad_rescale=True is not allowed with "
+                                        "opt.perpgrad=False"):
+    optimizers.build(dict(name="gd", perpgrad_rescale=True))
 
 
 @pytest.mark.parametrize("b1", [0.0, 0.5, 0.9, 0.99])

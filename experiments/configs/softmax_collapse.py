@@ -24,7 +24,8 @@ gradient and weights.
         --workdir=/tmp/sc_stablemax
 
 Variants: `:stablemax` (StableMax cross-entropy), `:perpgrad` (AdamW on the PerpGrad-projected
-gradient), `:float64` (softmax cross-entropy computed in float64), `:quick` (p = 53, for CPU
+gradient, as the paper's equation: not rescaled to |g| as its public code does, which
+`--config.opt.perpgrad_rescale=True` selects), `:float64` (softmax cross-entropy computed in float64), `:quick` (p = 53, for CPU
 tests and notebooks); combine with `_`, e.g. `:quick_stablemax`.
 Figure: test accuracy, train loss, softmax-collapse share and gradient-weight cosine of the
 three runs.
