@@ -83,7 +83,7 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
   assert all(t.config["opt"]["moments_float64"] for t in trajs.values())
   report = sc_fig._draw(trajs, str(tmp_path), True)
   assert os.path.getsize(report["figures"][0]) > 20_000
-  assert len(report["claims"]) == 6
+  assert len(report["claims"]) == 9        # 3 stay finite, 4 judged, 2 reported
   json.dumps(report)
 
 
@@ -112,6 +112,25 @@ def test_reproduce_steps_overrides_every_run_and_refuses_what_it_cannot(tmp_path
   assert not (tmp_path / "tiny_quick_steps31").exists()
 
 
+def test_softmax_collapse_claims_fail_a_run_that_diverged():
+  from types import SimpleNamespace
+  from experiments.figures import softmax_collapse as sc_fig
+  steps = np.arange(0, 50, 10)
+  acc = np.array([[0.0, 0.5, 0.95, np.nan, np.nan]])      # reached 0.95, then diverged
+  m = {"test_acc": acc, "softmax_collapse/share": np.full((1, 5), 0.9),
+       "softmax_collapse/grad_weight_cosine": np.full((1, 5), -0.9)}
+  run = lambda diverged: SimpleNamespace(metrics=dict(m, test_acc=acc if diverged else
+                                                      np.full((1, 5), 0.95)), steps=steps,
+                                         diverged=np.array([diverged]),
+                                         stop_step=np.array([20 if diverged else 40]))
+  claims = sc_fig._claims({"softmax": run(False), "stablemax": run(True),
+                           "perpgrad": run(False)})
+  finite = {c["claim"]: c["holds"] for c in claims if "stays finite" in c["claim"]}
+  assert finite == {"softmax: training stays finite": True,
+                    "stablemax: training stays finite": False,
+                    "perpgrad: training stays finite": True}
+
+
 def test_grokking_sweeps_claims_from_constructed_marks():
   from experiments.figures import grokking_sweeps as gs
   claims = gs._claims([0.0, 0.3, 1.0, 3.0], [None, 100, 300, 900], [20, 20, 20, 20],
@@ -125,6 +144,12 @@ def test_grokking_sweeps_claims_from_constructed_marks():
                       [dict(train99=20, test90=30, test99=40),
                        dict(train99=40, test90=600, test99=700)], 1000)
   assert [c["holds"] for c in claims] == [False, True, False, False, False, True]
+  # "never groks" only counts for a run that reached the end of the horizon
+  ph = [dict(train99=20, test90=None, test99=None), dict(train99=40, test90=60, test99=80)]
+  claims = gs._claims([0.0, 1.0], [None, 300], [20, 20], [0.2, 0.7], ph, 1000,
+                      end_wd=[False, True], end_frac=[False, True])
+  assert (claims[0]["holds"], claims[1]["holds"], claims[3]["holds"]) == (False, True, False)
+  assert claims[0]["measured"] == claims[3]["measured"] == "stopped early (diverged)"
 
 
 def test_grokking_sweeps_fraction_runs_stop_once_grokked_and_the_wd_program_does_not():

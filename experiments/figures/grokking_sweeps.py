@@ -44,6 +44,9 @@ def _draw(trajs, out, quick):
   grok_wd = [phases(wd_run, i)["test99"] for i in range(len(wds))]
   mem_wd = [phases(wd_run, i)["train99"] for i in range(len(wds))]
   ph_frac = [phases(trajs[_label(f)], 0) for f in fracs]
+  # a run that never groks must have run the whole horizon without diverging for that to count
+  end_wd = [_ran_to(wd_run, i, steps) for i in range(len(wds))]
+  end_frac = [_ran_to(trajs[_label(f)], 0, steps) for f in fracs]
   fig, ax = plt.subplots(1, 3, figsize=(17, 4.6))
   for i, (w, c) in enumerate(zip(wds, plots.member_colors(len(wds)))):
     _curves(ax[0], wd_run, i, c, f"wd={w:g}")
@@ -69,17 +72,37 @@ def _draw(trajs, out, quick):
   fig.suptitle(f"When grokking happens, (a + b) mod {p} ({'quick' if quick else 'full'}, "
                "seed 0)", fontsize=11)
   path = save(fig, out, "grokking_sweeps")
-  return dict(claims=_claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps), figures=[path])
+  return dict(claims=_claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps, end_wd, end_frac),
+              figures=[path])
 
 
-def _claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps):
+def _ran_to(t, i, steps) -> bool:
+  """Member i ran to `steps` without diverging."""
+  return not bool(t.diverged[i]) and int(t.stop_step[i]) >= steps
+
+
+def _never(grokked, ran_to_end):
+  """(measured, holds) for a "never groks within the run" claim."""
+  if grokked is not None:
+    return grokked, False
+  if not ran_to_end:
+    return "stopped early (diverged)", False
+  return None, True
+
+
+def _claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps, end_wd=None, end_frac=None):
+  """end_wd, end_frac: whether each run ran the whole horizon without diverging (default:
+  all did)."""
+  end_wd = [True] * len(wds) if end_wd is None else end_wd
+  end_frac = [True] * len(fracs) if end_frac is None else end_frac
   claims = []
   pos = [(w, g) for w, g in zip(wds, grok_wd) if w > 0]
   if 0.0 in wds:
-    g0 = grok_wd[wds.index(0.0)]
-    claims.append(claim("weight decay 0: step of 99% test accuracy", g0,
+    i0 = wds.index(0.0)
+    measured, holds = _never(grok_wd[i0], end_wd[i0])
+    claims.append(claim("weight decay 0: step of 99% test accuracy", measured,
                         f"never within {steps:,} steps (Nanda et al.: no grokking without "
-                        "weight decay)", g0 is None))
+                        "weight decay)", holds))
   claims.append(claim("weight decay > 0: steps to 99% test accuracy", [g for _, g in pos],
                       f"every one within {steps:,} steps", all(g is not None for _, g in pos)))
   done = [g for _, g in pos]
@@ -89,9 +112,10 @@ def _claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps):
       "(0.3: ~3k, 1: 5-10k, 3: ~20k)",
       all(g is not None for g in done) and bool(np.all(np.diff(done) > 0))))
   small, large = ph_frac[0], ph_frac[-1]
+  measured, holds = _never(small["test99"], end_frac[0])
   claims.append(claim(f"train fraction {fracs[0]:.0%}: step of 99% test accuracy",
-                      small["test99"], f"never within {steps:,} steps (Nanda et al.: <= 20% "
-                      "does not grok in 40k)", small["test99"] is None))
+                      measured, f"never within {steps:,} steps (Nanda et al.: <= 20% "
+                      "does not grok in 40k)", holds))
   gap = None if large["test99"] is None or large["train99"] is None else (
       large["test99"] - large["train99"])
   claims.append(claim(f"train fraction {fracs[-1]:.0%}: steps between 99% train and 99% test "

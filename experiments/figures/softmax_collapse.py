@@ -55,7 +55,11 @@ def _draw(trajs, out, quick):
 def _claims(trajs):
   sm = trajs["softmax"]
   share = sm.metrics["softmax_collapse/share"][0]
-  claims = [
+  # a run's final numbers describe its end only if it got there: divergence fails its claims
+  claims = [claim(f"{name}: training stays finite", f"diverged at step {trajs[name].stop_step[0]}"
+                  if trajs[name].diverged[0] else "finite", "no divergence",
+                  not trajs[name].diverged[0]) for name in RUNS]
+  claims += [
       claim("softmax, no weight decay: largest share of training samples in softmax collapse",
             float(np.nanmax(share)), "> 0.5 (Prieto et al.: collapse takes over once the train "
             "set is fit)", np.nanmax(share) > 0.5),
