@@ -1,12 +1,16 @@
 """Shared pieces of the benchmarks: device peaks, FLOP counts, timing."""
+import re
 import time
 
 import jax
 import numpy as np
 
 # Dense fp32 peaks (no tensor cores; TF32 is off by default here), in TFLOP/s, from the
-# vendors' data sheets. CPUs: pass --peak_tflops.
-FP32_PEAK_TFLOPS = {"H100 PCIe": 51.2, "H100": 66.9, "H200": 66.9, "A100": 19.5, "L4": 30.3,
+# vendors' data sheets, keyed by the model name in jax's device_kind (e.g. "NVIDIA H100 80GB
+# HBM3"); the longest name that occurs as a whole word wins ("H100 PCIe" over "H100", and "L4"
+# never matches "L40S"). CPUs: pass --peak_tflops.
+FP32_PEAK_TFLOPS = {"H100": 66.9, "H100 PCIe": 51.2, "H100 NVL": 60.0, "H200": 66.9,
+                    "H200 NVL": 60.0, "A100": 19.5, "L4": 30.3, "L40": 90.5, "L40S": 91.6,
                     "V100": 15.7, "T4": 8.1}
 
 
@@ -15,19 +19,25 @@ def device_name() -> str:
   return f"{d.platform}:{getattr(d, 'device_kind', '?')} x{len(jax.devices())}"
 
 
+def peak_of_kind(kind: str) -> float:
+  """fp32 peak of one device whose device_kind is `kind` (0 if not in the table)."""
+  hits = [n for n in FP32_PEAK_TFLOPS
+          if re.search(r"(?<![A-Za-z0-9])" + re.escape(n) + r"(?![A-Za-z0-9])", kind)]
+  return FP32_PEAK_TFLOPS[max(hits, key=len)] if hits else 0.0
+
+
 def fp32_peak_tflops(override: float = 0.0) -> float:
-  """The device's fp32 peak (override wins), or 0 if unknown."""
+  """The fp32 peak of all devices together (override wins), or 0 if unknown."""
   if override:
     return override
-  kind = getattr(jax.devices()[0], "device_kind", "")
-  for name, peak in FP32_PEAK_TFLOPS.items():  # the more specific names come first
-    if name in kind:
-      return peak * len(jax.devices())
-  return 0.0
+  return peak_of_kind(getattr(jax.devices()[0], "device_kind", "")) * len(jax.devices())
 
 
 def flops_of(fn, *args) -> float:
-  """XLA's FLOP count for one call of jit(fn)(*args)."""
+  """XLA's FLOP count for one call of jit(fn)(*args), on all devices together: the arguments
+  are brought to the host first, so the count is that of one unsharded program (XLA counts
+  a sharded program per device)."""
+  args = jax.device_get(args)
   cost = jax.jit(fn).lower(*args).compile().cost_analysis()
   if isinstance(cost, (list, tuple)):
     cost = cost[0]

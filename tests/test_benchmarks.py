@@ -1,0 +1,48 @@
+"""The benchmarks' accounting: device peaks by name, FLOPs that do not depend on the device
+count (the timings themselves are measurements, not tests)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("kind,peak", [
+    ("NVIDIA H100 80GB HBM3", 66.9), ("NVIDIA H100 PCIe", 51.2), ("NVIDIA H100 NVL", 60.0),
+    ("NVIDIA H200", 66.9), ("NVIDIA A100-SXM4-80GB", 19.5), ("NVIDIA L4", 30.3),
+    ("NVIDIA L40S", 91.6), ("NVIDIA L40", 90.5), ("Tesla T4", 8.1), ("cpu", 0.0)])
+def test_peak_table_matches_whole_model_names(kind, peak):
+  assert common.peak_of_kind(kind) == peak
+
+
+_FLOPS = """
+import json, sys
+sys.path.insert(0, "tests")
+import tiny
+from benchmarks import common
+cfg = tiny.config(steps=10, log_every=5, chunk_steps=10)
+r = common.measure_training(cfg, repeats=1)
+import jax
+print(json.dumps(dict(devices=len(jax.devices()), gflop=r["gflop_per_step"])))
+"""
+
+
+def _flops_on(n_devices):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}",
+             JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-c", _FLOPS], cwd=ROOT, env=env, check=True,
+                       capture_output=True, text=True).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def test_training_flops_are_counted_for_all_devices_together():
+  # XLA counts a sharded program per device; the benchmark counts the whole sweep
+  one, two = _flops_on(1), _flops_on(2)
+  assert (one["devices"], two["devices"]) == (1, 2)
+  assert one["gflop"] > 0
+  assert two["gflop"] == pytest.approx(one["gflop"], rel=1e-6)
