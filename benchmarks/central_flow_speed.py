@@ -9,8 +9,8 @@ PyTorch-default init, MSE, full-batch GD at lr 0.02; the central flow with 4 Eul
 --k tracked eigenvalues (default 3, the public example's start; the figure adds directions as
 the flow needs them, so time the count it reached with --k too), float64 by default, and the
 stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of
-each (compile excluded; from runs of 1 and 1 + --steps steps, so the one-time cold eigen-solve
-at the start is reported apart) and the projected total for 400 steps. The public PyTorch code takes
+each (compile and a warm-up execution excluded; from runs of 1 and 1 + --steps steps, so the
+one-time cold eigen-solve at the start is reported apart) and the projected total for 400 steps. The public PyTorch code takes
 1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not run without CUDA.
 """
 import json
@@ -41,10 +41,12 @@ def setup(dtype):
 
 
 def _timed_run(loss_fn, params, batch, steps, substeps, threshold):
-  """Seconds of one compiled run of `steps` steps (compile excluded) and its logs."""
+  """Seconds of one compiled run of `steps` steps (compile and a first, warm-up execution
+  excluded: the first execution of each program also pays one-time costs) and its logs."""
   run = jax.jit(lambda p: central_flow.gd_central_flow(
       loss_fn, p, batch, LR, steps, k=_K.value, substeps=substeps, threshold=threshold,
       lanczos_iters=C.lanczos_iters)).lower(params).compile()
+  jax.block_until_ready(run(params))
   t = time.perf_counter()
   _, logs = jax.block_until_ready(run(params))
   return time.perf_counter() - t, logs
