@@ -14,9 +14,9 @@ The central flow starts with 3 tracked directions and adds one whenever the smal
 effective eigenvalue reaches 1.5 (the public code's rule), up to 8 (`k_max`).
 
 Variants (combine with '_'): `quick`, the first 40 steps, or `stepsN`, the first N (a multiple
-of 20); `seedN`, another initialization (`--figure=central_flow_speed_seedN`, N in 1..4, runs
-`:seedN_steps180`, the step-180 comparison for another draw of the weights: 27 and 25 min
-for seeds 1 and 2 on a 2-core CPU, 2026-12-01); `kN` (N in 1..16), exactly N tracked
+of 20); `seedN`, another initialization (`--figure=central_flow_speed_seedN`, N in 0..4, runs
+`:seedN_steps180`, the step-180 comparison for a draw of the weights, seed 0 the default: 27
+and 25 min for seeds 1 and 2 on a 2-core CPU, 2026-12-01); `kN` (N in 1..16), exactly N tracked
 directions, none added (`--figure=central_flow_speed_k3` runs `:k3`, the fixed 3 directions:
 the smallest stays above 1.5 at 99% of the steps). Figure as central_flow_gd; the report also
 sets the measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow
