@@ -14,7 +14,8 @@ from experiments.figures import central_flow as fig_cf
 def test_speed_configuration_draws_with_the_public_comparison(tmp_path):
   def tiny(variant=""):
     c = central_flow_speed.get_config("quick")
-    c.update(dict(widths=(8,), steps=16, segments=2, lanczos_iters=10))
+    # k_max = k: no direction is added (each addition recompiles; tested in test_central_flow)
+    c.update(dict(widths=(8,), steps=16, segments=2, lanczos_iters=10, k_max=c.k))
     return c
 
   draw = fig_cf._draw_for("gd", types.SimpleNamespace(get_config=tiny),
