@@ -34,6 +34,16 @@ def test_eos_statistics_median_after_crossing():
   assert last["first_crossing_step"] == 6 and last["median_ratio"] is None
 
 
+def test_finite_claim_names_the_step_of_divergence():
+  from types import SimpleNamespace
+  from experiments.figures import finite_claim
+  t = SimpleNamespace(diverged=np.array([False, True]), stop_step=np.array([100, 37]))
+  ok, bad = finite_claim("eta=0.1", t, 0), finite_claim("eta=0.2", t, 1)
+  assert ok["holds"] and ok["measured"] == "finite"
+  assert not bad["holds"] and bad["measured"] == "diverged at step 37"
+  assert bad["claim"] == "eta=0.2: training stays finite"
+
+
 def test_flow_claims_need_a_rise_from_below_the_highest_line():
   rises = eos._flow_claims(np.array([17, 15, 14, 14.5, 15.5, 16.5, 17.0]), 16.0, "2/eta")
   assert [c["holds"] for c in rises] == [True, True]

@@ -39,7 +39,8 @@ def test_progress_measures_and_report_on_a_tiny_run(tmp_path):
   assert os.path.getsize(report["figures"][0]) > 20_000
   names = [c["claim"] for c in report["claims"]]
   assert any("steps to 99% test accuracy" in n for n in names)
-  assert any("key frequencies" in n for n in names)
+  keys = next(c for c in report["claims"] if "key frequencies" in c["claim"])
+  assert keys["measured"] == f"{len(pm['keys'])}: {sorted(int(k) for k in pm['keys'])}"
   json.dumps(report)                             # report.json must be writable
 
 

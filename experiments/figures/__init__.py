@@ -7,6 +7,15 @@ def claim(name: str, measured, expected: str, holds: bool, **extra) -> dict:
   return dict(claim=name, measured=measured, expected=expected, holds=bool(holds), **extra)
 
 
+def finite_claim(label: str, traj, i: int = 0) -> dict:
+  """'LABEL: training stays finite' for member i of a Trajectories: fails with the step at which
+  it diverged (its later numbers describe no training, so the figure's other claims fail too)."""
+  bad = bool(traj.diverged[i])
+  return claim(f"{label}: training stays finite",
+               f"diverged at step {traj.stop_step[i]}" if bad else "finite", "no divergence",
+               not bad)
+
+
 def setup_label(cfg: dict, quick: bool) -> str:
   """'fc-tanh 200x200, mse, digits (full)' for a run's resolved config (a dict)."""
   m = cfg["model"]

@@ -6,7 +6,7 @@ import numpy as np
 from analysis import plots
 from dynamics import optimizers
 from experiments.configs import eos_gd
-from experiments.figures import claim, save, setup_label
+from experiments.figures import claim, finite_claim, save, setup_label
 
 
 # A crossing counts as the arrival at the edge only if the sharpness then stays within 10% of
@@ -105,8 +105,7 @@ def _draw(trajs, out, quick):
   claims, reached = [], []
   for i, lr in enumerate(lrs):
     if gd.diverged[i]:
-      claims.append(claim(f"eta={lr:g}: training stays finite", f"diverged at step "
-                          f"{gd.stop_step[i]}", "no divergence", False))
+      claims.append(finite_claim(f"eta={lr:g}", gd, i))
       continue
     st = eos_statistics(gd.steps, S[i], lr, factor)
     if st is None or st["median_ratio"] is None:

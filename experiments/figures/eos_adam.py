@@ -6,7 +6,7 @@ import numpy as np
 from analysis import plots
 from dynamics import optimizers
 from experiments.configs import eos_adam
-from experiments.figures import claim, save, setup_label
+from experiments.figures import claim, finite_claim, save, setup_label
 from experiments.figures.eos import eos_statistics
 
 BAND = (0.9, 1.1)   # P drifts with nu, so the band is wider than GD's (0.95, 1.10)
@@ -48,8 +48,7 @@ def _draw(trajs, out, quick):
   claims, reached = [], []
   for i, lr in enumerate(lrs):
     if t.diverged[i]:
-      claims.append(claim(f"eta={lr:g}: training stays finite",
-                          f"diverged at step {t.stop_step[i]}", "no divergence", False))
+      claims.append(finite_claim(f"eta={lr:g}", t, i))
       continue
     st = eos_statistics(t.steps, PS[i], 1.0, thr)    # threshold thr / 1.0, ratio PS / thr
     if st is None or st["median_ratio"] is None:

@@ -142,7 +142,8 @@ def _claims(t, pm, ph, quick):
                                               "H100: 6k-9k for every seed)"),
       all(g is not None and g <= limit for g in grok)))
   n = len(pm["keys"])
-  claims.append(claim("number of key frequencies (neuron rule, final checkpoint)", pm["keys"],
+  claims.append(claim("number of key frequencies (neuron rule, final checkpoint)",
+                      f"{n}: {sorted(int(k) for k in pm['keys'])}",
                       "3 to 7 (Nanda et al.: 5, {14, 35, 41, 42, 52}; other seeds 3-5)",
                       3 <= n <= 7))
   if not n:

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.configs import softmax_collapse as sc_cfg
-from experiments.figures import claim, save
+from experiments.figures import claim, finite_claim, save
 
 RUNS = ("softmax", "stablemax", "perpgrad")
 COLORS = {"softmax": "tab:red", "stablemax": "tab:blue", "perpgrad": "tab:green"}
@@ -56,9 +56,7 @@ def _claims(trajs):
   sm = trajs["softmax"]
   share = sm.metrics["softmax_collapse/share"][0]
   # a run's final numbers describe its end only if it got there: divergence fails its claims
-  claims = [claim(f"{name}: training stays finite", f"diverged at step {trajs[name].stop_step[0]}"
-                  if trajs[name].diverged[0] else "finite", "no divergence",
-                  not trajs[name].diverged[0]) for name in RUNS]
+  claims = [finite_claim(name, trajs[name]) for name in RUNS]
   claims += [
       claim("softmax, no weight decay: largest share of training samples in softmax collapse",
             float(np.nanmax(share)), "> 0.5 (Prieto et al.: collapse takes over once the train "
