@@ -22,7 +22,7 @@ setup(
         "numpy",
     ],
     extras_require={
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "pytest-xdist", "nbclient", "nbformat", "ipykernel"],
         "gpu": ["jax[cuda12]"],
         "notebooks": ["jupyter", "ipykernel", "nbformat"],
     },

@@ -53,21 +53,25 @@ def test_flow_claims_need_a_rise_from_below_the_highest_line():
   assert [c["holds"] for c in flat] == [True, False]         # +1%: not progressive sharpening
 
 
-@pytest.mark.parametrize("figure,claim_names", [
-    ("eos_gd", ("median S*eta/2", "gradient flow")),
-    ("eos_momentum", ("median S*eta/3.8",)),
-    ("eos_adam", ("median of lambda_max(P^-1 H)/38",)),
-    ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end")),
-    ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",)),
-    ("central_flow_gd", ("predicted time-averaged loss", "GD midpoint")),
-    ("central_flow_scalar_rmsprop", ("predicted time-averaged loss", "effective learning rate")),
-    ("central_flow_rmsprop", ("predicted time-averaged loss", "nu_RMSProp")),
+# (figure, claims it must report, steps): None = the quick config's own horizon, for the figures
+# whose runs the notebook reuses; the others are trained to a shorter horizon (the pipeline is
+# what is tested here; their claims at the quick horizon are in the README). The central-flow
+# figures' quick reproductions are in tests/analysis/test_central_flow.py.
+@pytest.mark.xdist_group("eos_runs")      # one worker: the notebook reuses these runs
+@pytest.mark.parametrize("figure,claim_names,steps", [
+    ("eos_gd", ("median S*eta/2", "gradient flow"), None),
+    ("eos_momentum", ("median S*eta/3.8",), 400),
+    ("eos_adam", ("median of lambda_max(P^-1 H)/38",), None),
+    ("eos_sgd", ("full-batch sharpness at the end", "Hessian trace at the end"), 400),
+    ("hessian_spectrum", ("SLQ trace estimate against Hutchinson's",), None),
 ])
-def test_quick_reproduction_writes_figure_and_report(reproduce_root, figure, claim_names):
-  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)
-  out = reproduce_root / f"{figure}_quick"
+def test_quick_reproduction_writes_figure_and_report(reproduce_root, figure, claim_names, steps):
+  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None,
+                               steps=steps)
+  out = reproduce_root / (f"{figure}_quick" + ("" if steps is None else f"_steps{steps}"))
   saved = json.loads((out / "report.json").read_text())
   assert saved["all_hold"] == all(c["holds"] for c in saved["claims"]) == report["all_hold"]
+  assert saved["steps"] == steps
   assert os.path.getsize(out / f"{figure}.png") > 20_000
   names = [c["claim"] for c in saved["claims"]]
   for name in claim_names:

@@ -7,13 +7,25 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb")))
+# notebooks that draw figures whose quick runs other tests train (tests/test_eos_figure.py,
+# tests/analysis/test_central_flow.py): on that test's worker, after it (pytest-xdist
+# --dist loadgroup), they reuse the runs
+REUSES_FIGURE_RUNS = {"edge_of_stability.ipynb": "eos_runs",
+                      "central_flows.ipynb": "central_flow_runs"}
+# the grokking notebook trains its own run: an 800-step horizon here (it groks at 540-1,840 of
+# its quick config's 2,500 steps), which exercises every cell but not the grokking itself
+GROKKING_SMOKE_STEPS = "800"
+NOTEBOOKS = [pytest.param(p, id=os.path.basename(p),
+                          marks=[pytest.mark.xdist_group(REUSES_FIGURE_RUNS[os.path.basename(p)])]
+                          if os.path.basename(p) in REUSES_FIGURE_RUNS else [])
+             for p in sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb")))]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+@pytest.mark.parametrize("path", NOTEBOOKS)
 def test_notebook_executes(path, monkeypatch, reproduce_root):
   monkeypatch.setenv("QUICKSTART_VARIANT", "quick")
   monkeypatch.setenv("NOTEBOOK_QUICK", "1")
+  monkeypatch.setenv("NOTEBOOK_STEPS", GROKKING_SMOKE_STEPS)   # read by grokking.ipynb only
   monkeypatch.setenv("REPRODUCE_ROOT", str(reproduce_root))   # reuse the figure tests' runs
   monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
   nb = nbformat.read(path, as_version=4)

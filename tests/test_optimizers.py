@@ -297,7 +297,7 @@ def test_vmap_over_learning_rates(name):
 
   def member(lr):
     state = optimizers.set_hparams(opt.init(params), learning_rate=lr)
-    p, out = params, []
+    p = params
     for c in range(3):
       u, state = opt.update(grad_fn(p, c), state, p)
       p = optax.apply_updates(p, u)

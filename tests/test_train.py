@@ -301,7 +301,7 @@ def test_a_finished_run_extended_to_more_steps_equals_one_launched_with_them(
   assert extended.steps[-1] == 45
   stored = json.loads((tmp_path / "w" / "config.json").read_text())
   assert stored["config"]["train"]["steps"] == 100
-  assert stored["changes"][0]["fields"] == [f"train.chunk_steps: 20 -> 10",
+  assert stored["changes"][0]["fields"] == ["train.chunk_steps: 20 -> 10",
                                             f"train.steps: {old_steps} -> 100"]
 
 

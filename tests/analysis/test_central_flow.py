@@ -2,6 +2,9 @@
 references, the complementarity map against the stability margin one substep ahead, the
 continuous form against the engine's optimizers, Heun's order, and the flows against the real
 optimizers at the edge of stability on a small digits MLP (float64)."""
+import json
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,10 +201,18 @@ def test_heun_substeps_are_second_order_on_the_stable_flow(problem):
   assert err["heun", 2] < 0.1 * err["euler", 2] and err["heun", 2] < 0.01 * moved, err
 
 
-@pytest.mark.parametrize("name", ["gd", "scalar_rmsprop", "rmsprop"])
-def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stability(problem, name):
+@pytest.mark.xdist_group("central_flow_runs")    # the notebook reuses these figures' runs
+@pytest.mark.parametrize("name,claim_names", [
+    ("gd", ("predicted time-averaged loss", "GD midpoint")),
+    ("scalar_rmsprop", ("predicted time-averaged loss", "effective learning rate")),
+    ("rmsprop", ("predicted time-averaged loss", "nu_RMSProp")),
+])
+def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stability(
+    problem, reproduce_root, name, claim_names):
   # The real optimizer, its central flow and its stable flow side by side from the real run's
-  # iterate at the edge of stability (the figure's own processes and quick settings)
+  # iterate at the edge of stability: the quick figure itself (drawn, reported, its processes
+  # cached on disk for the notebook), then its processes checked here
+  from experiments import reproduce
   from experiments.figures import central_flow as fig_cf
   c = fig_cf.CONFIGS[name].get_config("quick")
   loss_fn, params, batch = problem                 # the same network, data and init as c
@@ -209,7 +220,17 @@ def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stabilit
   if name == "gd":      # unstable at initialization: GD catapults first
     S0 = curvature.top_eigenpairs(loss_fn, params, batch, k=1, num_iters=60).eigenvalues[0]
     assert float(S0) > 2 / c.opt.learning_rate
-  r = fig_cf.processes(c)
+  figure = f"central_flow_{name}"
+  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)
+  out = reproduce_root / f"{figure}_quick"
+  saved = json.loads((out / "report.json").read_text())
+  assert saved["all_hold"] == all(cl["holds"] for cl in saved["claims"]) == report["all_hold"]
+  assert os.path.getsize(out / f"{figure}.png") > 20_000
+  assert (out / "processes.npz").exists() and list((out / "processes_cache").glob("*.npz"))
+  names = [cl["claim"] for cl in saved["claims"]]
+  for claim_name in claim_names:
+    assert any(claim_name in n for n in names), (claim_name, names)
+  r = fig_cf.processes(c)                          # the figure's (computed once per session)
   T, W = c.steps, c.window
   S = np.asarray(r["cf"].sharpness) / 2
   assert np.all(np.abs(S[25:] - 1) < (2e-3 if name == "gd" else 1e-2))    # pinned at 2
@@ -327,7 +348,7 @@ def test_run_processes_adds_directions_until_the_smallest_is_below_saturation(pr
   loss_fn, params, batch = problem
   run = lambda **kw: cfp.run_processes(loss_fn, params, batch, dict(name="gd", learning_rate=0.5),
                                        30, 8, segments=4, lanczos_iters=8, **kw)
-  grown, fixed = run(k=1, k_max=6), run(k=4)
+  grown, fixed = run(k=2, k_max=6), run(k=4)      # grows 2 -> 3 -> 4
   np.testing.assert_array_equal(grown["k_cf"], 4)
   assert not np.any(grown["cf"].saturated)
   eigs = np.asarray(grown["cf"].eigenvalues)
@@ -341,8 +362,8 @@ def test_run_processes_adds_directions_until_the_smallest_is_below_saturation(pr
   for key in ("dist_real_cf", "dist_mid_cf", "perp_real_cf"):
     np.testing.assert_array_equal(grown[key], fixed[key], err_msg=key)
   # capped: k_max is kept, and the log says it was too few
-  capped = run(k=1, k_max=2)
-  np.testing.assert_array_equal(capped["k_cf"], 2)
+  capped = run(k=2, k_max=3)                       # (k = 2, 3 compiled above)
+  np.testing.assert_array_equal(capped["k_cf"], 3)
   assert np.all(capped["cf"].saturated)
   with pytest.raises(ValueError, match="k=3, k_max=2 are not allowed"):
     run(k=3, k_max=2)
