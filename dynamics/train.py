@@ -309,8 +309,8 @@ class Runner:
   def _pad(self, column: np.ndarray) -> np.ndarray:
     return np.concatenate([column, np.repeat(column[:1], self.n_pad - self.n, axis=0)])
 
-  def init_state(self) -> TrainState:
-    """Every member's initial state, laid over the devices."""
+  def _init(self):
+    """(the jitted vmapped initialization, its arguments)."""
     sweep, opt = self.sweep, self.program.opt
     seeds = self._pad(sweep.column("seed", self._base_seed).astype(np.uint32))
     scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
@@ -319,11 +319,25 @@ class Runner:
     fn = jax.vmap(lambda sd, hp, sc, data: self.program.init_member(
         self._init_params, sd, hp, sc, data), in_axes=(0, 0, 0, None))
     fn = jax.jit(fn, out_shardings=self.member_sharding)
+    return fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
+                jnp.asarray(scales), self.data)
+
+  def init_state(self) -> TrainState:
+    """Every member's initial state, laid over the devices."""
+    fn, args = self._init()
     with jax.default_matmul_precision(self.program.cfg.precision):
-      state = fn(jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
-                 jnp.asarray(scales), self.data)
+      state = fn(*args)
     padding = jnp.asarray(np.arange(self.n_pad) >= self.n)
     return state._replace(done=jax.device_put(padding, self.member_sharding))
+
+  def host_template(self) -> TrainState:
+    """Zeros with the structure, shapes and dtypes of to_host(init_state()), from tracing
+    alone: what a checkpoint is restored into, without compiling or running the
+    initialization (a resumed or finished run never needs it)."""
+    fn, args = self._init()
+    with jax.default_matmul_precision(self.program.cfg.precision):
+      shapes = jax.eval_shape(fn, *args)
+    return jax.tree.map(lambda x: np.zeros((self.n,) + x.shape[1:], x.dtype), shapes)
 
   def _chunk_fn(self, state: TrainState, data, n_logs: jax.Array):
     interval = jax.vmap(self.program.interval, in_axes=(0, None))

@@ -137,9 +137,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
 def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
   tc = cfg.train
   kept = train.keep_steps(tc.keep, tc.steps, tc.log_every)
-  state = runner.init_state()
   if rd.latest_step() is not None:
-    step, host = rd.restore_latest(runner.to_host(state))
+    step, host = rd.restore_latest(runner.host_template())
     if step > tc.steps:
       raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
                            f"reached step {step}; give train.steps >= {step}")
@@ -156,7 +155,7 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
     step = 0
     rd.accept_changes()                # killed before its first checkpoint: a fresh start
     rd.truncate_metrics(-1)
-    state, m0 = runner.log_initial(state)
+    state, m0 = runner.log_initial(runner.init_state())
     rd.append_metrics(np.array([0]), m0)
     _checkpoint(rd, runner, state, 0, kept)
   t_start, t_ckpt, step_start = time.time(), time.time(), step

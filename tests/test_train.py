@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -102,6 +103,8 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where, opt):
   with pytest.raises(_Crash):
     _run(cfg, tmp_path / "killed")
   monkeypatch.setattr(runs.RunDir, where, original)
+  # resumed from its checkpoint alone: the initialization does not run again
+  monkeypatch.setattr(train.Runner, "init_state", lambda self: pytest.fail("init_state called"))
   resumed = _run(cfg, tmp_path / "killed")
   with open(tmp_path / "ref" / runs.METRICS) as a, open(tmp_path / "killed" / runs.METRICS) as b:
     assert a.read() == b.read()
@@ -215,6 +218,26 @@ def test_float32_run_stays_float32_and_compiles_once(tmp_path, monkeypatch):
   assert traces["n"] == 1
   assert t.kept_steps == [0, 5, 15, 35, 60]
   assert all(v.dtype == np.float32 for v in t.params(60).values())
+
+
+def test_resume_restores_into_a_traced_template_without_initializing(tmp_path, monkeypatch):
+  # the template has to_host(init_state())'s structure, shapes and dtypes exactly (float32
+  # params, float64 moments, probes' state)
+  cfg = tiny.config(steps=20)
+  cfg.opt = type(cfg.opt)(dict(name="adam", learning_rate=0.01, moments_float64=True))
+  cfg.sweep.opt = type(cfg.sweep)(dict(learning_rate=(0.01, 0.02, 0.03)))
+  _, _, _, run = runner.build(runner.resolve(cfg))
+  want, got = run.to_host(run.init_state()), run.host_template()
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  dtypes = set()
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert (g.shape, g.dtype) == (w.shape, w.dtype)
+    dtypes.add(g.dtype)
+  assert {np.dtype(np.float32), np.dtype(np.float64)} <= dtypes
+  # a finished run launched again (a figure redrawn) never runs the initialization
+  done = _run(tiny.config(), tmp_path / "done")
+  monkeypatch.setattr(train.Runner, "init_state", lambda self: pytest.fail("init_state called"))
+  _assert_same_run(_run(tiny.config(), tmp_path / "done"), done, 40)
 
 
 @pytest.mark.parametrize("path, value, fragment", [
