@@ -15,10 +15,15 @@ REUSES_FIGURE_RUNS = {"edge_of_stability.ipynb": "eos_runs",
 # the grokking notebook trains its own run: an 800-step horizon here (it groks at 540-1,840 of
 # its quick config's 2,500 steps), which exercises every cell but not the grokking itself
 GROKKING_SMOKE_STEPS = "800"
-NOTEBOOKS = [pytest.param(p, id=os.path.basename(p),
-                          marks=[pytest.mark.xdist_group(REUSES_FIGURE_RUNS[os.path.basename(p)])]
-                          if os.path.basename(p) in REUSES_FIGURE_RUNS else [])
-             for p in sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb")))]
+
+
+def _notebook(path):
+  name = os.path.basename(path)
+  group = REUSES_FIGURE_RUNS.get(name)
+  return pytest.param(path, id=name, marks=[pytest.mark.xdist_group(group)] if group else [])
+
+
+NOTEBOOKS = [_notebook(p) for p in sorted(glob.glob(os.path.join(ROOT, "colab", "*.ipynb")))]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS)
