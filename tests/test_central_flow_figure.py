@@ -37,6 +37,9 @@ def test_speed_configuration_draws_with_the_public_comparison(tmp_path):
   # the comparison reads the last mark (16) of this short run, in raw sharpness units
   np.testing.assert_allclose(got["gd_sharpness"], r["real"]["sharpness"][16] / eta)
   np.testing.assert_allclose(got["dist_gd_cf"], r["dist_real_cf"][-1])
+  # the flows log steps 0..15 here: their numbers are step 15's, and the claim says so
+  np.testing.assert_allclose(got["gf_sharpness"], r["gf"].sharpness[15] / eta)
+  assert last["claim"].startswith("at step 16 (the flows' sharpness and predicted loss at step 15")
 
 
 def test_speed_variants_set_the_tracked_directions():

@@ -232,7 +232,10 @@ def public_comparison(r) -> list:
              gd_loss=float(r["real"]["loss"][m]))
   ok = (abs(got["cf_sharpness"] * eta / 2 - 1) < 0.01 and got["gf_sharpness"] > 2 / eta
         and got["dist_gd_gf"] >= 5 * got["dist_gd_cf"])
-  return [claim(f"at step {m}: the public code's picture (central flow at 2/eta, gradient "
+  # a run of exactly m steps logs its flows at steps 0..m-1: say so rather than label step m-1 m
+  at = f"at step {m}" + (f" (the flows' sharpness and predicted loss at step {f}, their last "
+                         "log entry)" if f < m else "")
+  return [claim(f"{at}: the public code's picture (central flow at 2/eta, gradient "
                 "flow above it, GD >= 5x closer to the central flow)", got,
                 f"public code at step 180: {PUBLIC_AT_180}", ok)]
 
