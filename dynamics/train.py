@@ -25,6 +25,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dynamics import config_utils as cu
+from dynamics import fields
+from dynamics.fields import Field
 from dynamics import optimizers
 from dynamics.flow import GradientFlow
 from dynamics.sweep import Sweep
@@ -32,44 +34,48 @@ from dynamics.sweep import Sweep
 PRECISIONS = ("highest", "high", "default")
 
 
+def _check_keep(path: str, value: Any) -> None:
+  keep_steps(value, 1, 1)     # the spec's form; its steps are checked against train.steps below
+
+
+# The `train` section, declared once (dynamics.fields derives defaults, checks, --describe).
+FIELDS = dict(
+    steps=Field(1000, "max optimizer steps per member", lo=1),
+    log_every=Field(10, "steps between log points (metrics and probes)", lo=1),
+    chunk_steps=Field(1000, "steps per compiled chunk (the host sees metrics once a chunk)",
+                      lo=1),
+    batch_size=Field(0, "0: full batch (GD); else minibatches, epoch-wise without replacement",
+                     lo=0),
+    loss_goal=Field(0.0, "stop a member once its train loss <= this (0: no goal)", lo=0),
+    acc_goal=Field(0.0, "stop a member once its train accuracy >= this (0: no goal)", lo=0,
+                   hi=1),
+    test_acc_goal=Field(0.0, "stop a member once its test accuracy >= this (0: no goal)",
+                        lo=0, hi=1),
+    divergence_loss=Field(0.0, "also call a member diverged above this train loss (0: only "
+                          "NaN/inf)", lo=0),
+    precision=Field("highest", "matmul precision: highest = full fp32 (TF32 changes the "
+                    "dynamics)", choices=PRECISIONS),
+    float64=Field(False, "run everything in float64"),
+    keep=Field("log:12", "snapshots kept for analysis: 'log:N', 'every:K', 'none', '1,10,100'",
+               kind="any", check=_check_keep),
+    checkpoint_every_secs=Field(60.0, "latest-state checkpoint cadence (and at every kept "
+                                "step, and the end)", lo=0),
+)
+
+
 def default_config() -> ml_collections.ConfigDict:
   """Every field of the `train` section, with its default."""
-  return ml_collections.ConfigDict(dict(
-      steps=1000,               # max optimizer steps per member
-      log_every=10,             # steps between log points (metrics and probes)
-      chunk_steps=1000,         # steps per compiled chunk (host sees metrics once a chunk)
-      batch_size=0,             # 0: full batch (GD); else minibatches, epoch-wise without replacement
-      loss_goal=0.0,            # stop a member once its train loss <= this (0: no goal)
-      acc_goal=0.0,             # stop a member once its train accuracy >= this (0: no goal)
-      test_acc_goal=0.0,        # stop a member once its test accuracy >= this (0: no goal)
-      divergence_loss=0.0,      # also call a member diverged above this train loss (0: only NaN/inf)
-      precision="highest",      # matmul precision: highest = full fp32 (TF32 changes dynamics)
-      float64=False,            # run everything in float64
-      keep="log:12",            # snapshots kept for analysis: 'log:N', 'every:K', 'none', '1,10,100'
-      checkpoint_every_secs=60.0,  # latest-state checkpoint cadence (and at every kept step, end)
-  ))
+  return fields.defaults(FIELDS)
 
 
-def validate(cfg: Any) -> None:
-  """Raises ConfigError naming the train.* field at fault."""
-  cu.check_fields("train", cfg, default_config())
-  for f in ("steps", "log_every", "chunk_steps"):
-    v = cfg.get(f, 1)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-      raise cu.ConfigError(f"train.{f}={v!r} is not allowed; it must be an integer >= 1")
-  if cfg.get("steps", 1) % cfg.get("log_every", 1):
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """The section completed by its defaults; raises ConfigError naming the train.* field."""
+  cfg = fields.complete("train", FIELDS, cfg)
+  if cfg.steps % cfg.log_every:
     raise cu.ConfigError(f"train.steps={cfg.steps} is not allowed; it must be a multiple of "
                          f"train.log_every={cfg.log_every}")
-  bs = cfg.get("batch_size", 0)
-  if not isinstance(bs, int) or isinstance(bs, bool) or bs < 0:
-    raise cu.ConfigError(f"train.batch_size={bs!r} is not allowed; it must be an integer >= 0 "
-                         "(0 = full batch)")
-  for f in ("loss_goal", "divergence_loss", "checkpoint_every_secs"):
-    cu.check_positive(f"train.{f}", cfg.get(f, 0.0), allow_zero=True)
-  for f in ("acc_goal", "test_acc_goal"):
-    cu.check_range(f"train.{f}", cfg.get(f, 0.0), 0.0, 1.0)
-  cu.check_choice("train.precision", cfg.get("precision", "highest"), PRECISIONS)
-  keep_steps(cfg.get("keep", "none"), max(cfg.get("steps", 1), 1), max(cfg.get("log_every", 1), 1))
+  keep_steps(cfg.keep, cfg.steps, cfg.log_every)
+  return cfg
 
 
 def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
