@@ -6,17 +6,32 @@
     traj.coords["opt.learning_rate"]   # [member] sweep coordinate of each member
     traj.kept_steps             # steps whose parameters were kept
     traj.params(step)           # params at a kept step, each leaf [member, ...]
+    traj.params(step, member=0) # one member's params (jax arrays)
+
+and what made it, rebuilt from config.json (no training, no probes):
+
+    traj.model()                # the dynamics.models Model: init, apply, config
+    traj.loss_fn()              # loss_fn(params, batch) -> mean training loss (what curvature
+                                # code differentiates)
+    traj.batch()                # the full training batch {'x', 'y'} in the run's dtype
+    traj.dataset()              # the Dataset (its info: e.g. every modular pair, the split)
+    traj.opt_state(step, member)  # the optimizer state kept at a step, as the optimizer's pytree
 """
+import dataclasses
 import json
 import os
-from typing import Any, NamedTuple
+from typing import Any
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
-from dynamics import runs
+from dynamics import experiment, runs
 
 
-class Trajectory(NamedTuple):
+@dataclasses.dataclass
+class Trajectory:
   """A run directory as arrays (see module docstring)."""
   workdir: str
   config: dict
@@ -27,6 +42,7 @@ class Trajectory(NamedTuple):
   stop_step: np.ndarray
   diverged: np.ndarray
   kept_steps: list[int]
+  _built: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @property
   def n_members(self) -> int:
@@ -38,9 +54,48 @@ class Trajectory(NamedTuple):
       return "run"
     return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items())
 
-  def params(self, step: int) -> dict:
-    """Params kept at `step` (leaves [member, ...]); KeyError naming the kept steps otherwise."""
-    return self._restore(step)["params"]
+  def params(self, step: int, member: int | None = None) -> dict:
+    """Params kept at `step`: leaves [member, ...] (numpy), or member `member`'s params as jax
+    arrays; KeyError naming the kept steps when `step` was not kept."""
+    params = self._restore(step)["params"]
+    if member is None:
+      return params
+    return jax.tree.map(lambda v: jnp.asarray(v[member]), params)
+
+  # ---- what made the run, rebuilt from its config ------------------------------------------
+  def _problem(self):
+    if "problem" not in self._built:
+      cfg = experiment.resolve(ml_collections.ConfigDict(self.config))
+      experiment.enable_x64_if_needed(cfg)
+      self._built["problem"] = experiment.build_problem(cfg)
+    return self._built["problem"]
+
+  def model(self):
+    """The run's model (dynamics.models.Model: init, apply, config)."""
+    return self._problem()[2]
+
+  def dataset(self):
+    """The run's dataset (dynamics.data.Dataset: arrays as built, and info)."""
+    return self._problem()[1]
+
+  def problem(self):
+    """The run's dynamics.train.Problem: apply, loss, optimizer, data in the run's dtype."""
+    return self._problem()[0]
+
+  def loss_fn(self):
+    """loss_fn(params, batch) -> the mean training loss, as training computed it."""
+    return self._problem()[0].batch_loss
+
+  def batch(self) -> dict:
+    """The full training batch {'x', 'y'} (jax arrays, the run's dtype)."""
+    return jax.tree.map(jnp.asarray, self._problem()[0].full_batch())
+
+  def opt_state(self, step: int, member: int = 0):
+    """The optimizer state kept at `step` for one member, in the optimizer's own pytree."""
+    opt = self._problem()[0].opt
+    template = jax.eval_shape(opt.init, self.params(step, member))
+    leaves = [jnp.asarray(x[member]) for x in self.opt_state_leaves(step)]
+    return jax.tree.unflatten(jax.tree.structure(template), leaves)
 
   def opt_state_leaves(self, step: int) -> list[np.ndarray]:
     """Optimizer-state leaves at a kept step, in jax.tree.leaves order of the OptState."""

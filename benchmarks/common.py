@@ -60,11 +60,11 @@ def measure_training(config, repeats: int, peak_override: float = 0.0) -> dict:
   probes included) run as one compiled program, timed after a warm-up chunk that compiles.
   FLOPs are XLA's count for one step of all members.
   """
-  from experiments import runner
-  cfg = runner.resolve(config)
+  from dynamics import experiment
+  cfg = experiment.resolve(config)
   if cfg.train.float64 or cfg.loss.float64:
     jax.config.update("jax_enable_x64", True)
-  _, _, program, run = runner.build(cfg)
+  _, _, _, _, _, program, run = experiment.Experiment.from_config(cfg, resolved=True)
   state = run.init_state()
   members = run.n
   n_logs = run.max_logs

@@ -20,7 +20,7 @@ from absl import app, flags
 
 from analysis import curvature
 from benchmarks import common
-from experiments import runner
+from dynamics import experiment
 from experiments.configs import eos_gd
 from experiments.configs.common import base_config
 
@@ -31,8 +31,8 @@ _GRID = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80)
 def _setup():
   c = base_config("mlp", "digits", "gd")
   c.model.widths = (200, 200)
-  cfg = runner.resolve(c)
-  ds, model, program, _ = runner.build(cfg)
+  cfg = experiment.resolve(c)
+  _, ds, model, _, _, program, _ = experiment.Experiment.from_config(cfg, resolved=True)
   batch = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
   params = model.init(jax.random.PRNGKey(0))
   step = jax.jit(lambda p: jax.tree.map(lambda w, g: w - 0.05 * g, p,
@@ -65,8 +65,8 @@ def overhead() -> dict:
     c.train.chunk_steps = 100
     if not probe:
       del c.probes["sharpness"]
-    cfg = runner.resolve(c)
-    _, _, _, run = runner.build(cfg)
+    cfg = experiment.resolve(c)
+    run = experiment.Experiment.from_config(cfg, resolved=True).runner
     box = {"s": run.init_state()}
 
     def chunk():

@@ -37,13 +37,15 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
-def validate(cfg: Any) -> None:
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """The opt section of the flow completed by its defaults; raises ConfigError naming the field."""
   cu.check_fields("opt", cfg, default_config())
   cu.check_positive("opt.alpha", cfg.get("alpha", 1.0))
   cu.check_positive("opt.max_step", cfg.get("max_step", 1.0))
   it = cfg.get("power_iters", 5)
   if not isinstance(it, int) or isinstance(it, bool) or it < 1:
     raise cu.ConfigError(f"opt.power_iters={it!r} is not allowed; it must be an integer >= 1")
+  return cu.with_defaults("opt", cfg, default_config())
 
 
 def _dot(a, b) -> jax.Array:

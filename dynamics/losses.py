@@ -226,8 +226,8 @@ def default_config() -> ml_collections.ConfigDict:
   ))
 
 
-def validate(cfg: Any) -> None:
-  """Raises ConfigError naming the loss.* field at fault."""
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """The section completed by its defaults; raises ConfigError naming the loss.* field."""
   cu.check_fields("loss", cfg, default_config())
   name = cu.check_choice("loss.name", cu.get(cfg, "name", "mse"), LOSSES)
   f64 = cu.get(cfg, "float64", False)
@@ -236,6 +236,7 @@ def validate(cfg: Any) -> None:
   if f64 and name == "mse":
     raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
                          "'stablemax'; got loss.name='mse'")
+  return cu.with_defaults("loss", cfg, default_config())
 
 
 def build(cfg: Any = None) -> Loss:

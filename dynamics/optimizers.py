@@ -230,8 +230,9 @@ def validate_schedule(cfg: Any) -> None:
                          f"{total * (1.0 - cfg.decay_fraction):g}")
 
 
-def validate(cfg: Any) -> None:
-  """Raises ConfigError naming the opt.* field at fault (missing fields take defaults)."""
+def validate(cfg: Any) -> ml_collections.ConfigDict:
+  """The section completed by its defaults (opt.schedule too); raises ConfigError naming the
+  opt.* field at fault."""
   cfg = with_defaults(cfg)
   for h in hparam_names(cfg.name):
     check_hparam(h, cfg[h])
@@ -239,6 +240,7 @@ def validate(cfg: Any) -> None:
     raise cu.ConfigError("opt.perpgrad_rescale=True is not allowed with opt.perpgrad=False; "
                          "it rescales the PerpGrad projection: set opt.perpgrad=True")
   validate_schedule(cfg.schedule)
+  return cfg
 
 
 # ---- schedules -----------------------------------------------------------------------------

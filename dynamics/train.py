@@ -166,37 +166,61 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
+class Problem(NamedTuple):
+  """What training and every in-loop probe need to know of an experiment: the model's apply,
+  the loss, the optimizer and the training data (see Problem.of)."""
+  apply: Callable
+  loss: Any                # a dynamics.losses.Loss (per_example(outputs, y) -> [N])
+  accuracy: Callable       # per-example accuracy fn(outputs, y) -> [N]
+  opt: Any                 # a dynamics.optimizers.Optimizer, or a dynamics.flow.GradientFlow
+  data: dict               # x_train, y_train and optionally x_test, y_test
+  batch_size: int          # examples per step; 0: the full batch
+
+  @classmethod
+  def of(cls, apply, loss, accuracy, opt, data, batch_size: int = 0) -> "Problem":
+    """The problem with batch_size 0 when it covers the whole training set."""
+    n = data["x_train"].shape[0]
+    return cls(apply, loss, accuracy, opt, data, batch_size if 0 < batch_size < n else 0)
+
+  @property
+  def n_train(self) -> int:
+    return self.data["x_train"].shape[0]
+
+  @property
+  def is_flow(self) -> bool:
+    return isinstance(self.opt, GradientFlow)
+
+  def batch_loss(self, params, batch):
+    """Mean loss of params on a batch {'x', 'y'}: the function curvature code differentiates."""
+    return jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
+
+  def full_batch(self) -> dict:
+    """The whole training set as a batch {'x', 'y'}."""
+    return {"x": self.data["x_train"], "y": self.data["y_train"]}
+
+
 class Program:
   """Builds the per-member step and log functions and the compiled chunk over all members.
 
   Args:
-    apply: model apply(params, x) -> outputs.
-    loss: a dynamics.losses.Loss (per_example(outputs, y) -> [N]).
-    accuracy: per-example accuracy fn(outputs, y) -> [N].
-    opt: a dynamics.optimizers.Optimizer, or a dynamics.flow.GradientFlow (RK4 gradient flow).
-    data: dict with x_train, y_train and optionally x_test, y_test (device arrays).
+    problem: the Problem (model, loss, optimizer, data).
     cfg: the train section (validated).
-    probes: name -> Probe or fn(params, opt_state, batch) -> metrics.
+    probes: name -> Probe or fn(params, opt_state, batch) -> metrics, built for this problem.
   """
 
-  def __init__(self, apply, loss, accuracy, opt, data, cfg, probes=None):
-    self.apply, self.loss, self.accuracy, self.opt = apply, loss, accuracy, opt
-    self.data, self.cfg = data, cfg
+  def __init__(self, problem: Problem, cfg, probes=None):
+    self.problem, self.cfg = problem, cfg
+    self.apply, self.loss, self.accuracy = problem.apply, problem.loss, problem.accuracy
+    self.opt, self.data, self.batch_loss = problem.opt, problem.data, problem.batch_loss
     self.probes = {k: as_probe(v) for k, v in (probes or {}).items()}
-    self.n_train = data["x_train"].shape[0]
-    bs = cfg.batch_size
-    self.batch_size = bs if 0 < bs < self.n_train else 0
-    self.has_test = "x_test" in data and data["x_test"].shape[0] > 0
-    self.is_flow = isinstance(opt, GradientFlow)
+    self.n_train, self.batch_size, self.is_flow = (problem.n_train, problem.batch_size,
+                                                   problem.is_flow)
+    self.has_test = "x_test" in self.data and self.data["x_test"].shape[0] > 0
     if cfg.test_acc_goal > 0 and not self.has_test:
       raise cu.ConfigError(f"train.test_acc_goal={cfg.test_acc_goal!r} is not allowed: the data "
                            "has no test split; set it to 0 or give the data a test split")
 
   # ---- one member -------------------------------------------------------------------------
-  def batch_loss(self, params, batch):
-    """Mean loss of params on a batch {'x', 'y'}: the function curvature code differentiates."""
-    return jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
-
   @staticmethod
   def full_batch(data) -> dict:
     return {"x": data["x_train"], "y": data["y_train"]}

@@ -10,8 +10,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from dynamics.config_utils import ConfigError
+from dynamics.experiment import Experiment
 from dynamics.runs import ConfigMismatch
-from experiments import runner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (NAME.py or "
                                           "NAME.py:variant).", lock_config=True)
@@ -24,10 +24,13 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # progress is printed; library INFO chatter is not
   try:
-    runner.run(_CONFIG.value, _WORKDIR.value)
+    path = Experiment.from_config(_CONFIG.value).run(_WORKDIR.value)
   except (ConfigError, ConfigMismatch) as e:  # before any work: name the field, no traceback
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  from analysis import plots, trajectory
+  paths = plots.training_curves(trajectory.load(path), f"{path}/figures")
+  print(f"figures: {', '.join(paths)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,7 @@ from typing import Callable, NamedTuple, Optional
 from absl import app, flags, logging
 from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
 
-from dynamics import config_utils, runs
-from experiments import runner
+from dynamics import config_utils, experiment, runs
 from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
 
@@ -68,8 +67,7 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
   trajs = {}
   for label, cfg in configs.items():
     log(f"[{name}] run {label}")
-    trajs[label] = trajectory.load(runner.run(cfg, os.path.join(out, label), log=log,
-                                              plot=False))
+    trajs[label] = trajectory.load(experiment.run(cfg, os.path.join(out, label), log=log))
   report = fig.draw(trajs, out, quick)
   report.update(figure=name, quick=quick, steps=steps, description=fig.description,
                 seconds=round(time.time() - t0, 1),
@@ -96,7 +94,7 @@ def _configs(name: str, fig: Figure, quick: bool, steps: Optional[int]) -> dict:
     for label, cfg in configs.items():
       cfg.train.steps = steps
       try:                         # e.g. a multiple of train.log_every: refused before any run
-        runner.resolve(cfg)
+        experiment.resolve(cfg)
       except ValueError as e:
         raise ValueError(f"--steps={steps} is not allowed for --figure={name} (run {label}): "
                          f"{e}") from None

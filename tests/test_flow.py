@@ -8,7 +8,7 @@ import tiny
 from analysis import trajectory
 from dynamics import flow
 from dynamics.config_utils import ConfigError
-from experiments import runner
+from dynamics import experiment
 
 D = jnp.array([10.0, 1.0, 0.1, -0.5], jnp.float64)  # one negative direction: the flow leaves it
 
@@ -49,7 +49,7 @@ def test_flow_runs_in_the_training_loop_and_decreases_the_loss(tmp_path):
   cfg.opt = flow.default_config()
   cfg.opt.alpha = 0.5
   cfg.sweep.seed = (0, 1)
-  t = trajectory.load(runner.run(cfg, str(tmp_path / "gf"), log=lambda *_: None, plot=False))
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "gf"), log=lambda *_: None))
   loss, time = t.metrics["train_loss"], t.metrics["flow_time"]
   assert np.all(np.diff(loss, axis=1) < 0)          # gradient flow decreases the loss
   assert np.all(np.diff(time, axis=1) > 0)
@@ -61,8 +61,8 @@ def test_flow_config_errors():
   cfg.opt = flow.default_config()
   cfg.opt.power_iters = 0
   with pytest.raises(ConfigError, match="opt.power_iters=0"):
-    runner.resolve(cfg)
+    experiment.resolve(cfg)
   cfg.opt.power_iters = 3
   cfg.sweep.opt = {"learning_rate": [0.1]}
   with pytest.raises(ConfigError, match="sweep.opt.learning_rate cannot be swept"):
-    runner.resolve(cfg)
+    experiment.resolve(cfg)

@@ -8,7 +8,7 @@ import pytest
 
 from analysis import trajectory
 from analysis.trajectory import Trajectory
-from experiments import runner
+from dynamics import experiment
 from experiments.configs import grokking as grokking_cfg
 from experiments.figures import grokking
 
@@ -23,8 +23,7 @@ def _tiny_config():
 
 
 def test_progress_measures_and_report_on_a_tiny_run(tmp_path):
-  t = trajectory.load(runner.run(_tiny_config(), str(tmp_path / "main"), log=lambda *_: None,
-                                 plot=False))
+  t = trajectory.load(experiment.run(_tiny_config(), str(tmp_path / "main"), log=lambda *_: None))
   pm = grokking.progress_measures(t, member=1)
   assert list(pm["steps"]) == t.kept_steps == [0, 50, 100, 150, 200]
   # the measures' train / test losses are the run's own logged losses at the kept steps
@@ -67,11 +66,10 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
   from experiments.figures import softmax_collapse as sc_fig
   monkeypatch.setattr(sc_fig, "_runs", lambda quick: {
       n: _tiny_sc("quick" if n == "softmax" else f"quick_{n}") for n in sc_fig.RUNS})
-  trajs = {n: trajectory.load(runner.run(c, str(tmp_path / n), log=lambda *_: None,
-                                         plot=False)) for n, c in sc_fig._runs(True).items()}
+  trajs = {n: trajectory.load(experiment.run(c, str(tmp_path / n), log=lambda *_: None)) for n, c in sc_fig._runs(True).items()}
   # the probe is measured on the training set with the kept params of the same step
   t = trajs["softmax"]
-  ds, model, program, _ = runner.build(runner.resolve(_tiny_sc("quick")))
+  _, ds, model, _, _, program, _ = experiment.Experiment.from_config(_tiny_sc("quick"))
   params = {k: v[0] for k, v in t.params(100).items()}
   logits = model.apply(params, ds.x_train)
   j = int(np.flatnonzero(t.steps == 100)[0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis import trajectory
-from experiments import runner
+from dynamics import experiment
 from experiments.configs import lottery as lottery_cfg
 from experiments.figures import lottery
 
@@ -78,8 +78,7 @@ def _tiny_config():
 
 
 def test_measures_and_report_on_a_tiny_run(tmp_path):
-  t = trajectory.load(runner.run(_tiny_config(), str(tmp_path / "main"), log=lambda *_: None,
-                                 plot=False))
+  t = trajectory.load(experiment.run(_tiny_config(), str(tmp_path / "main"), log=lambda *_: None))
   lm = lottery.lottery_measures(t)
   T, n, K = len(t.kept_steps), t.n_members, 3
   assert list(lm["steps"]) == t.kept_steps and t.kept_steps[0] == 0

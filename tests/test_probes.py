@@ -8,13 +8,14 @@ from jax.flatten_util import ravel_pytree
 import tiny
 from analysis import trajectory
 from dynamics.config_utils import ConfigError
-from experiments import probes as probes_lib
-from experiments import runner
+from analysis import probes as probes_lib
+from dynamics import experiment
+from dynamics import probes as dynamics_probes
 
 
 def _dense_hessian(cfg, params):
-  cfg = runner.resolve(cfg)
-  ds, _, program, _ = runner.build(cfg)
+  cfg = experiment.resolve(cfg)
+  _, ds, _, _, _, program, _ = experiment.Experiment.from_config(cfg, resolved=True)
   batch = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
   flat, unravel = ravel_pytree(params)
   return jax.hessian(lambda f: program.batch_loss(unravel(f), batch))(flat)
@@ -28,7 +29,7 @@ def test_sharpness_and_trace_probes_match_dense_hessian(tmp_path):
   cfg = tiny.config(steps=20, float64=True, lrs=(0.05, 0.3))
   cfg.probes.sharpness = dict(k=2, num_iters=40)
   cfg.probes.hessian_trace = dict(num_probes=200)
-  t = trajectory.load(runner.run(cfg, str(tmp_path / "r"), log=lambda *_: None, plot=False))
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "r"), log=lambda *_: None))
   j = int(np.flatnonzero(t.steps == 20)[0])
   for i in range(2):
     H = _dense_hessian(cfg, _member(t.params(20), i))
@@ -43,11 +44,11 @@ def test_preconditioned_sharpness_probe_matches_dense(tmp_path):
   cfg = tiny.config(steps=10, float64=True, lrs=None)
   cfg.opt = type(cfg.opt)(dict(name="adam", learning_rate=0.01))
   cfg.probes.preconditioned_sharpness = dict(k=1, num_iters=40)
-  t = trajectory.load(runner.run(cfg, str(tmp_path / "a"), log=lambda *_: None, plot=False))
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "a"), log=lambda *_: None))
   params = _member(t.params(10), 0)
   H = np.asarray(_dense_hessian(cfg, params))
   # P = (sqrt(nu_hat) + eps) / lr from the optimizer state kept at the same step
-  opt = runner.opt_lib(cfg.opt).build(runner.resolve(cfg).opt)
+  opt = experiment.opt_lib(cfg.opt).build(experiment.resolve(cfg).opt)
   leaves = [jnp.asarray(x[0]) for x in t.opt_state_leaves(10)]
   template = jax.eval_shape(opt.init, params)
   state = jax.tree.unflatten(jax.tree.structure(template), leaves)
@@ -64,7 +65,7 @@ def test_preconditioned_sharpness_probe_matches_dense(tmp_path):
 def test_cold_solve_at_init_makes_cheap_warm_calls_accurate(tmp_path):
   cfg = tiny.config(steps=20, float64=True, lrs=(0.3,))
   cfg.probes.sharpness = dict(k=1, num_iters=6, cold_iters=40)
-  t = trajectory.load(runner.run(cfg, str(tmp_path / "w"), log=lambda *_: None, plot=False))
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "w"), log=lambda *_: None))
   for step, rtol in ((0, 1e-8), (20, 1e-4)):
     j = int(np.flatnonzero(t.steps == step)[0])
     H = np.asarray(_dense_hessian(cfg, _member(t.params(step), 0)))
@@ -72,7 +73,7 @@ def test_cold_solve_at_init_makes_cheap_warm_calls_accurate(tmp_path):
                                rtol=rtol)
   # without the cold solve, 6 iterations from a random start are visibly off at step 0
   cfg.probes.sharpness = dict(k=1, num_iters=6, cold_iters=0)
-  c = trajectory.load(runner.run(cfg, str(tmp_path / "c"), log=lambda *_: None, plot=False))
+  c = trajectory.load(experiment.run(cfg, str(tmp_path / "c"), log=lambda *_: None))
   H0 = np.asarray(_dense_hessian(cfg, _member(c.params(0), 0)))
   assert abs(c.metrics["sharpness/max"][0, 0] / np.linalg.eigvalsh(H0)[-1] - 1) > 1e-4
 
@@ -82,11 +83,11 @@ def test_batch_sharpness_probe_of_one_full_batch_is_the_sharpness(tmp_path):
   # sharpness and g^T H g / ||g||^2 the Rayleigh quotient along the full gradient
   cfg = tiny.config(steps=20, float64=True, lrs=(0.3,))
   cfg.probes.batch_sharpness = dict(num_batches=1, num_iters=40)    # batch_size 0: full
-  t = trajectory.load(runner.run(cfg, str(tmp_path / "b"), log=lambda *_: None, plot=False))
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "b"), log=lambda *_: None))
   j = int(np.flatnonzero(t.steps == 20)[0])
   params = _member(t.params(20), 0)
   H = np.asarray(_dense_hessian(cfg, params))
-  ds, _, program, _ = runner.build(runner.resolve(cfg))
+  _, ds, _, _, _, program, _ = experiment.Experiment.from_config(cfg)
   batch = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
   g = np.asarray(ravel_pytree(jax.grad(program.batch_loss)(params, batch))[0])
   np.testing.assert_allclose(t.metrics["batch_sharpness/mean_lambda_max"][0, j],
@@ -99,12 +100,12 @@ def test_batch_sharpness_probe_takes_the_training_batch_size(tmp_path):
   cfg = tiny.config(steps=20, lrs=None, batch_size=40)      # 120 training examples
   cfg.probes.batch_sharpness = dict(num_batches=4, batch_size=121)
   with pytest.raises(ConfigError, match=r"batch_sharpness.batch_size=121 .* at most the 120"):
-    runner.run(cfg, str(tmp_path / "s"), log=lambda *_: None, plot=False)
+    experiment.run(cfg, str(tmp_path / "s"), log=lambda *_: None)
   assert not (tmp_path / "s").exists()     # refused before anything was written
   # the default (0) is the training batch size: lambda_max(H_B) of one minibatch of 40
   cfg.train.float64 = True
   cfg.probes.batch_sharpness = dict(num_batches=1, num_iters=40)
-  ds, model, program, _ = runner.build(runner.resolve(cfg))
+  _, ds, model, _, _, program, _ = experiment.Experiment.from_config(cfg)
   params = model.init(jax.random.PRNGKey(3), dtype=np.float64)
   full = {"x": jnp.asarray(ds.x_train), "y": jnp.asarray(ds.y_train)}
   key = jax.random.PRNGKey(7)
@@ -120,8 +121,8 @@ def _adam_probe(opt_name="adam", **hp):
   from types import SimpleNamespace
   from dynamics import optimizers
   opt = optimizers.build(dict(name=opt_name, **hp))
-  program = SimpleNamespace(is_flow=False, opt=opt)
-  return opt, probes_lib.adam_moments({}, program, None)
+  problem = SimpleNamespace(is_flow=False, opt=opt)
+  return opt, dynamics_probes.adam_moments({}, problem)
 
 
 def test_adam_moments_probe_on_a_constructed_state():

@@ -12,13 +12,13 @@ import tiny
 from analysis import trajectory
 from dynamics import runs, train
 from dynamics.config_utils import ConfigError
-from experiments import runner
+from dynamics import experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(cfg, path, **kw):
-  return trajectory.load(runner.run(cfg, str(path), log=lambda *_: None, plot=False, **kw))
+  return trajectory.load(experiment.run(cfg, str(path), log=lambda *_: None, **kw))
 
 
 def test_vmapped_sweep_equals_runs_one_by_one(tmp_path):
@@ -45,11 +45,11 @@ _DEVICE_SCRIPT = r"""
 import json, sys
 sys.path.insert(0, "tests")
 import tiny
-from experiments import runner
+from dynamics import experiment
 from analysis import trajectory
 import jax
 cfg = tiny.config(lrs=(0.05, 0.1, 0.2))
-path = runner.run(cfg, sys.argv[1], log=lambda *_: None, plot=False)
+path = experiment.run(cfg, sys.argv[1], log=lambda *_: None)
 t = trajectory.load(path)
 print(json.dumps({"devices": len(jax.devices()),
                   "loss": t.metrics["train_loss"].tolist(),
@@ -199,7 +199,7 @@ def test_test_accuracy_goal_needs_a_test_split(tmp_path):
   cfg.data.n_test = 0
   with pytest.raises(ConfigError, match=r"train.test_acc_goal=0.9 is not allowed: the data has "
                                         "no test split"):
-    runner.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
+    experiment.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
   assert not (tmp_path / "bad").exists()
 
 
@@ -226,7 +226,7 @@ def test_resume_restores_into_a_traced_template_without_initializing(tmp_path, m
   cfg = tiny.config(steps=20)
   cfg.opt = type(cfg.opt)(dict(name="adam", learning_rate=0.01, moments_float64=True))
   cfg.sweep.opt = type(cfg.sweep)(dict(learning_rate=(0.01, 0.02, 0.03)))
-  _, _, _, run = runner.build(runner.resolve(cfg))
+  _, _, _, _, _, _, run = experiment.Experiment.from_config(cfg)
   want, got = run.to_host(run.init_state()), run.host_template()
   assert jax.tree.structure(got) == jax.tree.structure(want)
   dtypes = set()
@@ -263,7 +263,7 @@ def test_config_errors_name_the_field_and_allowed_values(tmp_path, path, value, 
   else:
     cfg[section][field] = value
   with pytest.raises(ConfigError) as e:
-    runner.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
+    experiment.run(cfg, str(tmp_path / "bad"), log=lambda *_: None)
   assert fragment in str(e.value)
   assert not (tmp_path / "bad").exists()          # refused before any work
 
@@ -272,18 +272,18 @@ def test_seed_must_be_a_plain_integer():
   for bad in (True, -1, 1.5):     # as a config file could set it (a flag is parsed as int)
     cfg = type(tiny.config())(dict(tiny.config().to_dict(), seed=bad))
     with pytest.raises(ConfigError, match=f"seed={bad!r} is not allowed"):
-      runner.resolve(cfg)
+      experiment.resolve(cfg)
 
 
 def test_unknown_fields_and_sections_are_refused(tmp_path):
   cfg = tiny.config()
   cfg.train.stepz = 3
   with pytest.raises(ConfigError, match="train: unknown field"):
-    runner.resolve(cfg)
+    experiment.resolve(cfg)
   cfg = tiny.config()
   cfg.optimizer = {}
   with pytest.raises(ConfigError, match="unknown section"):
-    runner.resolve(cfg)
+    experiment.resolve(cfg)
 
 
 def test_different_config_on_existing_workdir_is_refused(tmp_path):
@@ -362,7 +362,7 @@ def test_an_extension_killed_before_its_first_checkpoint_still_extends(tmp_path,
 def test_a_kill_before_the_final_summary_is_repaired_on_resume(tmp_path, monkeypatch):
   cfg = tiny.config(steps=40, chunk_steps=20)
   ref = _run(cfg, tmp_path / "ref")
-  restore = _crash_on_call(monkeypatch, runner, "_write_summary", 1,
+  restore = _crash_on_call(monkeypatch, experiment, "_write_summary", 1,
                            when=lambda rd, r, host, step: bool(np.all(host.done)))
   with pytest.raises(_Crash):
     _run(cfg, tmp_path / "w")

@@ -316,18 +316,18 @@ def test_input_shape_errors():
 def test_tiny_grokking_run_end_to_end(tmp_path):
   """experiments.runner.run: transformer on tokens of modular addition, AdamW, cross-entropy."""
   from analysis import trajectory
-  from experiments import runner
+  from dynamics import experiment
   from experiments.configs.common import base_config
   c = base_config("transformer", "modular", "adamw", loss="cross_entropy")
   c.data.update(dict(p=7, train_frac=0.5))
   c.model.update(dict(d_model=16, n_heads=2, d_head=8, d_mlp=32))
   c.opt.update(dict(learning_rate=3e-3, weight_decay=1.0, b2=0.98))
   c.train.update(dict(steps=20, log_every=5, chunk_steps=20, keep="every:10"))
-  ds, model, program, _ = runner.build(runner.resolve(c))
+  _, ds, model, _, _, program, _ = experiment.Experiment.from_config(c)
   assert program.data["x_train"].dtype == np.int32                # tokens stay integer
   assert program.data["x_test"].dtype == np.int32
   assert model.config.in_dim == 3 and model.config.out_dim == 7
-  path = runner.run(c, str(tmp_path / "run"), log=lambda *_: None, plot=False)
+  path = experiment.run(c, str(tmp_path / "run"), log=lambda *_: None)
   t = trajectory.load(path)
   loss = t.metrics["train_loss"][0]
   assert t.steps.tolist() == [0, 5, 10, 15, 20] and np.all(np.isfinite(loss))

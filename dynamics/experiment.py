@@ -1,13 +1,18 @@
-"""run(config, workdir): the library function behind the launcher and the notebooks.
+"""An experiment from its config: resolved once, built once, trained into a run directory.
 
-It resolves and validates the whole config before any work (a bad value stops here with the
-field's name and the allowed values), then builds data, model, loss, optimizer, sweep and probes,
-opens the run directory (resuming if it holds the same config), trains chunk by chunk with
-progress on the terminal, and draws the training curves into WORKDIR/figures/.
+    exp = Experiment.from_config(config)     # every field checked; data, model, loss, optimizer,
+                                             # sweep, probes, program: built once, in that order
+    exp.run(workdir)                         # trains or resumes; the run directory is the record
+    traj = analysis.trajectory.load(workdir) # and reads it back (it rebuilds exp from config.json)
+
+config sections: seed, model, data, loss, opt, train, probes, sweep and analysis (settings of
+analysis computed from the run afterwards, e.g. the central flows: stored with the run, never
+read by training, free to change on resume). A bad value stops in from_config, before any work,
+with a ConfigError naming the field and the allowed values.
 """
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import ml_collections
@@ -15,19 +20,23 @@ import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics import data as data_lib
-from dynamics import flow, losses, models, optimizers, runs, train
+from dynamics import flow, losses, models, optimizers, probes, runs, train
 from dynamics import sweep as sweep_lib
-from experiments import probes as probes_lib
 
-SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep")
+SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep", "analysis")
+
+# Fields a run may change on resume: they decide where it ends, how the work is split into
+# compiled chunks and how often it checkpoints, never the numbers of a step it takes; and the
+# analysis section, which training never reads.
+MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs", "analysis")
 
 
 def opt_lib(opt_cfg):
   """The module that validates and builds this opt section: optimizers, or flow (RK4)."""
-  return flow if opt_cfg.get("name") == flow.NAME else optimizers
+  return flow if cu.get(opt_cfg, "name") == flow.NAME else optimizers
 
 
-def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def resolve(config: Any) -> ml_collections.ConfigDict:
   """The config with every section's defaults filled in; raises ConfigError on a bad value."""
   unknown = sorted(set(config.keys()) - set(SECTIONS))
   if unknown:
@@ -39,26 +48,16 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   seed = config.get("seed", 0)
   if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
     raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
-  models.validate(config.model)
-  data_lib.validate(config.data)
-  opt_lib(config.opt).validate(config.opt)
   out = ml_collections.ConfigDict()
   out.seed = seed
-  d = section_defaults(config)
-  out.model = cu.with_defaults("model", config.model, d["model"])
-  out.data = cu.with_defaults("data", config.data, d["data"])
-  loss_cfg = config.get("loss", ml_collections.ConfigDict(dict(name="mse")))
-  losses.validate(loss_cfg)
-  out.loss = cu.with_defaults("loss", loss_cfg, d["loss"])
-  if config.opt.name == flow.NAME:
-    out.opt = cu.with_defaults("opt", config.opt, d["opt"])
-  else:
-    out.opt = optimizers.with_defaults(config.opt)   # fills a partial opt.schedule too
-  out.train = cu.with_defaults("train", config.get("train", {}), d["train"])
-  train.validate(out.train)
-  out.probes = ml_collections.ConfigDict(config.get("probes", {}))
-  probes_lib.validate(out.probes)
+  out.model = models.validate(config.model)
+  out.data = data_lib.validate(config.data)
+  out.loss = losses.validate(config.get("loss", ml_collections.ConfigDict(dict(name="mse"))))
+  out.opt = opt_lib(config.opt).validate(config.opt)
+  out.train = train.validate(config.get("train", {}))
+  out.probes = probes.resolve(config.get("probes", {}))
   out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
+  out.analysis = ml_collections.ConfigDict(config.get("analysis", {}))
   sweep = sweep_lib.expand(out.sweep, opt_lib(out.opt).build(out.opt).hparam_names)
   for member in sweep.members:
     for axis, value in member.items():
@@ -69,73 +68,100 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return out
 
 
-# Fields a run may change on resume: they decide where it ends, how the work is split into
-# compiled chunks and how often it checkpoints, never the numbers of a step it takes.
-MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs")
-
-
-def section_defaults(config: ml_collections.ConfigDict) -> dict:
-  """Each section's fields at their defaults, for the config's model, data and optimizer names
-  (validated): what resolve fills in, and what a field added after a run was created must
-  equal for the run to resume."""
-  opt = (flow.default_config() if config.opt.name == flow.NAME
-         else optimizers.default_config(config.opt.name))
+def section_defaults(config: Any) -> dict:
+  """Each section's fields at their defaults, for the config's model, data and optimizer names:
+  what resolve fills in, and what a field added after a run was created must equal for the
+  run to resume."""
   return dict(model=models.default_config(config.model.name),
               data=data_lib.default_config(config.data.name), loss=losses.default_config(),
-              opt=opt, train=train.default_config())
+              opt=(flow.default_config() if config.opt.name == flow.NAME
+                   else optimizers.default_config(config.opt.name)),
+              train=train.default_config())
 
 
-def build(cfg: ml_collections.ConfigDict):
-  """Data, model, program and runner for a resolved config (no files touched)."""
-  dtype = np.float64 if cfg.train.float64 else np.float32
-  ds = data_lib.load(cfg.data)
-  model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim)
-  loss = losses.build(cfg.loss)
-  opt = opt_lib(cfg.opt).build(cfg.opt)
-  sweep = sweep_lib.expand(cfg.sweep, opt.hparam_names)
-  # Only floating arrays take the run's dtype: integer labels and integer inputs (the
-  # transformer's tokens) stay integer.
-  cast = lambda a: a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
-  data = {"x_train": cast(ds.x_train), "y_train": cast(ds.y_train)}
-  if ds.x_test.shape[0]:
-    data.update(x_test=cast(ds.x_test), y_test=cast(ds.y_test))
-  program = train.Program(model.apply, loss, losses.accuracy, opt, data, cfg.train)
-  program.probes = {k: train.as_probe(v) for k, v in
-                    probes_lib.build(cfg.probes, program, model).items()}
-  runner = train.Runner(program, lambda key: model.init(key, dtype=dtype), sweep,
-                        base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
-  return ds, model, program, runner
+class Experiment(NamedTuple):
+  """Everything a config builds, each part handed to the next by its constructor.
+
+  Attributes:
+    config: the resolved config (every field present and checked).
+    dataset: the dynamics.data Dataset (numpy arrays and info).
+    model: the dynamics.models Model (init, apply, config).
+    problem: the dynamics.train.Problem (apply, loss, optimizer, data in the run's dtype).
+    sweep: the dynamics.sweep Sweep (members).
+    program: the dynamics.train.Program (step, log point, probes).
+    runner: the dynamics.train.Runner (the compiled programs over the devices).
+  """
+  config: ml_collections.ConfigDict
+  dataset: Any
+  model: Any
+  problem: train.Problem
+  sweep: sweep_lib.Sweep
+  program: train.Program
+  runner: train.Runner
+
+  @classmethod
+  def from_config(cls, config: Any, resolved: bool = False) -> "Experiment":
+    """Resolves (unless `resolved`) and builds the experiment; no files are touched."""
+    cfg = config if resolved else resolve(config)
+    enable_x64_if_needed(cfg)
+    problem, dataset, model = build_problem(cfg)
+    sweep = sweep_lib.expand(cfg.sweep, problem.opt.hparam_names)
+    program = train.Program(problem, cfg.train, probes.build(cfg.probes, problem))
+    runner = train.Runner(program, lambda key: model.init(key, dtype=dtype(cfg)), sweep,
+                          base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
+    return cls(cfg, dataset, model, problem, sweep, program, runner)
+
+  def batch(self) -> dict:
+    """The full training batch {'x', 'y'} in the run's dtype."""
+    return self.problem.full_batch()
+
+  def run(self, workdir: str, log: Callable = print) -> str:
+    """Trains (or resumes) the experiment in `workdir`; returns the run directory's path."""
+    rd = runs.RunDir(workdir)
+    defaults = {k: v.to_dict() for k, v in section_defaults(self.config).items()}
+    rd.open(self.config.to_dict(), self.sweep, defaults=defaults, may_change=MAY_CHANGE)
+    try:
+      _train(self, rd, log)
+    finally:
+      rd.close()
+    return rd.path
 
 
-def _print(msg: str) -> None:
-  print(msg, flush=True)
+def dtype(cfg) -> Any:
+  return np.float64 if cfg.train.float64 else np.float32
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, log: Callable = _print,
-        plot: bool = True) -> str:
-  """Trains (or resumes) the experiment `config` in `workdir`; returns the workdir."""
-  cfg = resolve(config)
-  # x64 for float64 runs, for a float64 loss on a float32 run (the loss casts up and back) and
-  # for float64 optimizer moments; never switched off here: other code may rely on it
+def enable_x64_if_needed(cfg) -> None:
+  """x64 for float64 runs, for a float64 loss on a float32 run (the loss casts up and back) and
+  for float64 optimizer moments; never switched off here: other code may rely on it."""
   if cfg.train.float64 or cfg.loss.float64 or cfg.opt.get("moments_float64", False):
     jax.config.update("jax_enable_x64", True)
-  _, _, program, runner = build(cfg)
-  rd = runs.RunDir(workdir)
-  defaults = {k: v.to_dict() for k, v in section_defaults(cfg).items()}
-  rd.open(cfg.to_dict(), runner.sweep, defaults=defaults, may_change=MAY_CHANGE)
-  try:
-    _train(cfg, program, runner, rd, log)
-  finally:
-    rd.close()
-  if plot:
-    from analysis import plots, trajectory
-    paths = plots.training_curves(trajectory.load(workdir), f"{rd.path}/figures")
-    log(f"figures: {', '.join(paths)}")
-  return rd.path
 
 
-def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
-  tc = cfg.train
+def build_problem(cfg) -> tuple[train.Problem, Any, Any]:
+  """(Problem, Dataset, Model) of a resolved config: what analysis needs to rebuild a run."""
+  ds = data_lib.load(cfg.data)
+  model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim)
+  # Only floating arrays take the run's dtype: integer labels and integer inputs (the
+  # transformer's tokens) stay integer.
+  dt = dtype(cfg)
+  cast = lambda a: a.astype(dt) if np.issubdtype(a.dtype, np.floating) else a
+  arrays = {"x_train": cast(ds.x_train), "y_train": cast(ds.y_train)}
+  if ds.x_test.shape[0]:
+    arrays.update(x_test=cast(ds.x_test), y_test=cast(ds.y_test))
+  problem = train.Problem.of(model.apply, losses.build(cfg.loss), losses.accuracy,
+                             opt_lib(cfg.opt).build(cfg.opt), arrays, cfg.train.batch_size)
+  return problem, ds, model
+
+
+def run(config: Any, workdir: str, log: Callable = print) -> str:
+  """Experiment.from_config(config).run(workdir, log): the launcher's library call."""
+  return Experiment.from_config(config).run(workdir, log)
+
+
+# ---- the life of a run: train, checkpoint, resume --------------------------------------------
+def _train(exp: Experiment, rd: runs.RunDir, log: Callable) -> None:
+  tc, runner = exp.config.train, exp.runner
   kept = train.keep_steps(tc.keep, tc.steps, tc.log_every)
   if rd.latest_step() is not None:
     step, host = rd.restore_latest(runner.host_template())
@@ -143,7 +169,7 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
       raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
                            f"reached step {step}; give train.steps >= {step}")
     rd.truncate_metrics(step)
-    host = _reconcile(host, rd, cfg, step, log)
+    host = _reconcile(host, rd, exp.config, step, log)
     rd.accept_changes()
     if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
       rd.save_kept(step, host)
@@ -159,12 +185,12 @@ def _train(cfg, program, runner, rd: runs.RunDir, log: Callable) -> None:
     rd.append_metrics(np.array([0]), m0)
     _checkpoint(rd, runner, state, 0, kept)
   t_start, t_ckpt, step_start = time.time(), time.time(), step
-  while not _all_done(runner, state):
+  while not _all_done(state):
     n = runner.plan(step, kept)
     state, m = runner.run_chunk(state, n)
     steps = step + tc.log_every * np.arange(1, n + 1)
     step = int(steps[-1])
-    finished = _all_done(runner, state)
+    finished = _all_done(state)
     if finished:  # drop the log points after the last member stopped (all NaN)
       last = int(np.max(np.asarray(state.stop_step)[:runner.n]))
       keep = steps <= max(last, int(steps[0]))
@@ -190,13 +216,13 @@ def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
   ended = done & ~np.asarray(host.diverged) & (stop >= 0) & (stop < tc.steps)
   restart = np.zeros_like(done)
   # goals are compared in the metrics' dtype inside the program: float32 unless float64
-  dtype = np.float64 if cfg.train.float64 else np.float32
+  dt = dtype(cfg)
   for s in np.unique(stop[ended]):
     m = rd.metrics_at(int(s))
     if m is None:
       raise RuntimeError(f"{rd.path}: no metrics logged at step {s}, where members stopped; "
                          "cannot tell which of them reached a goal")
-    m = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v for k, v in m.items()}
+    m = {k: v.astype(dt) if np.issubdtype(v.dtype, np.floating) else v for k, v in m.items()}
     restart |= ended & (stop == s) & ~np.asarray(train.goal_reached(tc, m), dtype=bool)
   halt = ~done & (step >= tc.steps)
   if restart.any():
@@ -207,7 +233,7 @@ def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
   return host._replace(done=done, stop_step=stop)
 
 
-def _all_done(runner, state) -> bool:
+def _all_done(state) -> bool:
   return bool(np.all(np.asarray(state.done)))
 
 
@@ -239,11 +265,3 @@ def _progress(log, step, total, step_start, t_start, m, state, runner) -> None:
               else "train_loss n/a")
   log(f"step {step}/{total}  {rate:,.0f} steps/s  ETA {eta:,.0f}s  {loss_txt}  "
       f"running {int((~done).sum())}/{runner.n}  diverged {int(div.sum())}")
-
-
-def describe(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
-  """A short dict describing a resolved config (for notebooks)."""
-  opt = opt_lib(cfg.opt).build(cfg.opt)
-  return dict(model=cfg.model.name, data=cfg.data.name, opt=cfg.opt.name,
-              members=sweep_lib.expand(cfg.sweep, opt.hparam_names).size,
-              steps=cfg.train.steps)

@@ -1,0 +1,121 @@
+"""The curvature and grokking probes, registered in dynamics.probes (imported by `import
+analysis`). Curvature probes use the full training batch (never a small batch for "the"
+sharpness; REFERENCE.md Sec. 1)."""
+import jax
+import jax.numpy as jnp
+
+from analysis import curvature, grokking
+from dynamics import config_utils as cu
+from dynamics import train
+from dynamics.fields import Field
+from dynamics.probes import register
+
+# optimizers whose P comes from a second moment that is zero before the first update
+ADAPTIVE = ("rmsprop", "scalar_rmsprop", "adam", "adamw")
+_K = Field(1, "top eigenvalues tracked", lo=1)
+_ITERS = Field(20, "warm-started Lanczos steps per measurement", lo=1)
+
+
+def _top(probe):
+  """Adds 'max' (the top eigenvalue, a scalar per log point) to an eigenvalue probe's output."""
+  def apply(pstate, params, opt_state, batch, key):
+    pstate, out = probe.apply(pstate, params, opt_state, batch, key)
+    return pstate, dict(out, max=out["eigenvalues"][0])
+  return train.Probe(init=probe.init, apply=apply)
+
+
+@register("sharpness", k=_K, num_iters=_ITERS,
+          cold_iters=Field(0, "one cold solve of this many steps at init (0: none), so each "
+                           "in-loop call is warm and num_iters can be small", lo=0))
+def sharpness(settings, problem):
+  """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)."""
+  return _top(curvature.sharpness_probe(problem.batch_loss, k=settings.k,
+                                        num_iters=settings.num_iters,
+                                        cold_iters=settings.cold_iters))
+
+
+@register("preconditioned_sharpness", k=_K, num_iters=_ITERS)
+def preconditioned_sharpness(settings, problem):
+  """Top eigenvalues of P^-1/2 H P^-1/2 with the optimizer's own P (Cohen et al. 2022); NaN
+  at step 0 for adaptive optimizers (no second moment yet)."""
+  if problem.is_flow:
+    raise cu.ConfigError("probes.preconditioned_sharpness needs an optimizer with a "
+                         "preconditioner; opt.name='flow' has none")
+  opt = problem.opt
+  precondition = lambda opt_state, params: opt.preconditioner(opt_state, params)
+  probe = curvature.sharpness_probe(problem.batch_loss, k=settings.k,
+                                    num_iters=settings.num_iters, precondition_fn=precondition)
+  if opt.name not in ADAPTIVE:
+    return _top(probe)
+
+  def apply(pstate, params, opt_state, batch, key):
+    # before the first update an adaptive optimizer's nu is 0 and P = eps / eta: no
+    # preconditioner has been used yet, so report NaN and keep the (cold) start vectors
+    new, out = probe.apply(pstate, params, opt_state, batch, key)
+    fresh = opt_state.count == 0
+    out = jax.tree.map(lambda v: jnp.where(fresh, jnp.nan, v), out)
+    vecs = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), pstate["vectors"], new["vectors"])
+    return dict(new, vectors=vecs), out
+  return _top(train.Probe(init=probe.init, apply=apply))
+
+
+def _minibatches(batch, key, batch_size, num_batches):
+  """num_batches independent minibatches, each drawn without replacement: [num_batches, B, ...]."""
+  n = batch["x"].shape[0]
+  keys = jax.random.split(key, num_batches)
+  idx = jax.vmap(lambda k: jax.random.permutation(k, n)[:batch_size])(keys)
+  return {k: v[idx] for k, v in batch.items()}
+
+
+@register("batch_sharpness",
+          batch_size=Field(0, "minibatch size (0: the training batch size)", lo=0),
+          num_batches=Field(8, "independent minibatches per measurement", lo=1),
+          num_iters=_ITERS)
+def batch_sharpness(settings, problem):
+  """SGD's batch sharpness: mean lambda_max(H_B) and mean g_B^T H_B g_B / ||g_B||^2.
+
+  batch_size 0 (the default) means the training batch size (train.batch_size; the whole
+  training set for full-batch runs).
+  """
+  size = settings.batch_size or problem.batch_size or problem.n_train
+  if size > problem.n_train:
+    raise cu.ConfigError(f"probes.batch_sharpness.batch_size={size} is not allowed; it must be "
+                         f"at most the {problem.n_train} training examples (0: the training "
+                         "batch size)")
+
+  def apply(pstate, params, opt_state, batch, key):
+    del opt_state
+    batches = _minibatches(batch, key, size, settings.num_batches)
+    out = curvature.batch_sharpness(problem.batch_loss, params, batches,
+                                    num_iters=settings.num_iters, key=key)
+    return pstate, {"mean_lambda_max": out["mean_lambda_max"],
+                    "directional": out["directional"]}
+  return train.Probe(init=lambda params, batch=None: (), apply=apply)
+
+
+@register("hessian_trace", num_probes=Field(20, "Rademacher probes per estimate", lo=1))
+def hessian_trace(settings, problem):
+  """Hutchinson estimate of tr(H) (Rademacher probes) and its standard error."""
+  def apply(pstate, params, opt_state, batch, key):
+    del opt_state
+    est, se = curvature.hutchinson_trace(problem.batch_loss, params, batch, key,
+                                         num_probes=settings.num_probes)
+    return pstate, {"estimate": est, "stderr": se}
+  return train.Probe(init=lambda params, batch=None: (), apply=apply)
+
+
+@register("softmax_collapse")
+def softmax_collapse(settings, problem):
+  """Prieto et al. 2025's diagnostics on the training batch, in the run's working precision:
+  share of samples whose sum exp(z - max z) is exactly 1 (softmax collapse), share of
+  exactly-zero per-sample cross-entropy losses, and the cosine between gradient and weights."""
+  del settings
+
+  def probe(params, opt_state, batch):
+    del opt_state
+    logits = problem.apply(params, batch["x"])
+    grads = jax.grad(problem.batch_loss)(params, batch)
+    return {"share": grokking.softmax_collapse_share(logits),
+            "zero_loss_share": grokking.zero_loss_share(logits, batch["y"]),
+            "grad_weight_cosine": grokking.grad_weight_cosine(grads, params)}
+  return probe
