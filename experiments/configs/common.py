@@ -1,10 +1,21 @@
-"""base_config: every section filled with its defaults, so any field can be overridden by flag.
+"""base_config: every section filled with its defaults, so any field can be overridden by flag;
+with_variant: a config file's variants, declared as data.
 
 A config file starts from base_config(...) and sets what differs, e.g.
 
     c = base_config(model="mlp", data="digits", opt="gd")
     c.model.widths = (64, 64)
+
+and declares its variants (NAME.py:quick, NAME.py:quick_flow, ...) as overrides per name:
+
+    VARIANTS = {"quick": {"train.steps": 200}, "flow": {"opt": dict(name="flow")},
+                "quick_flow": {"train.steps": 6000}}
+    def get_config(variant=""):
+      return with_variant(base(), variant, VARIANTS)
 """
+import re
+from typing import Any, Callable, Mapping
+
 import ml_collections
 
 from dynamics import data, losses, models, optimizers, train
@@ -25,18 +36,19 @@ def base_config(model: str, data_name: str, opt: str, loss: str = "mse",
   return c
 
 
-def digits_mlp(opt: str, quick: bool, activation: str = "tanh") -> ml_collections.ConfigDict:
-  """The edge-of-stability network on digits (Cohen et al. 2021's fc-tanh, digits for CIFAR).
-
-  fc-ACTIVATION 2x200 with MSE on the 1,500 digits training images (297 held out); quick:
-  2x64 on a 500-image subset, for CPU tests and notebooks.
-  """
+def digits_mlp(opt: str, activation: str = "tanh") -> ml_collections.ConfigDict:
+  """The edge-of-stability network on digits (Cohen et al. 2021's fc-tanh, digits for CIFAR):
+  fc-ACTIVATION 2x200 with MSE on the 1,500 digits training images (297 held out). Its quick
+  variant, QUICK_DIGITS, is 2x64 on a 500-image subset, for CPU tests and notebooks."""
   c = base_config(model="mlp", data_name="digits", opt=opt, loss="mse")
   c.data.n_test = 297
-  c.data.n_train = 500 if quick else 0        # 0: all 1,500 remaining images
-  c.model.widths = (64, 64) if quick else (200, 200)
+  c.data.n_train = 0                          # 0: all 1,500 remaining images
+  c.model.widths = (200, 200)
   c.model.activation = activation
   return c
+
+
+QUICK_DIGITS = {"data.n_train": 500, "model.widths": (64, 64)}
 
 
 def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.ConfigDict:
@@ -76,4 +88,59 @@ def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.Conf
   # at most k_max tracked: more are added when the smallest tracked one reaches 1.5 (the public
   # code's rule; analysis.central_flow_processes.run_processes); by default k, fixed
   c.k_max = fields.get("k_max", c.k)
+  return c
+
+
+def _set(c: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  """c.a.b = value for dotted = 'a.b' (a ConfigDict value replaces the whole section)."""
+  *path, last = dotted.split(".")
+  for p in path:
+    if p not in c:
+      c[p] = ml_collections.ConfigDict()
+    c = c[p]
+  c[last] = ml_collections.ConfigDict(value) if isinstance(value, dict) else value
+
+
+def with_variant(c: ml_collections.ConfigDict, variant: str, variants: Mapping[str, dict],
+                 patterns: Mapping[str, Callable[..., dict]] = (),
+                 exclusive: tuple = ()) -> ml_collections.ConfigDict:
+  """The config `c` with a variant applied; `variant` names parts joined by '_' ('quick_flow').
+
+  Every entry of `variants` whose parts ('quick', or a combination 'quick_flow') all appear in
+  the variant is applied, single parts first, then combinations, so that a combination holds
+  what only that combination sets (e.g. the quick learning rates of the momentum run).
+  `patterns` maps a regular expression of one part ('frac([0-9]+)') to fn(*groups) -> its
+  overrides. `exclusive` lists groups of parts of which at most one may be chosen. Overrides are
+  {dotted field: value}; a dict value replaces a whole section.
+
+  Raises:
+    ValueError: an unknown part, a part given twice, or two parts of an exclusive group; the
+      message lists what is allowed.
+  """
+  parts = [p for p in variant.split("_") if p] if variant else []
+  singles = sorted({p for k in variants for p in k.split("_")})
+  allowed = ", ".join([repr(p) for p in singles] + [repr(p) for p in patterns])
+  matched = {}
+  for p in parts:
+    hit = [(pat, m) for pat in patterns for m in [re.fullmatch(pat, p)] if m]
+    if p not in singles and not hit:
+      raise ValueError(f"variant part {p!r} of {variant!r} is not allowed; allowed parts "
+                       f"(joined by '_'): {allowed}")
+    key = hit[0][0] if hit else p
+    if key in matched:
+      raise ValueError(f"variant {variant!r} is not allowed: {key!r} given twice")
+    matched[key] = hit[0][1].groups() if hit else ()
+  for group in exclusive:
+    if len(set(group) & set(matched)) > 1:
+      raise ValueError(f"variant {variant!r} is not allowed: choose at most one of "
+                       f"{', '.join(repr(g) for g in group)}")
+  chosen = set(matched)
+  for key in sorted(variants, key=lambda k: (k.count("_"), list(variants).index(k))):
+    if set(key.split("_")) <= chosen:
+      for dotted, value in variants[key].items():
+        _set(c, dotted, value)
+  for pat, groups in matched.items():
+    if pat in patterns:
+      for dotted, value in patterns[pat](*groups).items():
+        _set(c, dotted, value)
   return c

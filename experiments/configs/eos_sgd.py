@@ -19,23 +19,22 @@ Run time (2-core CPU, measured): --quick ~30 s for the three batch sizes; full s
 """
 import ml_collections
 
-from experiments.configs.common import digits_mlp
+from experiments.configs.common import QUICK_DIGITS, digits_mlp, with_variant
 
 LEARNING_RATE = 0.2                  # 2/eta = 10
 BATCH_SIZES = (16, 64, 256)
 
 
+VARIANTS = {"quick": {**QUICK_DIGITS, "train.steps": 1500}}
+# bsN: the batch size N (epoch-wise, without replacement)
+PATTERNS = {r"bs([0-9]+)": lambda n: {"train.batch_size": int(n)}}
+
+
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  parts = set(variant.split("_")) - {""}
-  sizes = {p for p in parts if p.startswith("bs") and p[2:].isdigit()}
-  if parts - sizes - {"quick"} or len(sizes) > 1:
-    raise ValueError(f"eos_sgd variant {variant!r} is not allowed; combine 'quick' and one "
-                     "'bsN' (N a batch size), e.g. 'quick_bs16'")
-  quick = "quick" in parts
-  c = digits_mlp("sgd", quick)
+  c = digits_mlp("sgd")
   c.opt.learning_rate = LEARNING_RATE
-  c.train.batch_size = int(sizes.pop()[2:]) if sizes else 64   # epoch-wise, without replacement
-  c.train.steps = 1500 if quick else 5000
+  c.train.batch_size = 64
+  c.train.steps = 5000
   c.train.log_every = 50
   c.train.chunk_steps = 1000
   c.train.keep = "none"
@@ -43,4 +42,4 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # batch_size 0: minibatches of the training batch size
   c.probes.batch_sharpness = ml_collections.ConfigDict(dict(num_batches=8, num_iters=10))
   c.probes.hessian_trace = ml_collections.ConfigDict(dict(num_probes=10))
-  return c
+  return with_variant(c, variant, VARIANTS, PATTERNS)

@@ -32,17 +32,13 @@ Run time (2-core CPU shared with other jobs, measured, training + figure): full 
 """
 import ml_collections
 
-from experiments.configs.common import base_config
+from experiments.configs.common import base_config, with_variant
 
 SEEDS = (0, 1, 2, 3, 4)
-VARIANTS = ("", "quick")
+VARIANTS = {"quick": {"sweep.seed": SEEDS[:2]}}
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  if variant not in VARIANTS:
-    raise ValueError(f"lottery variant {variant!r} is not allowed; allowed: '' (full) or "
-                     "'quick'")
-  quick = variant == "quick"
   c = base_config(model="two_layer", data_name="modular", opt="gd", loss="cross_entropy")
   c.data.p = 23                    # K = 11 frequencies
   c.data.op = "add"
@@ -59,5 +55,5 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.train.log_every = 10
   c.train.chunk_steps = 1000
   c.train.keep = "log:30"          # 0, 10, 20, ... log-spaced to the end
-  c.sweep.seed = SEEDS[:2] if quick else SEEDS
-  return c
+  c.sweep.seed = SEEDS
+  return with_variant(c, variant, VARIANTS)
