@@ -20,6 +20,7 @@ and what made it, rebuilt from config.json (no training, no probes):
 import dataclasses
 import json
 import os
+import warnings
 from typing import Any
 
 import jax
@@ -42,6 +43,7 @@ class Trajectory:
   stop_step: np.ndarray
   diverged: np.ndarray
   kept_steps: list[int]
+  damaged_steps: list[int] = dataclasses.field(default_factory=list)
   _built: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @property
@@ -104,6 +106,9 @@ class Trajectory:
 
   def _restore(self, step: int) -> dict:
     import orbax.checkpoint as ocp
+    if step in self.damaged_steps:
+      raise KeyError(f"the checkpoint kept at step {step} is damaged; intact kept steps: "
+                     f"{self.kept_steps}")
     if step not in self.kept_steps:
       raise KeyError(f"step {step} was not kept; kept steps: {self.kept_steps}")
     path = os.path.join(self.workdir, "checkpoints", "kept", str(step))
@@ -111,11 +116,12 @@ class Trajectory:
       return ckpt.restore(os.path.join(path, "default"))
 
 
-def _read_metrics(path: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-  rows = []
-  if os.path.exists(path):
-    with open(path) as f:
-      rows = [json.loads(line) for line in f if line.endswith("\n")]
+def _read_metrics(rd: runs.RunDir, log_every: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+  lines, problem = rd.read_log(log_every)
+  if problem:
+    warnings.warn(f"{rd.file(runs.METRICS)}: {problem}; read up to the line before it (a "
+                  "launch of the same command repairs the log)", stacklevel=3)
+  rows = [json.loads(line) for line in lines]
   steps = np.asarray([r["step"] for r in rows], dtype=np.int64)
   names = [k for k in (rows[0] if rows else {}) if k != "step"]
   metrics = {}
@@ -125,16 +131,43 @@ def _read_metrics(path: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   return steps, metrics
 
 
+def _kept_steps(rd: runs.RunDir) -> tuple[list[int], list[int]]:
+  """(intact kept steps, damaged ones), each damaged one reported in one line."""
+  kept_dir = rd.file("checkpoints/kept")
+  steps = sorted(int(d) for d in os.listdir(kept_dir) if d.isdigit()) if os.path.isdir(
+      kept_dir) else []
+  damaged = [s for s in steps if not rd.checkpoints.intact("kept", s)]
+  for s in damaged:
+    warnings.warn(f"{rd.path}: the checkpoint kept at step {s} is damaged (its files do not "
+                  "match their digest); the other steps load", stacklevel=3)
+  return [s for s in steps if s not in damaged], damaged
+
+
 def load(workdir: str) -> Trajectory:
-  """Reads config.json, metrics.jsonl, summary.json and the list of kept checkpoints."""
+  """Reads config.json, metrics.jsonl, summary.json and the list of kept checkpoints.
+
+  Raises FileNotFoundError saying whether the directory is missing, empty or not a run
+  directory, and ValueError for a run directory without a logged step yet. A torn log tail or a
+  damaged kept checkpoint is reported (a warning) and the rest is read.
+  """
   workdir = os.path.abspath(workdir)
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"{workdir} does not exist" if not os.path.exists(workdir) else
+                            f"{workdir} is a file, not a run directory")
   cfg_path = os.path.join(workdir, runs.CONFIG)
   if not os.path.exists(cfg_path):
-    raise FileNotFoundError(f"{workdir} is not a run directory (no {runs.CONFIG})")
+    raise FileNotFoundError(f"{workdir} is empty: not a run directory (no {runs.CONFIG})"
+                            if not os.listdir(workdir) else
+                            f"{workdir} is not a run directory (no {runs.CONFIG})")
   with open(cfg_path) as f:
     meta = json.load(f)
+  rd = runs.RunDir(workdir)
+  steps, metrics = _read_metrics(rd, meta["config"]["train"]["log_every"])
+  if not steps.size:
+    raise ValueError(f"{workdir} holds a run that has logged nothing yet (its {runs.METRICS} is "
+                     "missing or empty: stopped before its first log point?); run the same "
+                     "command to resume it")
   members = meta["sweep"]["members"]
-  steps, metrics = _read_metrics(os.path.join(workdir, runs.METRICS))
   coords = {a: np.asarray([m[a] for m in members]) for a in meta["sweep"]["axes"]}
   stop = np.full(len(members), -1)
   diverged = np.zeros(len(members), bool)
@@ -144,8 +177,6 @@ def load(workdir: str) -> Trajectory:
       summary = json.load(f)["members"]
     stop = np.asarray([m["stop_step"] for m in summary])
     diverged = np.asarray([m["diverged"] for m in summary])
-  kept_dir = os.path.join(workdir, "checkpoints", "kept")
-  kept = sorted(int(d) for d in os.listdir(kept_dir) if d.isdigit()) if os.path.isdir(
-      kept_dir) else []
+  kept, damaged = _kept_steps(rd)
   return Trajectory(workdir, meta["config"], steps, metrics, coords, members, stop, diverged,
-                    kept)
+                    kept, damaged_steps=damaged)

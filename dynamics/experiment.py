@@ -10,6 +10,7 @@ analysis computed from the run afterwards, e.g. the central flows: stored with t
 read by training, free to change on resume). A bad value stops in from_config, before any work,
 with a ConfigError naming the field and the allowed values.
 """
+import json
 import math
 import time
 from typing import Any, Callable, NamedTuple, Optional
@@ -115,16 +116,37 @@ class Experiment(NamedTuple):
     """The full training batch {'x', 'y'} in the run's dtype."""
     return self.problem.full_batch()
 
-  def run(self, workdir: str, log: Callable = print) -> str:
-    """Trains (or resumes) the experiment in `workdir`; returns the run directory's path."""
+  def run(self, workdir: str, log: Callable = print,
+          stop: Optional[Callable[[], bool]] = None) -> str:
+    """Trains (or resumes) the experiment in `workdir`; returns the run directory's path.
+
+    Args:
+      workdir: the run directory (created, or resumed when it holds the same config).
+      log: where progress lines go.
+      stop: polled after every chunk; when it returns True the run checkpoints and raises
+        Interrupted (the launcher connects it to Ctrl-C).
+
+    Raises:
+      RunDirError: the directory is in use by another launch, or cannot be a directory.
+      ConfigMismatch: it holds a run with another config.
+      WriteFailed: a file could not be written (disk full, ...): the run resumes intact
+        once the cause is gone.
+      Interrupted: `stop` said so; the run resumes where it stopped.
+    """
     rd = runs.RunDir(workdir)
-    defaults = {k: v.to_dict() for k, v in section_defaults(self.config).items()}
-    rd.open(self.config.to_dict(), self.sweep, defaults=defaults, may_change=MAY_CHANGE)
+    rd.acquire(log)
     try:
-      _train(self, rd, log)
+      defaults = {k: v.to_dict() for k, v in section_defaults(self.config).items()}
+      rd.open(self.config.to_dict(), self.sweep, defaults=defaults, may_change=MAY_CHANGE)
+      _train(self, rd, log, stop or (lambda: False))
     finally:
       rd.close()
+      rd.release()
     return rd.path
+
+
+class Interrupted(Exception):
+  """A run stopped on request after checkpointing; the message says where and how to resume."""
 
 
 def dtype(cfg) -> Any:
@@ -154,25 +176,28 @@ def build_problem(cfg) -> tuple[train.Problem, Any, Any]:
   return problem, ds, model
 
 
-def run(config: Any, workdir: str, log: Callable = print) -> str:
-  """Experiment.from_config(config).run(workdir, log): the launcher's library call."""
-  return Experiment.from_config(config).run(workdir, log)
+def run(config: Any, workdir: str, log: Callable = print,
+        stop: Optional[Callable[[], bool]] = None) -> str:
+  """Experiment.from_config(config).run(workdir, log, stop), with the workdir checked before
+  anything is built: the launcher's library call."""
+  runs.check_workdir(workdir)
+  return Experiment.from_config(config).run(workdir, log, stop)
 
 
 # ---- the life of a run: train, checkpoint, resume --------------------------------------------
-def _train(exp: Experiment, rd: runs.RunDir, log: Callable) -> None:
+def _train(exp: Experiment, rd: runs.RunDir, log: Callable, stop: Callable[[], bool]) -> None:
   tc, runner = exp.config.train, exp.runner
   kept = train.keep_steps(tc.keep, tc.steps, tc.log_every)
-  if rd.latest_step() is not None:
-    step, host = rd.restore_latest(runner.host_template())
+  step, host = _resume_point(exp, rd, log)
+  if host is not None:
     if step > tc.steps:
       raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
                            f"reached step {step}; give train.steps >= {step}")
-    rd.truncate_metrics(step)
+    rd.truncate_metrics(step, tc.log_every)
     host = _reconcile(host, rd, exp.config, step, log)
     rd.accept_changes()
     if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
-      rd.save_kept(step, host)
+      rd.checkpoints.save_kept(step, host)
     _write_summary(rd, runner, host, step)
     state = runner.from_host(host)
     rd.record_resume(step)
@@ -180,7 +205,7 @@ def _train(exp: Experiment, rd: runs.RunDir, log: Callable) -> None:
   else:
     step = 0
     rd.accept_changes()                # killed before its first checkpoint: a fresh start
-    rd.truncate_metrics(-1)
+    rd.truncate_metrics(-1, tc.log_every)
     state, m0 = runner.log_initial(runner.init_state())
     rd.append_metrics(np.array([0]), m0)
     _checkpoint(rd, runner, state, 0, kept)
@@ -196,10 +221,40 @@ def _train(exp: Experiment, rd: runs.RunDir, log: Callable) -> None:
       keep = steps <= max(last, int(steps[0]))
       steps, m = steps[keep], {k: v[keep] for k, v in m.items()}
     rd.append_metrics(steps, m)
-    if finished or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs:
+    halt = not finished and stop()
+    if finished or halt or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs:
       _checkpoint(rd, runner, state, step, kept, final=finished)
       t_ckpt = time.time()
     _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
+    if halt:
+      raise Interrupted(f"interrupted at step {step}; run the same command to resume")
+
+
+def _resume_point(exp: Experiment, rd: runs.RunDir, log: Callable):
+  """(step, host state) to resume from, or (0, None) for a fresh start.
+
+  The newest intact checkpoint, and when the log has a torn or unreadable line the newest one
+  at or before its last intact point, so that the log is recomputed from there. Where none
+  qualifies the run starts again from step 0: training is deterministic, so the numbers come
+  out the same.
+  """
+  lines, problem = rd.read_log(exp.config.train.log_every)
+  if problem:
+    log(f"{rd.file(runs.METRICS)}: {problem}; its lines from there are recomputed")
+  last_intact = json.loads(lines[-1])["step"] if lines else -1
+  rd.checkpoints.adopt()
+  steps = rd.checkpoints.steps("latest")
+  if not steps:
+    return 0, None
+  step, host = rd.checkpoints.newest_intact(last_intact if problem else None,
+                                            exp.runner.host_template(), log)
+  rd.checkpoints.discard_after(-1 if host is None else step)
+  if host is None:
+    log(f"no intact checkpoint in {rd.file('checkpoints/latest')} at or before step "
+        f"{max(last_intact, 0)} of the log; starting again from step 0 (same config, same "
+        "numbers)")
+    return 0, None
+  return step, host
 
 
 def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
@@ -218,7 +273,7 @@ def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
   # goals are compared in the metrics' dtype inside the program: float32 unless float64
   dt = dtype(cfg)
   for s in np.unique(stop[ended]):
-    m = rd.metrics_at(int(s))
+    m = rd.metrics_at(int(s), tc.log_every)
     if m is None:
       raise RuntimeError(f"{rd.path}: no metrics logged at step {s}, where members stopped; "
                          "cannot tell which of them reached a goal")
@@ -240,8 +295,8 @@ def _all_done(state) -> bool:
 def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
   host = runner.to_host(state)
   if step in kept or final:
-    rd.save_kept(step, host)
-  rd.save_latest(step, host)
+    rd.checkpoints.save_kept(step, host)
+  rd.checkpoints.save_latest(step, host)
   _write_summary(rd, runner, host, step)
 
 

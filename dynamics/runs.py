@@ -4,40 +4,75 @@
                                  sweep; each resume's step, commit, command and devices
     WORKDIR/metrics.jsonl        one line per log point: {"step": s, name: [value per member]}
     WORKDIR/summary.json         per member: sweep coordinates, stop step, diverged, last metrics
-    WORKDIR/checkpoints/latest/  orbax: the whole training state (resume)
-    WORKDIR/checkpoints/kept/    orbax: params and optimizer state at the kept steps (analysis)
+    WORKDIR/checkpoints/         the latest states (resume) and the kept ones (analysis), each
+                                 with a digest (dynamics.checkpoints)
+    WORKDIR/lock                 host, pid and start of the launch writing the directory
     WORKDIR/figures/
 
-Order of writes per chunk: metrics are appended and fsynced, then the checkpoint is saved
-(atomically, by orbax). On resume the metric lines past the checkpoint's step are dropped and
-recomputed, so a kill between the two writes, or in the middle of either, loses nothing.
+One writer at a time: a launch holds an exclusive lock on WORKDIR/lock (flock) while it runs,
+so a second launch stops at once, naming the first; a lock left by a process that is gone is
+taken over. Order of writes per chunk: metrics are appended and fsynced, then the checkpoint
+is saved (atomically, by orbax) and its digest written. On resume every line of the log is
+checked: the run restarts from the newest intact checkpoint at or before the last intact log
+point and recomputes the rest, so a kill between the writes, in the middle of either, a torn
+or damaged log tail or a damaged checkpoint loses nothing and leaves every log step once.
 """
+import fcntl
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+from dynamics.checkpoints import Checkpoints, WriteFailed, writing  # noqa: F401 (re-exported)
+
+CONFIG, METRICS, SUMMARY, LOCK = "config.json", "metrics.jsonl", "summary.json", "lock"
 
 
 class ConfigMismatch(RuntimeError):
   """An existing run directory holds a run with a different config."""
 
 
+class RunDirError(RuntimeError):
+  """A run directory that cannot be used: in use by another launch, or not a directory."""
+
+
+def check_workdir(workdir: Optional[str]) -> str:
+  """The absolute path of a usable run directory (existing, or creatable where it is), or a
+  RunDirError saying in one line why not. Touches nothing."""
+  if not workdir:
+    raise RunDirError("--workdir is empty; give the run's directory (created if missing)")
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise RunDirError(f"--workdir={workdir} is a file, not a directory")
+  parent = path
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise RunDirError(f"--workdir={workdir} cannot be created: {parent} is a file")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise RunDirError(f"--workdir={workdir} is not writable ({parent} does not allow writing)")
+  return path
+
+
 def write_atomic(path: str, write: Callable[[Any], None]) -> None:
   """write(f) into a temporary binary file, synced, then renamed to path: a kill leaves the
   old file or the new one, never a torn one."""
   tmp = f"{path}.tmp{os.getpid()}"
-  with open(tmp, "wb") as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
+  try:
+    with writing(path), open(tmp, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
   os.replace(tmp, path)
 
 
@@ -81,6 +116,14 @@ def _diff(old: Any, new: Any, prefix: str = "", defaults: Any = None) -> list[st
   return [] if old == new else [f"{prefix[:-1]}: {old!r} -> {new!r}"]
 
 
+def _who(holder: str) -> str:
+  try:
+    h = json.loads(holder)
+    return f"pid {h['pid']} on {h['host']}, started {h['started']}"
+  except (ValueError, KeyError, TypeError):
+    return "unknown process"
+
+
 def _git_commit() -> str:
   try:
     here = os.path.dirname(os.path.abspath(__file__))
@@ -94,12 +137,43 @@ class RunDir:
   """One run directory; `open` creates it or checks that it holds the same config."""
 
   def __init__(self, workdir: str):
-    self.path = os.path.abspath(workdir)
-    self._latest = self._kept = None
+    self.path = check_workdir(workdir)
+    self.checkpoints = Checkpoints(self.file("checkpoints"))
     self.previous_config = self._changed = None
+    self._lock_fd = None
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
+
+  # ---- one writer ------------------------------------------------------------------------
+  def acquire(self, log: Callable = print) -> None:
+    """Takes the directory's exclusive lock, or raises RunDirError naming the launch that holds
+    it. A lock file left by a launch that is gone (killed) is taken over, with a line."""
+    os.makedirs(self.path, exist_ok=True)
+    fd = os.open(self.file(LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    holder = os.read(fd, 4096).decode(errors="replace").strip()
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      raise RunDirError(f"{self.path} is in use by another launch ({_who(holder)}); a run "
+                        "directory has one writer at a time: wait for it, or stop it") from None
+    if holder:
+      log(f"taking over the lock of {self.path} from a launch that is gone ({_who(holder)})")
+    me = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(),
+                         started=time.strftime("%Y-%m-%d %H:%M:%S")))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, me.encode(), 0)
+    os.fsync(fd)
+    self._lock_fd = fd
+
+  def release(self) -> None:
+    """Empties and releases the lock (an empty lock file is a free directory)."""
+    if self._lock_fd is not None:
+      os.ftruncate(self._lock_fd, 0)
+      fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+      os.close(self._lock_fd)
+      self._lock_fd = None
 
   # ---- config ----------------------------------------------------------------------------
   def open(self, cfg_dict: dict, sweep, defaults: dict | None = None,
@@ -160,16 +234,36 @@ class RunDir:
         at=time.strftime("%Y-%m-%d %H:%M:%S"))]
     write_json_atomic(self.file(CONFIG), stored)
 
-  def metrics_at(self, step: int) -> dict[str, np.ndarray] | None:
-    """The logged metrics at `step` (name -> value per member), or None if not logged."""
+  def read_log(self, log_every: int) -> tuple[list[str], Optional[str]]:
+    """The intact lines of metrics.jsonl and what is wrong after them (None: nothing).
+
+    A line is intact when it is complete (newline-terminated), readable and holds the next
+    log step (0, log_every, 2 log_every, ...: each log step once, in order); reading stops at
+    the first line that is not.
+    """
     path = self.file(METRICS)
     if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      for line in f:
-        row = json.loads(line) if line.endswith("\n") else {}
-        if row.get("step") == step:
-          return {k: np.asarray(v) for k, v in row.items() if k != "step"}
+      return [], None
+    with open(path, "rb") as f:
+      *lines, tail = f.read().split(b"\n")
+    good = []
+    for i, raw in enumerate(lines):
+      want = len(good) * log_every
+      try:
+        step = json.loads(raw)["step"]
+      except (ValueError, KeyError, TypeError):
+        return good, f"line {i + 1} is unreadable"
+      if step != want:
+        return good, f"line {i + 1} holds step {step} where step {want} belongs"
+      good.append(raw.decode() + "\n")
+    return good, (f"its last line ({len(lines) + 1}) is torn" if tail else None)
+
+  def metrics_at(self, step: int, log_every: int) -> dict[str, np.ndarray] | None:
+    """The logged metrics at `step` (name -> value per member), or None if not logged."""
+    for line in self.read_log(log_every)[0]:
+      row = json.loads(line)
+      if row["step"] == step:
+        return {k: np.asarray(v) for k, v in row.items() if k != "step"}
     return None
 
   # ---- metrics ---------------------------------------------------------------------------
@@ -180,78 +274,15 @@ class RunDir:
       row = {"step": int(step)}
       row.update({k: v[i].tolist() for k, v in metrics.items()})
       lines.append(json.dumps(row))
-    with open(self.file(METRICS), "a") as f:
+    with writing(self.file(METRICS)), open(self.file(METRICS), "a") as f:
       f.write("\n".join(lines) + "\n")
       f.flush()
       os.fsync(f.fileno())
 
-  def truncate_metrics(self, last_step: int) -> None:
-    """Keeps the complete lines with step <= last_step (drops a torn last line too)."""
-    path = self.file(METRICS)
-    if not os.path.exists(path):
-      return
-    keep = []
-    with open(path) as f:
-      for line in f:
-        if not line.endswith("\n"):
-          break
-        try:
-          if json.loads(line)["step"] <= last_step:
-            keep.append(line)
-        except (ValueError, KeyError):
-          break
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      f.writelines(keep)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-  # ---- checkpoints -----------------------------------------------------------------------
-  def _managers(self):
-    if self._latest is None:
-      opts = dict(enable_async_checkpointing=False, create=True)
-      self._latest = ocp.CheckpointManager(
-          self.file("checkpoints/latest"), options=ocp.CheckpointManagerOptions(
-              max_to_keep=2, **opts))
-      self._kept = ocp.CheckpointManager(
-          self.file("checkpoints/kept"), options=ocp.CheckpointManagerOptions(
-              max_to_keep=None, **opts))
-    return self._latest, self._kept
-
-  @staticmethod
-  def _leaves(tree) -> dict[str, np.ndarray]:
-    return {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(tree))}
-
-  def save_latest(self, step: int, host_state) -> None:
-    latest, _ = self._managers()
-    latest.save(step, args=ocp.args.StandardSave(self._leaves(host_state)), force=True)
-    latest.wait_until_finished()
-
-  def latest_step(self) -> int | None:
-    return self._managers()[0].latest_step()
-
-  def restore_latest(self, template):
-    """The latest state, with the structure (and leaf dtypes) of template."""
-    latest, _ = self._managers()
-    step = latest.latest_step()
-    leaves, treedef = jax.tree.flatten(template)
-    target = self._leaves(leaves)
-    got = latest.restore(step, args=ocp.args.StandardRestore(target))
-    return step, jax.tree.unflatten(treedef, [np.asarray(got[k]) for k in sorted(got)])
-
-  def save_kept(self, step: int, host_state) -> None:
-    """Params (as the model's nested dict) and optimizer state leaves at a kept step."""
-    _, kept = self._managers()
-    if step in kept.all_steps():
-      return
-    item = {"params": jax.tree.map(np.asarray, host_state.params),
-            "opt_state": self._leaves(host_state.opt_state)}
-    kept.save(step, args=ocp.args.StandardSave(item), force=True)
-    kept.wait_until_finished()
+  def truncate_metrics(self, last_step: int, log_every: int) -> None:
+    """Keeps the intact lines with step <= last_step (see read_log)."""
+    keep = [l for l in self.read_log(log_every)[0] if json.loads(l)["step"] <= last_step]
+    write_atomic(self.file(METRICS), lambda f: f.write("".join(keep).encode()))
 
   def close(self) -> None:
-    for m in (self._latest, self._kept):
-      if m is not None:
-        m.close()
-    self._latest = self._kept = None
+    self.checkpoints.close()

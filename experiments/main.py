@@ -2,16 +2,15 @@ r"""Launcher: python -m experiments.main --config=experiments/configs/NAME.py --
 
 Overrides: --config.opt.learning_rate=0.05, --config.sweep.seed='(0,1,2)'; cheap variants:
 --config=experiments/configs/NAME.py:quick. Re-running the same command resumes the run in DIR;
-with a larger --config.train.steps it trains the run on from where it stopped.
+with a larger --config.train.steps it trains the run on from where it stopped. Ctrl-C stops at
+the end of the current chunk (checkpointed); a second Ctrl-C stops at once. Either way the same
+command resumes, with the same numbers as an uninterrupted run.
 """
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from dynamics.config_utils import ConfigError
-from dynamics.experiment import Experiment
-from dynamics.runs import ConfigMismatch
+from dynamics import experiment
+from experiments import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (NAME.py or "
                                           "NAME.py:variant).", lock_config=True)
@@ -23,11 +22,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # progress is printed; library INFO chatter is not
-  try:
-    path = Experiment.from_config(_CONFIG.value).run(_WORKDIR.value)
-  except (ConfigError, ConfigMismatch) as e:  # before any work: name the field, no traceback
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  stop = cli.interrupt_on_ctrl_c()
+  with cli.one_line_errors():
+    path = experiment.run(_CONFIG.value, _WORKDIR.value, stop=stop.is_set)
   from analysis import plots, trajectory
   paths = plots.training_curves(trajectory.load(path), f"{path}/figures")
   print(f"figures: {', '.join(paths)}", flush=True)

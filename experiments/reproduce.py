@@ -19,7 +19,8 @@ from typing import Callable, NamedTuple, Optional
 from absl import app, flags, logging
 from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
 
-from dynamics import config_utils, experiment, runs
+from dynamics import experiment, runs
+from experiments import cli
 from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
 
@@ -47,12 +48,12 @@ def _registry() -> dict[str, Figure]:
 
 
 def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
-              steps: Optional[int] = None) -> dict:
+              steps: Optional[int] = None, stop: Optional[Callable[[], bool]] = None) -> dict:
   """Runs (or resumes) the figure's runs, draws it and writes report.json; returns the report.
 
   steps: if given, every run's train.steps is set to it (a shorter or longer horizon than the
   figure's own); the figure then lands in ROOT/NAME[_quick]_stepsN and its claims are judged on
-  what ran.
+  what ran. stop: polled between chunks of training (experiment.Experiment.run).
   """
   from analysis import trajectory
   figures = _registry()
@@ -67,7 +68,8 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
   trajs = {}
   for label, cfg in configs.items():
     log(f"[{name}] run {label}")
-    trajs[label] = trajectory.load(experiment.run(cfg, os.path.join(out, label), log=log))
+    trajs[label] = trajectory.load(experiment.run(cfg, os.path.join(out, label), log=log,
+                                                  stop=stop))
   report = fig.draw(trajs, out, quick)
   report.update(figure=name, quick=quick, steps=steps, description=fig.description,
                 seconds=round(time.time() - t0, 1),
@@ -142,11 +144,10 @@ def main(argv):
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
-  try:
-    reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value) for n in names]
-  except (config_utils.ConfigError, runs.ConfigMismatch) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  stop = cli.interrupt_on_ctrl_c()
+  with cli.one_line_errors():
+    reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value, stop=stop.is_set)
+               for n in names]
   print(json.dumps({r["figure"]: r["all_hold"] for r in reports}))
 
 

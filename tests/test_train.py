@@ -10,7 +10,7 @@ import pytest
 
 import tiny
 from analysis import trajectory
-from dynamics import runs, train
+from dynamics import checkpoints, runs, train
 from dynamics.config_utils import ConfigError
 from dynamics import experiment
 
@@ -87,7 +87,8 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where, opt):
     cfg.opt = type(cfg.opt)(dict(name="adam", learning_rate=0.01, moments_float64=True))
   ref = _run(cfg, tmp_path / "ref")
   # crash on the 4th call of `where`, i.e. with half-finished bookkeeping for that chunk
-  original = getattr(runs.RunDir, where)
+  owner = checkpoints.Checkpoints if where == "save_latest" else runs.RunDir
+  original = getattr(owner, where)
   calls = {"n": 0}
 
   def crashing(self, *a, **k):
@@ -99,10 +100,10 @@ def test_killed_run_resumes_bit_for_bit(tmp_path, monkeypatch, where, opt):
       raise _Crash()
     return original(self, *a, **k)
 
-  monkeypatch.setattr(runs.RunDir, where, crashing)
+  monkeypatch.setattr(owner, where, crashing)
   with pytest.raises(_Crash):
     _run(cfg, tmp_path / "killed")
-  monkeypatch.setattr(runs.RunDir, where, original)
+  monkeypatch.setattr(owner, where, original)
   # resumed from its checkpoint alone: the initialization does not run again
   monkeypatch.setattr(train.Runner, "init_state", lambda self: pytest.fail("init_state called"))
   resumed = _run(cfg, tmp_path / "killed")
