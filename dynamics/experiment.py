@@ -21,7 +21,7 @@ import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics import data as data_lib
-from dynamics import flow, losses, models, optimizers, probes, runs, train
+from dynamics import fields, flow, losses, models, optimizers, probes, runs, train
 from dynamics import sweep as sweep_lib
 
 SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep", "analysis")
@@ -69,14 +69,18 @@ def resolve(config: Any) -> ml_collections.ConfigDict:
   return out
 
 
+def opt_defaults(name: Any) -> ml_collections.ConfigDict:
+  """The opt section of optimizer `name` (or the gradient flow) at its defaults."""
+  return flow.default_config() if name == flow.NAME else optimizers.default_config(name)
+
+
 def section_defaults(config: Any) -> dict:
   """Each section's fields at their defaults, for the config's model, data and optimizer names:
   what resolve fills in, and what a field added after a run was created must equal for the
   run to resume."""
   return dict(model=models.default_config(config.model.name),
               data=data_lib.default_config(config.data.name), loss=losses.default_config(),
-              opt=(flow.default_config() if config.opt.name == flow.NAME
-                   else optimizers.default_config(config.opt.name)),
+              opt=opt_defaults(config.opt.name),
               train=train.default_config())
 
 
@@ -111,6 +115,15 @@ class Experiment(NamedTuple):
     runner = train.Runner(program, lambda key: model.init(key, dtype=dtype(cfg)), sweep,
                           base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
     return cls(cfg, dataset, model, problem, sweep, program, runner)
+
+  def summary(self) -> str:
+    """One line: what was built."""
+    c = self.config
+    n = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(
+        jax.eval_shape(self.model.init, jax.random.PRNGKey(0))))
+    return (f"{c.model.name} ({n:,} parameters) on {c.data.name} ({self.problem.n_train} "
+            f"training examples), {c.loss.name} loss, {c.opt.name}, {self.sweep.size} "
+            f"member(s), {c.train.steps} steps, probes: {', '.join(c.probes.keys()) or 'none'}")
 
   def batch(self) -> dict:
     """The full training batch {'x', 'y'} in the run's dtype."""
@@ -147,6 +160,35 @@ class Experiment(NamedTuple):
 
 class Interrupted(Exception):
   """A run stopped on request after checkpointing; the message says where and how to resume."""
+
+
+def describe(config: Any) -> str:
+  """Every field of the config after resolving: its value, what is allowed and what it does."""
+  cfg = resolve(config)
+  lines = [f"seed = {cfg.seed}   # model init and minibatch order; allowed: an integer >= 0"]
+  for section, schema in schemas(cfg).items():
+    if schema is None:
+      lines += [f"{section}.{k} = {v!r}" for k, v in cfg[section].items()]
+    else:
+      lines += fields.describe(section, schema, cfg[section])
+  lines += probes.describe(cfg.probes)
+  opt = opt_lib(cfg.opt).build(cfg.opt)
+  axes = (["seed"] + [f"opt.{h}" for h in opt.hparam_names] +
+          [f"model.{h}" for h in sweep_lib.MODEL_SWEEPABLE])
+  lines.append(f"sweep = {cfg.sweep.to_dict()!r}   # sweepable axes (lists of values): "
+               f"{', '.join(axes)}")
+  if cfg.analysis:
+    lines.append(f"analysis = {cfg.analysis.to_dict()!r}")
+  return "\n".join(lines)
+
+
+def schemas(cfg) -> dict:
+  """section -> its declared fields for the config's chosen components (None: undeclared)."""
+  def of(module, name=None):
+    fn = getattr(module, "fields_of", None)
+    return fn(name) if fn is not None else getattr(module, "FIELDS", None)
+  return dict(model=of(models, cfg.model.name), data=of(data_lib, cfg.data.name),
+              loss=of(losses), opt=of(opt_lib(cfg.opt), cfg.opt.name), train=train.FIELDS)
 
 
 def dtype(cfg) -> Any:

@@ -168,13 +168,11 @@ def unknown_fields(section: str, keys: Iterable[str], allowed: Iterable[str]) ->
   unknown = sorted(set(keys) - set(allowed))
   if not unknown:
     return
-  hints = []
+  named = []
   for k in unknown:
     close = difflib.get_close_matches(k, allowed, n=3, cutoff=0.6)
-    if close:
-      hints.append(f"{k} (did you mean {', '.join(close)}?)")
-  hint = f" ({'; '.join(hints)})" if hints else ""
-  raise ConfigError(f"{section}: unknown field(s) {', '.join(unknown)}{hint}; allowed fields: "
+    named.append(f"{k} (did you mean {', '.join(close)}?)" if close else k)
+  raise ConfigError(f"{section}: unknown field(s) {', '.join(named)}; allowed fields: "
                     f"{', '.join(sorted(allowed))}")
 
 

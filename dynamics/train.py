@@ -178,8 +178,15 @@ class Problem(NamedTuple):
 
   @classmethod
   def of(cls, apply, loss, accuracy, opt, data, batch_size: int = 0) -> "Problem":
-    """The problem with batch_size 0 when it covers the whole training set."""
+    """The problem with batch_size 0 when it covers the whole training set.
+
+    Raises:
+      ConfigError: batch_size larger than the training set.
+    """
     n = data["x_train"].shape[0]
+    if batch_size > n:
+      raise cu.ConfigError(f"train.batch_size={batch_size} is not allowed: the data has {n} "
+                           f"training examples; use at most {n} (0: the full batch)")
     return cls(apply, loss, accuracy, opt, data, batch_size if 0 < batch_size < n else 0)
 
   @property

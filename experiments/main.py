@@ -1,21 +1,43 @@
 r"""Launcher: python -m experiments.main --config=experiments/configs/NAME.py --workdir=DIR.
 
-Overrides: --config.opt.learning_rate=0.05, --config.sweep.seed='(0,1,2)'; cheap variants:
---config=experiments/configs/NAME.py:quick. Re-running the same command resumes the run in DIR;
-with a larger --config.train.steps it trains the run on from where it stopped. Ctrl-C stops at
-the end of the current chunk (checkpointed); a second Ctrl-C stops at once. Either way the same
-command resumes, with the same numbers as an uninterrupted run.
+Overrides: --config.opt.learning_rate=0.05, --config.model.widths='(64,64)', a sweep axis
+--config.sweep.seed='(0,1,2)', a probe --config.probes.sharpness.k=2 (=None: off), another
+component with its own fields --config.data.name=mnist --config.data.path=DIR; cheap variants:
+--config=experiments/configs/NAME.py:quick. --describe lists every field of the config (value,
+allowed values); --dry_run checks and builds everything without training. Re-running the same
+command resumes the run in DIR; with a larger --config.train.steps it trains the run on from
+where it stopped. Ctrl-C stops at the end of the current chunk (checkpointed); a second Ctrl-C
+stops at once. Either way the same command resumes, with the same numbers as an uninterrupted
+run.
 """
+import sys
+
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from dynamics import experiment
+from dynamics.config_utils import ConfigError
 from experiments import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (NAME.py or "
-                                          "NAME.py:variant).", lock_config=True)
+_CONFIG = flags.DEFINE_string("config", None, "Experiment config file: NAME.py or "
+                              "NAME.py:variant; override fields with --config.a.b=VALUE.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (created, or resumed).")
-flags.mark_flags_as_required(["config", "workdir"])
+_DESCRIBE = flags.DEFINE_bool("describe", False, "List every field of the config (its value "
+                              "and allowed values) and exit.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Check the config and build data, model and "
+                             "program without training, then exit.")
+flags.mark_flags_as_required(["config"])
+_OVERRIDES = []
+
+
+def parse_flags(argv):
+  """absl's flags, with the --config.a.b=VALUE overrides taken out first."""
+  try:
+    rest, overrides = cli.split_overrides(argv)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  _OVERRIDES[:] = overrides
+  return app.parse_flags_with_usage(rest)
 
 
 def main(argv):
@@ -24,11 +46,21 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # progress is printed; library INFO chatter is not
   stop = cli.interrupt_on_ctrl_c()
   with cli.one_line_errors():
-    path = experiment.run(_CONFIG.value, _WORKDIR.value, stop=stop.is_set)
+    config = cli.apply_overrides(cli.load_config(_CONFIG.value), _OVERRIDES)
+    if _DESCRIBE.value:
+      print(experiment.describe(config))
+      return
+    if _DRY_RUN.value:
+      exp = experiment.Experiment.from_config(config)
+      print(f"dry run: {exp.summary()}; nothing trained")
+      return
+    if _WORKDIR.value is None:
+      raise ConfigError("--workdir is required (the run's directory, created if missing)")
+    path = experiment.run(config, _WORKDIR.value, stop=stop.is_set)
   from analysis import plots, trajectory
   paths = plots.training_curves(trajectory.load(path), f"{path}/figures")
   print(f"figures: {', '.join(paths)}", flush=True)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

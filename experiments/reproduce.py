@@ -118,6 +118,8 @@ _LIST = flags.DEFINE_bool("list", False, "List the figures and exit.")
 _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and figures go.")
 _STEPS = flags.DEFINE_integer("steps", None, "Train every run of the figure for this many steps "
                               "instead of its config's (output in ROOT/NAME_stepsN).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Check every run's config and build its data, "
+                             "model and program without training or drawing, then exit.")
 
 
 def main(argv):
@@ -138,12 +140,20 @@ def main(argv):
     print(f"error: --figure={_FIGURE.value!r} is not allowed; allowed: "
           f"{', '.join(sorted(figures))}", file=sys.stderr)
     sys.exit(2)
+  configs = {}
   for n in names:                  # refuse a bad --steps before any figure runs
     try:
-      _configs(n, figures[n], _QUICK.value, _STEPS.value)
+      configs[n] = _configs(n, figures[n], _QUICK.value, _STEPS.value)
     except ValueError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
+  if _DRY_RUN.value:
+    with cli.one_line_errors():
+      for n, cfgs in configs.items():
+        for label, cfg in cfgs.items():
+          print(f"dry run: {n}/{label}: {experiment.Experiment.from_config(cfg).summary()}")
+        print(f"dry run: {n}: {len(cfgs)} run(s) checked and built; nothing trained or drawn")
+    return
   stop = cli.interrupt_on_ctrl_c()
   with cli.one_line_errors():
     reports = [reproduce(n, _ROOT.value, _QUICK.value, steps=_STEPS.value, stop=stop.is_set)
