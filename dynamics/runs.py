@@ -124,7 +124,7 @@ def _who(holder: str) -> str:
     return "unknown process"
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
   try:
     here = os.path.dirname(os.path.abspath(__file__))
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
@@ -204,14 +204,14 @@ class RunDir:
       if diff:
         self.previous_config = old
         stored["changes"] = stored.get("changes", []) + [dict(
-            fields=diff, command=sys.argv, git_commit=_git_commit(),
+            fields=diff, command=sys.argv, git_commit=git_commit(),
             at=time.strftime("%Y-%m-%d %H:%M:%S"))]
         stored["config"] = cfg_dict
         self._changed = stored
       return True
     os.makedirs(self.path, exist_ok=True)
     write_json_atomic(path, dict(
-        config=cfg_dict, command=sys.argv, git_commit=_git_commit(),
+        config=cfg_dict, command=sys.argv, git_commit=git_commit(),
         jax_version=jax.__version__, python=sys.version.split()[0],
         devices=[str(d) for d in jax.devices()], created=time.strftime("%Y-%m-%d %H:%M:%S"),
         sweep=dict(axes=list(sweep.axes), members=[dict(m) for m in sweep.members])))
@@ -229,7 +229,7 @@ class RunDir:
     with open(self.file(CONFIG)) as f:
       stored = json.load(f)
     stored["resumes"] = stored.get("resumes", []) + [dict(
-        step=int(step), git_commit=_git_commit(), command=sys.argv,
+        step=int(step), git_commit=git_commit(), command=sys.argv,
         jax_version=jax.__version__, devices=[str(d) for d in jax.devices()],
         at=time.strftime("%Y-%m-%d %H:%M:%S"))]
     write_json_atomic(self.file(CONFIG), stored)

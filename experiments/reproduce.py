@@ -20,7 +20,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
 
 from dynamics import experiment, runs
-from experiments import cli
+from experiments import cli, results
 from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
 
@@ -65,14 +65,18 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
                      ("" if steps is None else f"_steps{steps}"))
   os.makedirs(out, exist_ok=True)
   t0 = time.time()
-  trajs = {}
-  for label, cfg in configs.items():
-    log(f"[{name}] run {label}")
-    trajs[label] = trajectory.load(experiment.run(cfg, os.path.join(out, label), log=log,
-                                                  stop=stop))
+  trajs, settings = {}, {}
+  for i, (label, cfg) in enumerate(configs.items()):
+    exp = experiment.Experiment.from_config(cfg)
+    settings[label] = exp.summary()
+    log(f"[{name}] run {i + 1}/{len(configs)} '{label}': {settings[label]}")
+    trajs[label] = trajectory.load(exp.run(os.path.join(out, label), log=log, stop=stop))
+  log(f"[{name}] analysis and drawing ({time.time() - t0:.0f} s so far)")
   report = fig.draw(trajs, out, quick)
   report.update(figure=name, quick=quick, steps=steps, description=fig.description,
-                seconds=round(time.time() - t0, 1),
+                seconds=round(time.time() - t0, 1), settings=settings,
+                device=_device(), date=time.strftime("%Y-%m-%d"),
+                git_commit=runs.git_commit(),
                 all_hold=all(c["holds"] for c in report["claims"]))
   runs.write_json_atomic(os.path.join(out, "report.json"), report)
   for c in report["claims"]:
@@ -82,6 +86,15 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
+
+
+def _device() -> str:
+  """The device the figure ran on, in words (e.g. 'cpu (2 cores)', 'NVIDIA H100 80GB HBM3')."""
+  import jax
+  d = jax.devices()[0]
+  if d.platform == "cpu":
+    return f"cpu ({os.cpu_count()} cores)"
+  return getattr(d, "device_kind", d.platform)
 
 
 def _configs(name: str, fig: Figure, quick: bool, steps: Optional[int]) -> dict:
@@ -118,6 +131,9 @@ _LIST = flags.DEFINE_bool("list", False, "List the figures and exit.")
 _ROOT = flags.DEFINE_string("root", "runs/reproduce", "Where the runs and figures go.")
 _STEPS = flags.DEFINE_integer("steps", None, "Train every run of the figure for this many steps "
                               "instead of its config's (output in ROOT/NAME_stepsN).")
+_SUMMARY = flags.DEFINE_bool("summary", False, "Publish ROOT's full-settings reports and "
+                             "figures into docs/reports and docs/figures, then write "
+                             "docs/results.md from docs/reports.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Check every run's config and build its data, "
                              "model and program without training or drawing, then exit.")
 
@@ -126,6 +142,11 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   figures = _registry()
+  if _SUMMARY.value:
+    published = [n for n in sorted(figures) if results.publish(n, os.path.join(_ROOT.value, n))]
+    print(f"published from {_ROOT.value}: {', '.join(published) or 'nothing'}")
+    print(f"wrote {results.write({n: figures[n].description for n in sorted(figures)})}")
+    return
   if _LIST.value or not (_FIGURE.value or _ALL.value):
     for n, f in sorted(figures.items()):
       print(f"{n:18s} {f.description}")
