@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 # The eigen-solvers (re-exported: Eigen and lanczos are part of this module's API).
@@ -457,3 +458,42 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     return {"vectors": vecs, "count": pstate["count"] + 1}, metrics
 
   return Probe(init=init, apply=apply)
+
+
+def spectrum(traj, step: int, member: int = 0, top_k: int = 20, num_iters: int = 80,
+             num_starts: int = 8, trace_probes: int = 100) -> dict:
+  """The Hessian of a run's training loss at a kept step: top-k eigenvalues (Lanczos), the
+  stochastic-Lanczos-quadrature density and Hutchinson's trace, with SLQ's own trace
+  estimate n * sum_i w_i theta_i per start (Ghorbani, Krishnan & Xiao 2019) to check it.
+
+  Args:
+    traj: an analysis.trajectory.Trajectory (its loss, batch and kept params are used).
+    step: a kept step; member: the sweep member.
+    top_k, num_iters, num_starts, trace_probes: sizes of the three estimates; the random
+      draws are keyed by `step`.
+  """
+  loss_fn, batch, params = traj.loss_fn(), traj.batch(), traj.params(step, member)
+  k_slq, k_tr = jax.random.split(jax.random.PRNGKey(step))
+
+  @jax.jit
+  def measure(p):
+    e = top_eigenpairs(loss_fn, p, batch, k=top_k, num_iters=5 * top_k)
+    d = spectral_density(loss_fn, p, batch, k_slq, num_iters=num_iters, num_starts=num_starts)
+    tr = hutchinson_trace(loss_fn, p, batch, k_tr, num_probes=trace_probes)
+    return e.eigenvalues, e.residuals, d, tr
+
+  top, res, d, (tr, tr_se) = jax.device_get(measure(params))
+  n = sum(jnp.size(x) for x in jax.tree.leaves(params))
+  per_start = n * np.sum(d["nodes"] * d["weights"], axis=1)
+  return dict(top=top, residuals=res, grid=d["grid"], density=d["density"],
+              nodes=d["nodes"], slq_trace=float(per_start.mean()),
+              slq_trace_se=float(per_start.std(ddof=1) / np.sqrt(per_start.size)),
+              trace=float(tr), trace_se=float(tr_se), n=n)
+
+
+def stability_factor(opt_cfg: Any) -> float:
+  """The c with which the run's optimizer is stable on a quadratic iff lambda_max(P^-1 H) < c
+  (2 for GD, 2 + 2 beta for heavy-ball, 38 for Adam at b1 = 0.9): see
+  dynamics.optimizers.stability_factor. `opt_cfg` is a run's opt section (traj.config['opt'])."""
+  from dynamics import optimizers
+  return optimizers.stability_factor(opt_cfg)

@@ -483,3 +483,46 @@ def grad_weight_cosine(grads: Any, params: Any) -> jax.Array:
   g, w = unit(g), unit(w)
   den = jnp.sqrt(jnp.sum(g * g)) * jnp.sqrt(jnp.sum(w * w))
   return jnp.sum(g * w) / jnp.where(den > 0, den, 1)
+
+
+def progress_measures(traj, member: int = 0) -> dict:
+  """The progress measures of one sweep member of a run of the modular-addition transformer
+  at every kept step (arrays [kept step]): train and test loss, restricted and excluded loss,
+  the trig-identity share of logit variance, the Gini of W_E's and W_L's Fourier norms and the
+  weight norm (Nanda et al. 2023, Sec. 5).
+
+  Key frequencies come from the FINAL checkpoint's MLP neurons (the 'neurons' rule of
+  key_frequencies) and are reused at every earlier step (Nanda et al., Sec. 5.1). The data,
+  the model and the parameters come from the trajectory (analysis.trajectory.load).
+  """
+  from dynamics.models import transformer
+  jax.config.update("jax_enable_x64", True)     # float64 losses on float32 logits
+  info, model = traj.dataset().info, traj.model()
+  p, x_all, y_all = info["p"], jnp.asarray(info["all_x"]), jnp.asarray(info["all_y"])
+  train_idx, test_idx = info["train_idx"], info["test_idx"]
+  steps = list(traj.kept_steps)
+  final = traj.params(steps[-1], member)
+  _, cache = transformer.run_with_cache(final, x_all, model.config)
+  keys = tuple(int(k) for k in key_frequencies(np.asarray(cache["mlp_post"][:, -1]),
+                                               rule="neurons"))
+
+  @jax.jit
+  def measure(params):
+    logits = model.apply(params, x_all).astype(jnp.float64)
+    ce = losses.cross_entropy(logits, y_all, float64=True)
+    W_L = (params["blocks"]["0"]["W_out"].T @ params["W_U"][:, :p]).astype(jnp.float64)
+    out = dict(train_loss=jnp.mean(ce[train_idx]), test_loss=jnp.mean(ce[test_idx]),
+               gini_W_E=gini(fourier_norms(params["W_E"], p=p).freqs),
+               gini_W_L=gini(fourier_norms(W_L, axis=-1).freqs),
+               weight_norm=weight_norms(params).total)
+    if keys:
+      out.update(restricted_loss=restricted_loss(logits, y_all, keys, float64=True),
+                 excluded_loss=excluded_loss(logits, y_all, keys, train_idx, float64=True),
+                 trig_variance=trig_fit(logits, keys).explained_variance)
+    return out
+
+  rows = [jax.device_get(measure(traj.params(s, member))) for s in steps]
+  out = {k: np.asarray([r[k] for r in rows], np.float64) for k in rows[0]}
+  out.update(steps=np.asarray(steps), keys=list(keys), p=p,
+             W_E_norms=np.asarray(fourier_norms(final["W_E"], p=p).freqs))
+  return out

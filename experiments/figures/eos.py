@@ -3,8 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import plots
-from dynamics import optimizers
+from analysis import curvature, plots
 from experiments.configs import eos_gd
 from experiments.figures import claim, finite_claim, save, setup_label
 
@@ -72,7 +71,7 @@ def _draw(trajs, out, quick):
   opt = gd.config["opt"]
   beta = opt.get("momentum", 0.0) if opt["name"] == "momentum" else 0.0
   nesterov = bool(beta and opt.get("nesterov", False))
-  factor = optimizers.stability_factor(opt)   # 2, heavy-ball 2 + 2 beta, Nesterov / (1 + 2 beta)
+  factor = curvature.stability_factor(opt)   # 2, heavy-ball 2 + 2 beta, Nesterov / (1 + 2 beta)
   name = "eos_momentum" if beta else "eos_gd"
   thr = f"({factor:.4g}/eta)" if beta else "2/eta"
   S = gd.metrics["sharpness/max"]

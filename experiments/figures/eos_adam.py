@@ -3,8 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import plots
-from dynamics import optimizers
+from analysis import curvature, plots
 from experiments.configs import eos_adam
 from experiments.figures import claim, finite_claim, save, setup_label
 from experiments.figures.eos import eos_statistics
@@ -19,7 +18,7 @@ def _runs(quick):
 def _draw(trajs, out, quick):
   t = trajs["adam"]
   lrs = t.coords["opt.learning_rate"]
-  thr = optimizers.stability_factor(t.config["opt"])      # (2 + 2 b1)/(1 - b1) = 38
+  thr = curvature.stability_factor(t.config["opt"])      # (2 + 2 b1)/(1 - b1) = 38
   PS = t.metrics["preconditioned_sharpness/max"]           # NaN at step 0 (nu = 0 there)
   S = t.metrics["sharpness/max"]
   colors = plots.member_colors(t.n_members)

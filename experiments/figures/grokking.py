@@ -1,16 +1,10 @@
 """Grokking figures (Nanda et al. 2023): loss and accuracy of every seed, W_E's Fourier norms and
 the progress measures computed from the kept checkpoints."""
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import ml_collections
 import numpy as np
 
-from analysis import grokking as gk
 from analysis import plots
-from dynamics import losses
-from dynamics.models import transformer
-from experiments import runner
+from analysis.grokking import progress_measures
 from experiments.configs import grokking as grokking_cfg
 from experiments.figures import claim, save
 
@@ -19,50 +13,6 @@ LOSS_LEVEL = 1.0      # nats: "falls" = first kept step below this (log p ~ 4-4.
 
 def _runs(quick):
   return {"main": grokking_cfg.get_config("quick" if quick else "")}
-
-
-def _member(params, i):
-  return jax.tree.map(lambda v: jnp.asarray(v[i]), params)
-
-
-def progress_measures(traj, member: int = 0) -> dict:
-  """The progress measures of one sweep member at every kept step (arrays [kept step]).
-
-  Key frequencies come from the FINAL checkpoint's MLP neurons (the 'neurons' rule of
-  analysis.grokking) and are reused at every earlier step (Nanda et al., Sec. 5.1).
-  """
-  jax.config.update("jax_enable_x64", True)     # float64 losses on float32 logits
-  cfg = runner.resolve(ml_collections.ConfigDict(traj.config))
-  ds, model, _, _ = runner.build(cfg)
-  info = ds.info
-  p, x_all, y_all = info["p"], jnp.asarray(info["all_x"]), jnp.asarray(info["all_y"])
-  train_idx, test_idx = info["train_idx"], info["test_idx"]
-  steps = list(traj.kept_steps)
-  final = _member(traj.params(steps[-1]), member)
-  _, cache = transformer.run_with_cache(final, x_all, model.config)
-  keys = gk.key_frequencies(np.asarray(cache["mlp_post"][:, -1]), rule="neurons")
-  keys = tuple(int(k) for k in keys)
-
-  @jax.jit
-  def measure(params):
-    logits = model.apply(params, x_all).astype(jnp.float64)
-    ce = losses.cross_entropy(logits, y_all, float64=True)
-    W_L = (params["blocks"]["0"]["W_out"].T @ params["W_U"][:, :p]).astype(jnp.float64)
-    out = dict(train_loss=jnp.mean(ce[train_idx]), test_loss=jnp.mean(ce[test_idx]),
-               gini_W_E=gk.gini(gk.fourier_norms(params["W_E"], p=p).freqs),
-               gini_W_L=gk.gini(gk.fourier_norms(W_L, axis=-1).freqs),
-               weight_norm=gk.weight_norms(params).total)
-    if keys:
-      out.update(restricted_loss=gk.restricted_loss(logits, y_all, keys, float64=True),
-                 excluded_loss=gk.excluded_loss(logits, y_all, keys, train_idx, float64=True),
-                 trig_variance=gk.trig_fit(logits, keys).explained_variance)
-    return out
-
-  rows = [jax.device_get(measure(_member(traj.params(s), member))) for s in steps]
-  out = {k: np.asarray([r[k] for r in rows], np.float64) for k in rows[0]}
-  out.update(steps=np.asarray(steps), keys=list(keys), p=p,
-             W_E_norms=np.asarray(gk.fourier_norms(final["W_E"], p=p).freqs))
-  return out
 
 
 def _first(steps, values, pred):

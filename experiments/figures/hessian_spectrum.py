@@ -1,14 +1,10 @@
 """Hessian spectrum at initialization and at the end of a GD run (Sagun et al. 2017; Ghorbani,
 Krishnan & Xiao 2019): stochastic Lanczos quadrature density, top eigenvalues, trace."""
 
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
-import ml_collections
 import numpy as np
 
 from analysis import curvature
-from experiments import runner
 from experiments.configs import eos_gd
 from experiments.figures import claim, save, setup_label
 
@@ -24,37 +20,12 @@ def _runs(quick):
   return {"gd": c}
 
 
-def spectrum(loss_fn, params, batch, key) -> dict:
-  """Top-k eigenvalues, SLQ density and Hutchinson trace of the Hessian of loss_fn at params."""
-  k_slq, k_tr = jax.random.split(key)
-
-  @jax.jit
-  def measure(p):
-    e = curvature.top_eigenpairs(loss_fn, p, batch, k=TOP_K, num_iters=5 * TOP_K)
-    d = curvature.spectral_density(loss_fn, p, batch, k_slq, **SLQ)
-    tr = curvature.hutchinson_trace(loss_fn, p, batch, k_tr, num_probes=TRACE_PROBES)
-    return e.eigenvalues, e.residuals, d, tr
-
-  top, res, d, (tr, tr_se) = jax.device_get(measure(params))
-  n = sum(np.size(x) for x in jax.tree.leaves(params))
-  # SLQ's trace estimate per start: n * sum_i w_i theta_i (= n v'Hv for a unit start v)
-  per_start = n * np.sum(d["nodes"] * d["weights"], axis=1)
-  return dict(top=top, residuals=res, grid=d["grid"], density=d["density"],
-              nodes=d["nodes"], slq_trace=float(per_start.mean()),
-              slq_trace_se=float(per_start.std(ddof=1) / np.sqrt(per_start.size)),
-              trace=float(tr), trace_se=float(tr_se), n=n)
-
-
 def _draw(trajs, out, quick):
   t = trajs["gd"]
   lr = float(t.coords["opt.learning_rate"][0])
-  _, _, program, _ = runner.build(runner.resolve(ml_collections.ConfigDict(t.config)))
-  batch = {"x": jnp.asarray(program.data["x_train"]), "y": jnp.asarray(program.data["y_train"])}
-  steps = (0, t.kept_steps[-1])
-  specs = {}
-  for step in steps:
-    params = {k: jnp.asarray(v[0]) for k, v in t.params(step).items()}
-    specs[step] = spectrum(program.batch_loss, params, batch, jax.random.PRNGKey(step))
+  specs = {step: curvature.spectrum(t, step, member=0, top_k=TOP_K, trace_probes=TRACE_PROBES,
+                                    **SLQ)
+           for step in (0, t.kept_steps[-1])}
 
   fig, (ax_d, ax_t) = plt.subplots(1, 2, figsize=(14, 4.6))
   for (step, sp), c in zip(specs.items(), ("tab:blue", "tab:red")):
