@@ -2,7 +2,7 @@
 "Understanding Optimization in Deep Learning with Central Flows", ICLR 2025; REFERENCE.md Sec. 2).
 
 An optimizer is preconditioned GD, w <- w - P(nu)^{-1} g, with a state nu that follows
-dnu/dt = c (E[g^2] - nu), c = (1 - b2) / b2 (dynamics.optimizers.FlowForm: GD has P = 1/eta and
+dnu/dt = c (E[g^2] - nu), c = (1 - b2) / b2 (analysis.flow_forms.FlowForm: GD has P = 1/eta and
 no state). At the edge of stability it oscillates along the top eigenvectors of the effective
 Hessian P^{-1/2} H P^{-1/2}, whose top eigenvalues sit at 2; on average it follows the central
 flow. Time t counts optimizer steps. With u_i the k tracked unit eigenvectors of the effective
@@ -60,8 +60,7 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import curvature
 from analysis.central_flow_sdp import solve_psd_lcp
-from dynamics import optimizers
-from dynamics.optimizers import FlowForm
+from analysis.flow_forms import FlowForm, flow_form
 
 _HI = jax.lax.Precision.HIGHEST
 THRESHOLD = 1.95          # effective eigenvalue above which a direction is active
@@ -71,8 +70,8 @@ EIG_METHODS = ("lanczos", "lobpcg")
 
 
 def gd_form(eta: float) -> FlowForm:
-  """The FlowForm of GD at learning rate eta (optimizers.flow_form of that `opt` section)."""
-  return optimizers.flow_form(dict(name="gd", learning_rate=float(eta)))
+  """The FlowForm of GD at learning rate eta (flow_form of that `opt` section)."""
+  return flow_form(dict(name="gd", learning_rate=float(eta)))
 
 
 class Terms(NamedTuple):
@@ -239,7 +238,7 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
     loss_fn: loss_fn(params, batch) -> scalar.
     params: pytree (its dtype is the computation's).
     batch: passed to loss_fn.
-    form: dynamics.optimizers.FlowForm (flow_form(opt_cfg), or gd_form(eta)).
+    form: analysis.flow_forms.FlowForm (flow_form(opt_cfg), or gd_form(eta)).
     num_steps: optimizer steps (static).
     nu0: the state at the start (scalar or [n] flat); default form.init_state(grad L).
     k: tracked directions; substeps, lanczos_iters: see above.

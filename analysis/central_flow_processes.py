@@ -30,6 +30,7 @@ from jax.flatten_util import ravel_pytree
 
 from analysis import central_flow as cf
 from analysis import curvature
+from analysis import flow_forms
 from dynamics import optimizers, runs
 
 
@@ -50,7 +51,7 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
     sharpness [T], grad_sq [T] (||grad L(w_t)||^2), effective_lr [T], nu [T] (scalar
     states) or [T, n].
   """
-  opt, form = optimizers.build(opt_cfg), optimizers.flow_form(opt_cfg)
+  opt, form = optimizers.build(opt_cfg), flow_forms.flow_form(opt_cfg)
   if state is None:
     state = opt.init(params)
     g = ravel_pytree(jax.grad(loss_fn)(params, batch))[0]
@@ -95,7 +96,7 @@ def real_run(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, num_steps
 # the code a cached result depends on: a change here makes an old cache refuse to resume
 _CODE = ("analysis/central_flow.py", "analysis/central_flow_processes.py",
          "analysis/central_flow_sdp.py", "analysis/curvature.py", "analysis/lanczos.py",
-         "dynamics/optimizers.py", "dynamics/losses.py", "dynamics/models")
+         "analysis/flow_forms.py", "dynamics/optimizers.py", "dynamics/losses.py", "dynamics/models")
 
 
 def _code_digest() -> str:
@@ -194,7 +195,7 @@ def run_processes(loss_fn: Callable, params: Any, batch: Any, opt_cfg: Any, star
   k_max = k if k_max is None else k_max
   if not 1 <= k <= k_max:
     raise ValueError(f"k={k}, k_max={k_max} are not allowed: need 1 <= k <= k_max")
-  form = optimizers.flow_form(opt_cfg)
+  form = flow_forms.flow_form(opt_cfg)
   flat0, unravel = ravel_pytree(params)
   seg = steps // segments
   marks = seg * np.arange(1, segments + 1)

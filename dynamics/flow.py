@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dynamics import config_utils as cu
+from dynamics import fields
+from dynamics.fields import Field
 
 NAME = "flow"
 
@@ -28,24 +29,22 @@ class FlowState(NamedTuple):
   sharpness: jax.Array    # latest estimate of max |eigenvalue of H|
 
 
+# The `opt` section of the gradient flow, declared once (dynamics.fields).
+FIELDS = dict(
+    alpha=Field(1.0, "dt = min(alpha / S(w), max_step)", lo=0, lo_open=True),
+    max_step=Field(1.0, "upper bound on dt (time units: GD's step k is time k * eta)", lo=0,
+                   lo_open=True),
+    power_iters=Field(5, "warm-started power iterations per step for S(w)", lo=1),
+)
+
+
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name=NAME,
-      alpha=1.0,          # dt = min(alpha / S(w), max_step)
-      max_step=1.0,       # upper bound on dt (time units: GD's step k is time k * eta)
-      power_iters=5,      # warm-started power iterations per step for S(w)
-  ))
+  return fields.defaults(FIELDS, name=NAME)
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
   """The opt section of the flow completed by its defaults; raises ConfigError naming the field."""
-  cu.check_fields("opt", cfg, default_config())
-  cu.check_positive("opt.alpha", cfg.get("alpha", 1.0))
-  cu.check_positive("opt.max_step", cfg.get("max_step", 1.0))
-  it = cfg.get("power_iters", 5)
-  if not isinstance(it, int) or isinstance(it, bool) or it < 1:
-    raise cu.ConfigError(f"opt.power_iters={it!r} is not allowed; it must be an integer >= 1")
-  return cu.with_defaults("opt", cfg, default_config())
+  return fields.complete("opt", FIELDS, cfg, extra=dict(name=NAME))
 
 
 def _dot(a, b) -> jax.Array:
@@ -103,7 +102,6 @@ class GradientFlow(NamedTuple):
 
 
 def build(cfg: Any) -> GradientFlow:
-  validate(cfg)
-  c = cu.with_defaults("opt", cfg, default_config())
+  c = validate(cfg)
   return GradientFlow(alpha=float(c.alpha), max_step=float(c.max_step),
                       power_iters=int(c.power_iters))

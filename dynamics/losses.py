@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from dynamics import config_utils as cu
+from dynamics import fields
+from dynamics.fields import Field
 
 LOSSES = ("mse", "cross_entropy", "stablemax")
 
@@ -218,32 +220,32 @@ def mean_loss(loss: Loss, outputs: jax.Array, y: jax.Array) -> jax.Array:
   return jnp.mean(loss.per_example(outputs, y))
 
 
+# The `loss` section, declared once (dynamics.fields).
+FIELDS = dict(
+    name=Field("mse", "mse (0.5 ||f - onehot(y)||^2), cross_entropy or stablemax",
+               choices=LOSSES),
+    float64=Field(False, "cross_entropy / stablemax: compute in float64 (jax x64 is switched "
+                  "on)"),
+)
+
+
 def default_config() -> ml_collections.ConfigDict:
   """Every field of the `loss` section, with its default."""
-  return ml_collections.ConfigDict(dict(
-      name="mse",       # 'mse' (0.5 ||f - onehot(y)||^2), 'cross_entropy' or 'stablemax'
-      float64=False,    # cross_entropy / stablemax: compute in float64 (jax x64 is switched on)
-  ))
+  return fields.defaults(FIELDS)
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
   """The section completed by its defaults; raises ConfigError naming the loss.* field."""
-  cu.check_fields("loss", cfg, default_config())
-  name = cu.check_choice("loss.name", cu.get(cfg, "name", "mse"), LOSSES)
-  f64 = cu.get(cfg, "float64", False)
-  if not isinstance(f64, bool):
-    raise cu.ConfigError(f"loss.float64={f64!r} is not allowed; allowed values: True, False")
-  if f64 and name == "mse":
+  cfg = fields.complete("loss", FIELDS, cfg)
+  if cfg.float64 and cfg.name == "mse":
     raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
                          "'stablemax'; got loss.name='mse'")
-  return cu.with_defaults("loss", cfg, default_config())
+  return cfg
 
 
 def build(cfg: Any = None) -> Loss:
   """The Loss named by the `loss` section (missing fields take their defaults)."""
-  cfg = cfg if cfg is not None else {}
-  validate(cfg)
-  cfg = cu.with_defaults("loss", cfg, default_config())
+  cfg = validate(cfg)
   if cfg.name == "mse":
     return Loss(name="mse", per_example=mse)
   fn = cross_entropy if cfg.name == "cross_entropy" else stablemax_cross_entropy

@@ -59,10 +59,12 @@ def default_config(name: str) -> ml_collections.ConfigDict:
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
   """Checks the model section; returns it completed by the chosen model's defaults."""
-  name = config_utils.get(cfg, "name", None)
-  mod = _module(name)
-  config_utils.check_fields("model", cfg, mod.default_config())
-  return mod.validate(cfg)
+  return _module(config_utils.get(cfg, "name", None)).validate(cfg)
+
+
+def fields_of(name: str) -> dict:
+  """The declared fields of model `name` (dynamics.fields; `name` itself not included)."""
+  return _module(name).FIELDS
 
 
 def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None) -> Model:

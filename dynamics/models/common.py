@@ -6,7 +6,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from dynamics import config_utils
+from dynamics import config_utils, fields
+from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 
 
@@ -38,44 +39,28 @@ def is_int(v: Any) -> bool:
   return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def check_pos_int(field: str, value: Any, allow_none: bool = False) -> None:
-  if value is None and allow_none:
-    return
-  if not is_int(value) or value < 1:
-    extra = " (or None, filled from the data)" if allow_none else ""
-    raise ConfigError(f"{field}={value!r} is not allowed; it must be an integer >= 1{extra}")
+# Fields every model has (dynamics.fields declarations).
+DIMS = dict(
+    in_dim=Field(None, "filled from the data by dynamics.models.build", kind="int", lo=1),
+    out_dim=Field(None, "filled from the data by dynamics.models.build", kind="int", lo=1),
+)
+INIT_SCALE = Field(1.0, "multiplies every initial parameter array", lo=0, lo_open=True,
+                   sweepable=True)
+WIDTHS = lambda default, doc: Field(default, doc, kind="list", item="int", lo=1)
+ACTIVATION = lambda default, names=tuple(ACTIVATIONS): Field(
+    default, "hidden activation (gelu: exact erf)", choices=names)
 
 
-def check_bool(field: str, value: Any) -> None:
-  if not isinstance(value, bool):
-    raise ConfigError(f"{field}={value!r} is not allowed; allowed values: True, False")
-
-
-def check_widths(field: str, value: Any) -> None:
-  if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-    raise ConfigError(f"{field}={value!r} is not allowed; it must be a list of integers >= 1")
-  for w in value:
-    if not is_int(w) or w < 1:
-      raise ConfigError(f"{field}={value!r} is not allowed; it must be a list of integers >= 1")
-
-
-def complete(cfg: Any, defaults: Any) -> Any:
-  """cfg completed by defaults (check_fields first); a ConfigDict without type-safety, so that a
-  value of the wrong type reaches the field's own check (a ConfigError naming the field) instead
-  of a TypeError from ml_collections."""
-  import ml_collections
-  config_utils.check_fields("model", cfg, defaults)
-  out = ml_collections.ConfigDict(defaults.to_dict(), type_safe=False)
-  for k in cfg.keys():
-    out[k] = cfg[k]
-  return out
-
-
-def check_common(cfg: Any) -> None:
-  """in_dim, out_dim (positive int or None) and init_scale (> 0)."""
-  check_pos_int("model.in_dim", cfg.in_dim, allow_none=True)
-  check_pos_int("model.out_dim", cfg.out_dim, allow_none=True)
-  config_utils.check_positive("model.init_scale", cfg.init_scale)
+def validator(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: None):
+  """validate(cfg) -> the model section completed by the schema's defaults, every field
+  checked (ConfigError naming model.<field>), then the model's cross-field `check`."""
+  def validate(cfg: Any):
+    given = cfg.get("name", name) if hasattr(cfg, "get") else name
+    config_utils.check_choice("model.name", given, [name])
+    out = fields.complete("model", schema, cfg, extra=dict(name=name))
+    check(out)
+    return out
+  return validate
 
 
 def require_dims(cfg: Any) -> tuple[int, int]:

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dynamics import config_utils
+from dynamics import fields
+from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
 
@@ -42,31 +43,28 @@ NAME = "deep_linear"
 INITS = ("gaussian", "orthogonal", "balanced")
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name=NAME,
-      in_dim=None,          # filled from the data by dynamics.models.build
-      out_dim=None,         # filled from the data by dynamics.models.build
-      widths=[16],          # hidden widths; [] is a single matrix
-      init="gaussian",      # gaussian, orthogonal, balanced
-      init_scale=1.0,       # multiplies every initial parameter array
-  ))
+FIELDS = dict(
+    **common.DIMS,
+    widths=common.WIDTHS([16], "hidden widths; [] is a single matrix"),
+    init=Field("gaussian", "gaussian, orthogonal or balanced (module docstring)", choices=INITS),
+    init_scale=common.INIT_SCALE,
+)
 
 
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
-  cfg = common.complete(cfg, default_config())
-  config_utils.check_choice("model.name", cfg.name, [NAME])
-  common.check_common(cfg)
-  common.check_widths("model.widths", cfg.widths)
-  config_utils.check_choice("model.init", cfg.init, INITS)
+def _check(cfg) -> None:
   if cfg.init == "balanced" and cfg.in_dim is not None and cfg.out_dim is not None:
     k = min(cfg.in_dim, cfg.out_dim)
     if any(w < k for w in cfg.widths):
       raise ConfigError(f"model.widths={list(cfg.widths)!r} is not allowed with "
                         f"model.init='balanced': every hidden width must be >= "
                         f"min(in_dim, out_dim) = {k}")
-  return cfg
+
+
+validate = common.validator(NAME, FIELDS, _check)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return fields.defaults(FIELDS, name=NAME)
 
 
 def _semi_orthogonal(key: jax.Array, n_in: int, n_out: int, dtype) -> jax.Array:

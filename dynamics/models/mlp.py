@@ -37,7 +37,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dynamics import config_utils
+from dynamics import fields
+from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
 
@@ -46,33 +47,20 @@ PARAMETERIZATIONS = ("standard", "ntk", "mup")
 INITS = ("normal", "torch")
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name=NAME,
-      in_dim=None,            # filled from the data by dynamics.models.build
-      out_dim=None,           # filled from the data by dynamics.models.build
-      widths=[200, 200],      # hidden widths; [] is a linear model
-      activation="tanh",      # tanh, relu, gelu (exact erf), elu, softplus, linear
-      bias=True,
-      init_scale=1.0,         # multiplies every initial parameter array
-      parameterization="standard",  # standard, ntk, mup
-      init="normal",          # normal, torch
-      bias_init=0.0,          # constant initial bias (times init_scale), init='normal' only
-  ))
+FIELDS = dict(
+    **common.DIMS,
+    widths=common.WIDTHS([200, 200], "hidden widths; [] is a linear model"),
+    activation=common.ACTIVATION("tanh"),
+    bias=Field(True, "biases in every layer"),
+    init_scale=common.INIT_SCALE,
+    parameterization=Field("standard", "standard, ntk or mup (module docstring)",
+                           choices=PARAMETERIZATIONS),
+    init=Field("normal", "normal, or torch (PyTorch's nn.Linear default)", choices=INITS),
+    bias_init=Field(0.0, "constant initial bias (times init_scale), init='normal' only"),
+)
 
 
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
-  cfg = common.complete(cfg, default_config())
-  config_utils.check_choice("model.name", cfg.name, [NAME])
-  common.check_common(cfg)
-  common.check_widths("model.widths", cfg.widths)
-  common.check_activation(cfg.activation)
-  common.check_bool("model.bias", cfg.bias)
-  config_utils.check_choice("model.parameterization", cfg.parameterization, PARAMETERIZATIONS)
-  config_utils.check_choice("model.init", cfg.init, INITS)
-  if isinstance(cfg.bias_init, bool) or not isinstance(cfg.bias_init, (int, float)):
-    raise ConfigError(f"model.bias_init={cfg.bias_init!r} is not allowed; it must be a number")
+def _check(cfg) -> None:
   if cfg.init == "torch":
     if cfg.parameterization != "standard":
       raise ConfigError(f"model.init='torch' requires model.parameterization='standard' "
@@ -80,7 +68,13 @@ def validate(cfg: Any) -> ml_collections.ConfigDict:
     if cfg.bias_init != 0.0:
       raise ConfigError(f"model.bias_init={cfg.bias_init!r} is not allowed with model.init="
                         f"'torch' (biases are uniform); allowed values: 0.0")
-  return cfg
+
+
+validate = common.validator(NAME, FIELDS, _check)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  return fields.defaults(FIELDS, name=NAME)
 
 
 def _dims(cfg) -> list[int]:

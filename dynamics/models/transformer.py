@@ -59,7 +59,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from dynamics import config_utils
+from dynamics import fields
+from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
 
@@ -68,43 +69,36 @@ ACTIVATIONS = ("relu", "gelu")
 LN_EPS = 1e-5
 
 
+FIELDS = dict(
+    in_dim=Field(None, "context length n_ctx (3 for [a, b, =]), filled from the data",
+                 kind="int", lo=1),
+    out_dim=Field(None, "number of answer classes (p), filled from the data", kind="int", lo=1),
+    d_vocab=Field(None, "vocabulary size; None: out_dim + 1 (the '=' token is p)", kind="int",
+                  lo=2),
+    d_model=Field(128, "residual stream width", lo=1),
+    n_heads=Field(4, "attention heads", lo=1),
+    d_head=Field(32, "width of each head", lo=1),
+    d_mlp=Field(512, "MLP width", lo=1),
+    n_layers=Field(1, "blocks", lo=1),
+    activation=common.ACTIVATION("relu", ACTIVATIONS),
+    layernorm=Field(False, "pre-LN blocks and a final LN (Nanda et al.: none)"),
+    tied=Field(False, "W_U = W_E^T (Nanda et al.: untied)"),
+    init_scale=common.INIT_SCALE,
+)
+
+
+def _check(cfg) -> None:
+  if cfg.d_vocab is not None and cfg.out_dim is not None and cfg.d_vocab < cfg.out_dim + 1:
+    raise ConfigError(f"model.d_vocab={cfg.d_vocab!r} is not allowed with model.out_dim="
+                      f"{cfg.out_dim}; it must be an integer >= out_dim + 1 = "
+                      f"{cfg.out_dim + 1} (the '=' token) or None")
+
+
+validate = common.validator(NAME, FIELDS, _check)
+
+
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name=NAME,
-      in_dim=None,          # context length n_ctx (3 for [a, b, =]), filled from the data
-      out_dim=None,         # number of answer classes (p), filled from the data
-      d_vocab=None,         # vocabulary size; None: out_dim + 1 (the '=' token is p)
-      d_model=128,          # residual stream width
-      n_heads=4,
-      d_head=32,
-      d_mlp=512,
-      n_layers=1,
-      activation="relu",    # relu, gelu (exact erf)
-      layernorm=False,      # pre-LN blocks and a final LN (Nanda et al.: none)
-      tied=False,           # W_U = W_E^T (Nanda et al.: untied)
-      init_scale=1.0,       # multiplies every initial parameter array (LN gains included)
-  ))
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
-  cfg = common.complete(cfg, default_config())
-  config_utils.check_choice("model.name", cfg.name, [NAME])
-  common.check_common(cfg)
-  for f in ("d_model", "n_heads", "d_head", "d_mlp", "n_layers"):
-    common.check_pos_int(f"model.{f}", cfg[f])
-  config_utils.check_choice("model.activation", cfg.activation, ACTIVATIONS)
-  common.check_bool("model.layernorm", cfg.layernorm)
-  common.check_bool("model.tied", cfg.tied)
-  if cfg.d_vocab is not None:
-    if not common.is_int(cfg.d_vocab) or cfg.d_vocab < 2:
-      raise ConfigError(f"model.d_vocab={cfg.d_vocab!r} is not allowed; it must be an integer "
-                        f">= out_dim + 1 (or None: out_dim + 1)")
-    if cfg.out_dim is not None and cfg.d_vocab < cfg.out_dim + 1:
-      raise ConfigError(f"model.d_vocab={cfg.d_vocab!r} is not allowed with model.out_dim="
-                        f"{cfg.out_dim}; it must be an integer >= out_dim + 1 = "
-                        f"{cfg.out_dim + 1} (the '=' token) or None")
-  return cfg
+  return fields.defaults(FIELDS, name=NAME)
 
 
 def vocab_size(cfg: Any) -> int:

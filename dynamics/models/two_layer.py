@@ -26,35 +26,26 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from dynamics import config_utils
+from dynamics import fields
+from dynamics.fields import Field
 from dynamics.models import common
 
 NAME = "two_layer"
 
 
+FIELDS = dict(
+    **common.DIMS,
+    width=Field(100, "m, the number of hidden units", lo=1),
+    activation=common.ACTIVATION("relu"),
+    init_scale=common.INIT_SCALE,
+    balanced=Field(False, "||v_j|| = ||w_j|| at init"),
+    output_scale=Field(1.0, "fixed output multiplier (1/m: mean-field)", lo=0, lo_open=True),
+)
+validate = common.validator(NAME, FIELDS)
+
+
 def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name=NAME,
-      in_dim=None,          # filled from the data by dynamics.models.build
-      out_dim=None,         # filled from the data by dynamics.models.build
-      width=100,            # m, number of hidden units
-      activation="relu",    # tanh, relu, gelu (exact erf), elu, softplus, linear
-      init_scale=1.0,       # multiplies every initial parameter array
-      balanced=False,       # ||v_j|| = ||w_j|| at init
-      output_scale=1.0,     # fixed output multiplier (1/m: mean-field)
-  ))
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """Raises ConfigError naming model.<field>; returns the config completed by defaults."""
-  cfg = common.complete(cfg, default_config())
-  config_utils.check_choice("model.name", cfg.name, [NAME])
-  common.check_common(cfg)
-  common.check_pos_int("model.width", cfg.width)
-  common.check_activation(cfg.activation)
-  common.check_bool("model.balanced", cfg.balanced)
-  config_utils.check_positive("model.output_scale", cfg.output_scale)
-  return cfg
+  return fields.defaults(FIELDS, name=NAME)
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:

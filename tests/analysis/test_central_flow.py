@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from analysis import central_flow as cf
-from analysis import curvature
+from analysis import curvature, flow_forms
 from figure_report import check_report
 
 
@@ -92,7 +92,7 @@ def test_complementarity_map_is_the_stability_margin_one_substep_ahead(problem, 
   # central finite differences of the margin computed from scratch (HVPs and P(nu) only)
   from dynamics import optimizers
   loss_fn, params, batch = problem
-  form = optimizers.flow_form(FORMS[name])
+  form = flow_forms.flow_form(FORMS[name])
   flat, unravel = ravel_pytree(params)
   rng = np.random.RandomState(2)
   g = ravel_pytree(jax.grad(loss_fn)(params, batch))[0]
@@ -136,7 +136,7 @@ def test_flow_form_matches_the_engine_optimizers():
   grads = jax.tree.map(lambda x: jnp.asarray(rng.randn(*x.shape)), params)
   g = ravel_pytree(grads)[0]
   for cfg in FORMS.values():
-    form, opt = optimizers.flow_form(cfg), optimizers.build(cfg)
+    form, opt = flow_forms.flow_form(cfg), optimizers.build(cfg)
     state = opt.init(params)
     if form.name == "rmsprop":
       state = state._replace(nu=jax.tree.map(lambda x: jnp.abs(x) + 0.5, params))
@@ -157,7 +157,7 @@ def test_flow_form_matches_the_engine_optimizers():
                      (dict(name="gd", schedule=dict(name="warmup", warmup_steps=3)),
                       "opt.schedule.name")):
     with pytest.raises(Exception, match=field):
-      optimizers.flow_form(bad)
+      flow_forms.flow_form(bad)
 
 
 def test_heun_substeps_are_second_order_on_the_stable_flow(problem):
@@ -166,7 +166,7 @@ def test_heun_substeps_are_second_order_on_the_stable_flow(problem):
   # Heun's like dt^2.
   from dynamics import optimizers
   loss_fn, params, batch = problem
-  form = optimizers.flow_form(dict(name="rmsprop", learning_rate=0.01, b2=0.9))
+  form = flow_forms.flow_form(dict(name="rmsprop", learning_rate=0.01, b2=0.9))
   flat, unravel = ravel_pytree(params)
   grad = lambda x: ravel_pytree(jax.grad(loss_fn)(unravel(x), batch))[0]
   nu0 = grad(flat) ** 2 + 0.01
@@ -254,7 +254,7 @@ def test_perp_to_tracked_matches_a_dense_eigendecomposition(problem, name):
   from analysis import central_flow_processes as cfp
   from dynamics import optimizers
   loss_fn, params, batch = problem
-  form = optimizers.flow_form(FORMS[name])
+  form = flow_forms.flow_form(FORMS[name])
   flat, unravel = ravel_pytree(params)
   rng = np.random.RandomState(4)
   nu = jnp.asarray(rng.uniform(0.5, 2.0, flat.size)) if name == "rmsprop" else jnp.zeros(())
