@@ -32,7 +32,7 @@ from absl import app
 from experiments import main
 from dynamics import checkpoints, train
 {patch}
-app.run(main.main)
+app.run(main.main, flags_parser=main.parse_flags)
 """
 SLOW = """
 _chunk = train.Runner.run_chunk
