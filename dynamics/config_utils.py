@@ -47,11 +47,10 @@ def check_range(field: str, value: Any, lo: float, hi: float,
 
 
 def check_fields(section: str, cfg: Any, defaults: Any) -> None:
-  """Refuses fields of cfg that defaults does not have, naming them and the allowed ones."""
-  unknown = sorted(set(cfg.keys()) - set(defaults.keys()))
-  if unknown:
-    raise ConfigError(f"{section}: unknown field(s) {', '.join(unknown)}; allowed fields: "
-                      f"{', '.join(sorted(defaults.keys()))}")
+  """Refuses fields of cfg that defaults does not have, naming them (and the closest allowed
+  ones) and the allowed ones."""
+  from dynamics.fields import unknown_fields     # (fields imports this module)
+  unknown_fields(section, cfg.keys(), defaults.keys())
 
 
 def with_defaults(section: str, cfg: Any, defaults: Any) -> Any:
