@@ -172,9 +172,7 @@ def describe(config: Any) -> str:
     else:
       lines += fields.describe(section, schema, cfg[section])
   lines += probes.describe(cfg.probes)
-  opt = opt_lib(cfg.opt).build(cfg.opt)
-  axes = (["seed"] + [f"opt.{h}" for h in opt.hparam_names] +
-          [f"model.{h}" for h in sweep_lib.MODEL_SWEEPABLE])
+  axes = sweep_lib.allowed_axes(opt_lib(cfg.opt).build(cfg.opt).hparam_names)
   lines.append(f"sweep = {cfg.sweep.to_dict()!r}   # sweepable axes (lists of values): "
                f"{', '.join(axes)}")
   if cfg.analysis:

@@ -49,6 +49,13 @@ def _flatten(prefix: str, node: Any) -> list[tuple[str, Any]]:
   return [(prefix, node)]
 
 
+def allowed_axes(opt_hparams: tuple[str, ...]) -> list[str]:
+  """The dotted names a sweep may vary: the seed, the optimizer's array hyperparameters and the
+  model's sweepable fields."""
+  return (["seed"] + [f"opt.{h}" for h in opt_hparams] +
+          [f"model.{h}" for h in MODEL_SWEEPABLE])
+
+
 def expand(sweep_cfg: Any, opt_hparams: tuple[str, ...]) -> Sweep:
   """Expands config.sweep into its members, refusing axes that cannot be traced.
 
@@ -57,8 +64,7 @@ def expand(sweep_cfg: Any, opt_hparams: tuple[str, ...]) -> Sweep:
     opt_hparams: the hyperparameter names the chosen optimizer carries as arrays.
   """
   leaves = _flatten("", sweep_cfg) if sweep_cfg is not None else []
-  allowed = (["seed"] + [f"opt.{h}" for h in opt_hparams] +
-             [f"model.{h}" for h in MODEL_SWEEPABLE])
+  allowed = allowed_axes(opt_hparams)
   for axis, values in leaves:
     if axis not in allowed:
       raise ConfigError(f"sweep.{axis} cannot be swept inside one program; allowed sweep "
