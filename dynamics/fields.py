@@ -2,7 +2,7 @@
 allowed values, and everything else is derived from that list.
 
     FIELDS = dict(
-        widths=Field([200, 200], "hidden widths; [] is a linear model", item_lo=1),
+        widths=Field([200, 200], "hidden widths; [] is a linear model", lo=1),
         activation=Field("tanh", "hidden activation", choices=ACTIVATIONS),
         init_scale=Field(1.0, "multiplies every initial parameter array", lo=0, lo_open=True),
     )
@@ -41,14 +41,18 @@ class Field:
     none: None is allowed too (e.g. "filled from the data", "all classes").
     item: the kind of a list's items ('int' or 'float'); min_len: its shortest allowed length.
     sweepable: a value that may vary across the members of one compiled program.
-    check: fn(path, value) that raises ConfigError for a value the rules above let through.
+    check: fn(path, value) for a value the rules above let through: it raises its own
+      ConfigError, or returns False to refuse the value with the field's usual message.
+    rule: what is allowed, in words, where kind and bounds do not say it all (e.g. "a prime
+      >= 3"); replaces the generated text in messages and `describe`.
   """
 
   def __init__(self, default: Any, doc: str = "", *, kind: Optional[str] = None,
                choices: Optional[Iterable[Any]] = None, lo: Optional[float] = None,
                hi: Optional[float] = None, lo_open: bool = False, hi_open: bool = False,
                none: bool = False, item: Optional[str] = None, min_len: int = 0,
-               sweepable: bool = False, check: Optional[Callable[[str, Any], None]] = None):
+               sweepable: bool = False, check: Optional[Callable[[str, Any], Any]] = None,
+               rule: Optional[str] = None):
     self.default, self.doc = default, doc
     self.kind = kind or _kind_of(default, item)
     if self.kind not in KINDS:
@@ -58,30 +62,34 @@ class Field:
     self.none = none or default is None
     self.item = item or (_kind_of(default[0], None) if self.kind == "list" and default
                          else None)
-    self.min_len, self.sweepable, self.extra = min_len, sweepable, check
+    self.min_len, self.sweepable, self.extra, self.rule = min_len, sweepable, check, rule
 
   # ---- what is allowed, in words ------------------------------------------------------------
   def _bounds(self) -> str:
+    lo, hi = _num(self.lo), _num(self.hi)
     if self.lo is not None and self.hi is not None:
-      return (f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
-              f"{')' if self.hi_open else ']'}")
+      return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
     if self.lo is not None:
-      return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+      return f"{'>' if self.lo_open else '>='} {lo}"
     if self.hi is not None:
-      return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+      return f"{'<' if self.hi_open else '<='} {hi}"
     return ""
 
-  def allowed(self) -> str:
-    """What the field accepts, e.g. "an integer >= 1", "'tanh', 'relu'", "True or False"."""
-    if self.choices is not None:
+  def allowed(self, finite: bool = False) -> str:
+    """What the field accepts, e.g. "an integer >= 1", "'tanh', 'relu'", "True or False"
+    ("a finite number ..." with `finite`, for a message about nan or inf)."""
+    if self.rule is not None:
+      text = self.rule
+    elif self.choices is not None:
       text = ", ".join(repr(c) for c in self.choices)
     elif self.kind == "bool":
       text = "True, False"
     elif self.kind in ("int", "float"):
-      noun = "an integer" if self.kind == "int" else "a number"
+      noun = "an integer" if self.kind == "int" else f"a {'finite ' if finite else ''}number"
       text = f"{noun} {self._bounds()}".strip()
     elif self.kind == "list":
-      noun = {"int": "integers", "float": "numbers"}.get(self.item, "values")
+      noun = {"int": "integers", "float": f"{'finite ' if finite else ''}numbers"}.get(
+          self.item, "values")
       text = f"a list of {noun} {self._bounds()}".strip()
       if self.min_len:
         text += f" (at least {self.min_len})"
@@ -122,12 +130,20 @@ class Field:
             all(self._scalar_ok(self.item or "any", x) for x in v))
     else:
       ok = self._scalar_ok(self.kind, v)
+    # a check returning False refuses the value with the message below; one raising names more
+    if ok and self.extra is not None:
+      ok = self.extra(path, v) is not False
     if not ok:
-      verb = "allowed values:" if self.choices is not None or self.kind == "bool" else (
-          "it must be")
-      raise ConfigError(f"{path}={v!r} is not allowed; {verb} {self.allowed()}")
-    if self.extra is not None:
-      self.extra(path, v)
+      verb = "allowed values:" if self.rule is None and (
+          self.choices is not None or self.kind == "bool") else "it must be"
+      finite = any(is_number(x) and not math.isfinite(x)
+                   for x in (v if isinstance(v, (list, tuple)) else [v]))
+      raise ConfigError(f"{path}={v!r} is not allowed; {verb} {self.allowed(finite)}")
+
+
+def _num(x: Optional[float]) -> str:
+  """A bound as written: 0.0 for a float bound (the value's kind), 0 for an integer one."""
+  return repr(float(x)) if isinstance(x, float) else f"{x}"
 
 
 def _kind_of(default: Any, item: Optional[str]) -> str:
