@@ -1,9 +1,10 @@
-"""Dataset registry: every dataset is a name, a builder and a config of its fields.
+"""Dataset registry: every dataset is a name, a builder and the fields it declares once.
 
   DATASETS[name] = (builder_fn, default_config_fn)
   default_config(name) -> ConfigDict   all fields of dataset `name` with defaults, incl. `name`
   validate(cfg) -> ConfigDict          raises ConfigError naming `data.<field>`; returns cfg
                                        completed with the defaults
+  fields_of(name) -> dict              the declared fields (dynamics.fields) of dataset `name`
   load(cfg) -> Dataset                 validate, fill defaults, call the builder
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
@@ -19,34 +20,28 @@ from dynamics import config_utils as cu
 from dynamics.data import digits, files, modular, synthetic
 from dynamics.data.base import Dataset
 
+# Each builder carries its name, FIELDS, default_config and validate (data.common.dataset).
+_BUILDERS = (digits.load_digits, digits.load_cifar_digits, synthetic.linear_teacher,
+             synthetic.gaussian_clusters, synthetic.xor_clusters, synthetic.teacher_student,
+             modular.load_modular, files.load_cifar10, files.load_mnist)
 DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.ConfigDict]]] = {
-    "digits": (digits.load_digits, digits.default_config),
-    "cifar_digits": (digits.load_cifar_digits, digits.cifar_digits_config),
-    "linear_teacher": (synthetic.linear_teacher, synthetic.config_fn("linear_teacher")),
-    "gaussian_clusters": (synthetic.gaussian_clusters, synthetic.config_fn("gaussian_clusters")),
-    "xor_clusters": (synthetic.xor_clusters, synthetic.config_fn("xor_clusters")),
-    "teacher_student": (synthetic.teacher_student, synthetic.config_fn("teacher_student")),
-    "modular": (modular.load_modular, modular.default_config),
-    "cifar10": (files.load_cifar10, files.config_fn("cifar10")),
-    "mnist": (files.load_mnist, files.config_fn("mnist")),
-}
+    b.name: (b, b.default_config) for b in _BUILDERS}
 
-# Value checks on a complete set of fields (without `name`); cheap, never read data files.
-_CHECKS: dict[str, Callable[[dict], None]] = {
-    "digits": digits.check, "cifar_digits": digits.check_cifar_digits, **synthetic.CHECKS,
-    "modular": modular.check, **files.CHECKS}
-
-__all__ = ["DATASETS", "Dataset", "default_config", "validate", "load"]
+__all__ = ["DATASETS", "Dataset", "default_config", "validate", "fields_of", "load"]
 
 
-def _name(cfg: Any) -> str:
-  name = cu.get(cfg, "name")
-  return cu.check_choice("data.name", name, list(DATASETS))
+def _builder(name: Any) -> Callable[..., Dataset]:
+  return DATASETS[cu.check_choice("data.name", name, list(DATASETS))][0]
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:
   """All fields of dataset `name` with their default values, including `name`."""
-  return DATASETS[cu.check_choice("data.name", name, list(DATASETS))][1]()
+  return _builder(name).default_config()
+
+
+def fields_of(name: str) -> dict:
+  """The declared fields of dataset `name` (dynamics.fields; `name` itself not included)."""
+  return _builder(name).FIELDS
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
@@ -58,21 +53,10 @@ def validate(cfg: Any) -> ml_collections.ConfigDict:
   Returns:
     cfg completed with the defaults of its dataset.
   """
-  name = _name(cfg)
-  defaults = default_config(name)
-  cu.check_fields("data", cfg, defaults)
-  fields = {k: defaults[k] for k in defaults.keys()}
-  fields.update({k: cfg[k] for k in cfg.keys()})
-  del fields["name"]
-  _CHECKS[name](fields)
-  try:
-    return cu.with_defaults("data", cfg, defaults)
-  except TypeError as e:  # a type the checks let through but ConfigDict cannot store
-    raise cu.ConfigError(f"data: {e}") from e
+  return _builder(cu.get(cfg, "name")).validate(cfg)
 
 
 def load(cfg: Any) -> Dataset:
   """The dataset described by the data config `cfg` (validated, defaults filled in)."""
   full = validate(cfg)
-  kwargs = {k: full[k] for k in full.keys() if k != "name"}
-  return DATASETS[full.name][0](**kwargs)
+  return _builder(full.name)(**{k: full[k] for k in full.keys() if k != "name"})

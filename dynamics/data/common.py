@@ -1,60 +1,59 @@
-"""Helpers shared by the loaders: value checks, class subsets, splits and standardization.
+"""Helpers shared by the loaders: the declaration of a dataset, class subsets, splits and
+standardization.
 
-Every check raises config_utils.ConfigError naming the field as `data.<field>` and what is
-allowed, so a bad config stops before any data is read.
+Each dataset declares its fields once (dynamics.fields) and its builder takes them as arguments:
+`dataset(name, FIELDS, check)` gives the builder its defaults, its checks (ConfigError naming
+`data.<field>` and what is allowed, before any data is read) and its registry entries.
 """
-from typing import Any, Optional, Sequence
+import functools
+import inspect
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from dynamics import config_utils as cu
+from dynamics import fields
+from dynamics.fields import Field
 
 # Rows per chunk when computing or applying statistics on large (CIFAR-sized) arrays.
 _CHUNK = 4096
 
 
-def field(name: str) -> str:
-  return f"data.{name}"
+def classes_field(num_classes: int, default: Optional[list[int]] = None) -> Field:
+  """The `classes` field: class ids kept (relabelled 0, 1, ... in list order)."""
+  return Field(default, "class ids kept, relabelled 0, 1, ... in this order (None: all)",
+               kind="list", item="int", lo=0, hi=num_classes - 1, min_len=2,
+               check=lambda path, v: len(set(v)) == len(v),
+               rule=f"a list of at least 2 distinct integers in [0, {num_classes - 1}]")
 
 
-def check_int(name: str, value: Any, lo: int = 0, hi: Optional[int] = None) -> int:
-  """value must be a Python int in [lo, hi] (hi=None: no upper bound)."""
-  # Only plain ints: ml_collections refuses to store e.g. numpy ints into an int field.
-  ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
-  if ok and hi is not None:
-    ok = value <= hi
-  if not ok:
-    bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-    raise cu.ConfigError(f"{field(name)}={value!r} is not allowed; it must be an integer {bound}")
-  return value
+def dataset(name: str, schema: fields.Schema, check: Callable[[Any], None] = lambda c: None):
+  """Makes fn(**fields) -> Dataset the builder of dataset `name`, whose fields are `schema`.
 
+  The builder takes the fields in the schema's order or by name, with the schema's defaults,
+  and checks every call: each field, then the cross-field `check(cfg)` (cheap: it never reads
+  data files). It carries `name`, `FIELDS`, `default_config()` and `validate(cfg)` (the data
+  section completed by the defaults and checked), which the registry uses.
+  """
+  signature = inspect.Signature([
+      inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default)
+      for k, f in schema.items()])
 
-def check_bool(name: str, value: Any) -> bool:
-  if not isinstance(value, (bool, np.bool_)):
-    raise cu.ConfigError(f"{field(name)}={value!r} is not allowed; allowed values: True, False")
-  return bool(value)
+  def validate(cfg: Any):
+    out = fields.complete("data", schema, cfg, extra=dict(name=name))
+    check(out)
+    return out
 
-
-def check_float(name: str, value: Any, lo: float, hi: float = float("inf"),
-                lo_open: bool = False) -> float:
-  """value must be a finite number in [lo, hi] ((lo, hi] when lo_open)."""
-  if isinstance(value, (int, float)) and not isinstance(value, bool) and not np.isfinite(value):
-    raise cu.ConfigError(f"{field(name)}={value!r} is not allowed; it must be finite")
-  return cu.check_range(field(name), value, lo, hi, lo_open=lo_open)
-
-
-def check_classes(name: str, value: Any, num_classes: int) -> None:
-  """None (all classes) or a list of at least 2 distinct class ids in [0, num_classes)."""
-  if value is None:
-    return
-  allowed = (f"None (all classes) or a list of at least 2 distinct integers in "
-             f"[0, {num_classes - 1}]")
-  ok = isinstance(value, (list, tuple)) and len(value) >= 2
-  ok = ok and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < num_classes
-                  for c in value)
-  ok = ok and len(set(value)) == len(value)
-  if not ok:
-    raise cu.ConfigError(f"{field(name)}={value!r} is not allowed; allowed values: {allowed}")
+  def wrap(fn):
+    @functools.wraps(fn)
+    def build(*args, **kwargs):
+      cfg = validate(signature.bind(*args, **kwargs).arguments)
+      return fn(**{k: cfg[k] for k in schema})
+    build.__signature__ = signature
+    build.name, build.FIELDS, build.validate = name, schema, validate
+    build.default_config = lambda: fields.defaults(schema, name=name)
+    return build
+  return wrap
 
 
 def select_classes(x: np.ndarray, y: np.ndarray, classes: Optional[Sequence[int]],
@@ -76,7 +75,7 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: Optional[Sequence[int]
 def take(n_avail: int, n: int, name: str, rng: np.random.Generator) -> np.ndarray:
   """A random subset of n of range(n_avail) (n=0: a permutation of all), as indices."""
   if n > n_avail:
-    raise cu.ConfigError(f"{field(name)}={n} is not allowed; only {n_avail} examples are "
+    raise cu.ConfigError(f"data.{name}={n} is not allowed; only {n_avail} examples are "
                          f"available (0 = all)")
   perm = rng.permutation(n_avail)
   return perm if n == 0 else perm[:n]

@@ -6,32 +6,26 @@ changing `n_train` keeps the same test set.
 """
 import functools
 
-import ml_collections
 import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics.data import common
 from dynamics.data.base import Dataset
+from dynamics.fields import Field
 
 NUM_CLASSES = 10
 NUM_EXAMPLES = 1797
 
-DEFAULTS = dict(seed=0, n_train=0, n_test=297, classes=None, standardize=True, flatten=True)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the 'digits' dataset with its default."""
-  return ml_collections.ConfigDict(dict(name="digits", **DEFAULTS))
-
-
-def check(c: dict) -> None:
-  """Raises ConfigError for a bad value among the (complete) fields `c`."""
-  common.check_int("seed", c["seed"])
-  common.check_int("n_train", c["n_train"], 0, NUM_EXAMPLES - 1)
-  common.check_int("n_test", c["n_test"], 0, NUM_EXAMPLES - 1)
-  common.check_classes("classes", c["classes"], NUM_CLASSES)
-  common.check_bool("standardize", c["standardize"])
-  common.check_bool("flatten", c["flatten"])
+FIELDS = dict(
+    seed=Field(0, "seed of the shuffle that decides the split", lo=0),
+    n_train=Field(0, "training examples; 0 = all that remain after the test split", lo=0,
+                  hi=NUM_EXAMPLES - 1),
+    n_test=Field(297, "test examples", lo=0, hi=NUM_EXAMPLES - 1),
+    classes=common.classes_field(NUM_CLASSES),
+    standardize=Field(True, "subtract the train-set per-pixel mean and divide by its std "
+                      "(pixels constant on the train set become 0 in both splits)"),
+    flatten=Field(True, "[N, 64] inputs, else [N, 8, 8, 1]"),
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,25 +38,17 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
   return x, y
 
 
-def load_digits(seed: int = 0, n_train: int = 0, n_test: int = 297, classes=None,
-                standardize: bool = True, flatten: bool = True) -> Dataset:
+@common.dataset("digits", FIELDS)
+def load_digits(seed, n_train, n_test, classes, standardize, flatten) -> Dataset:
   """The digits dataset split, subset and standardized as configured.
 
   Args:
-    seed: seed of the shuffle that decides the split.
-    n_train: number of training examples; 0 = all that remain after the test split.
-    n_test: number of test examples.
-    classes: None (all 10) or a list of digit ids; kept and relabelled classes[i] -> i.
-    standardize: subtract the train-set per-pixel mean and divide by its std (pixels constant on
-      the train set become 0 in both splits).
-    flatten: [N, 64] inputs if True, else [N, 8, 8, 1].
+    seed, n_train, n_test, classes, standardize, flatten: the fields of FIELDS.
 
   Returns:
     A classification Dataset; info has 'feature_mean' and 'feature_std' (raw train-set
     statistics, shape [64] or [8, 8, 1]) and 'class_names' (the original digit of each label).
   """
-  check(dict(seed=seed, n_train=n_train, n_test=n_test, classes=classes,
-             standardize=standardize, flatten=flatten))
   x, y = _raw()
   x, y, kept = common.select_classes(x, y, classes, NUM_CLASSES)
   n = x.shape[0]
@@ -92,24 +78,19 @@ def load_digits(seed: int = 0, n_train: int = 0, n_test: int = 297, classes=None
 # CIFAR-10 channel statistics (of images scaled to [0, 1]), as torchvision examples use them.
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-CIFAR_DIGITS_DEFAULTS = dict(classes=[0, 1, 2, 3], per_class=250, flatten=True)
+CIFAR_DIGITS_FIELDS = dict(
+    classes=common.classes_field(NUM_CLASSES, [0, 1, 2, 3]),
+    per_class=Field(250, "images per class (at most twice the smallest class)", lo=1),
+    flatten=Field(True, "[N, 3072] (channel-major, a flattened [3, 32, 32]), else "
+                  "[N, 3, 32, 32]"),
+)
 
 
-def cifar_digits_config() -> ml_collections.ConfigDict:
-  """Every field of the 'cifar_digits' dataset with its default."""
-  return ml_collections.ConfigDict(dict(name="cifar_digits", **CIFAR_DIGITS_DEFAULTS))
-
-
-def check_cifar_digits(c: dict) -> None:
-  """Raises ConfigError for a bad value among the (complete) fields `c`."""
-  common.check_classes("classes", c["classes"], NUM_CLASSES)
-  if c["classes"] is None:
-    raise cu.ConfigError("data.classes=None is not allowed for 'cifar_digits'; give the digit "
-                         "ids, e.g. (0, 1, 2, 3)")
+def _check_cifar_digits(c) -> None:
+  """per_class is at most twice the smallest chosen class (originals and shifted copies)."""
   _, y = _raw()
-  most = 2 * min(int(np.sum(y == k)) for k in c["classes"])
-  common.check_int("per_class", c["per_class"], 1, most)
-  common.check_bool("flatten", c["flatten"])
+  most = 2 * min(int(np.sum(y == k)) for k in c.classes)
+  Field(0, lo=1, hi=most).check("data.per_class", c.per_class)
 
 
 def _shift_right(img_hxw: np.ndarray) -> np.ndarray:
@@ -118,8 +99,8 @@ def _shift_right(img_hxw: np.ndarray) -> np.ndarray:
   return out
 
 
-def load_cifar_digits(classes=(0, 1, 2, 3), per_class: int = 250,
-                      flatten: bool = True) -> Dataset:
+@common.dataset("cifar_digits", CIFAR_DIGITS_FIELDS, _check_cifar_digits)
+def load_cifar_digits(classes, per_class, flatten) -> Dataset:
   """Digits dressed as a CIFAR-10 subset: the data of the central-flow speed configuration.
 
   For each class in `classes` (labelled 0, 1, ... in that order): its images in the dataset's
@@ -129,15 +110,11 @@ def load_cifar_digits(classes=(0, 1, 2, 3), per_class: int = 250,
   mean and std (times 255). Everything is training data (no test split), class by class.
 
   Args:
-    classes: digit ids.
-    per_class: images per class (at most twice the smallest class).
-    flatten: [N, 3072] (channel-major, as a flattened [3, 32, 32] tensor) if True, else
-      [N, 3, 32, 32].
+    classes, per_class, flatten: the fields of CIFAR_DIGITS_FIELDS.
 
   Returns:
     A Dataset with N = len(classes) * per_class training examples and an empty test set.
   """
-  check_cifar_digits(dict(classes=classes, per_class=per_class, flatten=flatten))
   x, y = _raw()
   imgs, labels = [], []
   for label, k in enumerate(classes):

@@ -11,17 +11,16 @@ Pixels are scaled to [0, 1] and, with standardize=True, standardized with train-
 (per channel for CIFAR-10, one global mean and std for MNIST). `seed` draws the random subsets
 of n_train / n_test examples (0 = all) after the class subset, and shuffles their order.
 """
-import copy
 import gzip as gzip_lib
 import os
 import struct
 
-import ml_collections
 import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics.data import common
 from dynamics.data.base import Dataset
+from dynamics.fields import Field
 
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch.bin"
@@ -38,19 +37,10 @@ IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 
 NUM_CLASSES = 10
-DEFAULTS = dict(path="", seed=0, n_train=0, n_test=0, classes=None, standardize=True,
-                flatten=True)
 
 
 class DataFilesNotFound(cu.ConfigError, FileNotFoundError):
   """The data files are not in data.path; the message names the files expected."""
-
-
-def config_fn(name: str):
-  """The default_config function of file dataset `name` ('cifar10' or 'mnist')."""
-  def default_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(name=name, **copy.deepcopy(DEFAULTS)))
-  return default_config
 
 
 def _expected(name: str) -> str:
@@ -61,20 +51,19 @@ def _expected(name: str) -> str:
           f"data.path/{MNIST_SUBDIR}/")
 
 
-def _check(name: str, c: dict) -> None:
-  path = c["path"]
-  if not isinstance(path, str) or not path:
-    raise cu.ConfigError(f"data.path={path!r} is not allowed; data.path is required: the local "
-                         f"directory holding {_expected(name)}")
-  common.check_int("seed", c["seed"])
-  common.check_int("n_train", c["n_train"])
-  common.check_int("n_test", c["n_test"])
-  common.check_classes("classes", c["classes"], NUM_CLASSES)
-  common.check_bool("standardize", c["standardize"])
-  common.check_bool("flatten", c["flatten"])
-
-
-CHECKS = {"cifar10": lambda c: _check("cifar10", c), "mnist": lambda c: _check("mnist", c)}
+def _fields(name: str) -> dict:
+  """The fields of file dataset `name`; data.path has no usable default."""
+  return dict(
+      path=Field("", "the local directory of the files (never downloaded)",
+                 check=lambda path, v: bool(v),
+                 rule=f"the required local directory holding {_expected(name)}"),
+      seed=Field(0, "seed of the random subsets and of their order", lo=0),
+      n_train=Field(0, "training examples, a random subset (0 = all)", lo=0),
+      n_test=Field(0, "test examples, a random subset (0 = all)", lo=0),
+      classes=common.classes_field(NUM_CLASSES),
+      standardize=Field(True, "standardize with the train-set statistics"),
+      flatten=Field(True, "[N, H * W * C] inputs, else [N, H, W, C]"),
+  )
 
 
 def _not_found(name: str, path: str, partial: dict[str, list[str]]) -> DataFilesNotFound:
@@ -195,8 +184,8 @@ def _finish(train, test, seed, n_train, n_test, classes, standardize, flatten, a
   return Dataset(x_train, y_train, x_test, y_test, len(kept), info)
 
 
-def load_cifar10(path: str = "", seed: int = 0, n_train: int = 0, n_test: int = 0, classes=None,
-                 standardize: bool = True, flatten: bool = True) -> Dataset:
+@common.dataset("cifar10", _fields("cifar10"))
+def load_cifar10(path, seed, n_train, n_test, classes, standardize, flatten) -> Dataset:
   """CIFAR-10 from the local binary files (see the module docstring).
 
   Returns:
@@ -204,9 +193,6 @@ def load_cifar10(path: str = "", seed: int = 0, n_train: int = 0, n_test: int = 
     info 'mean' and 'std' (per channel [3], of the [0, 1]-scaled train pixels) and
     'class_names'.
   """
-  c = dict(path=path, seed=seed, n_train=n_train, n_test=n_test, classes=classes,
-           standardize=standardize, flatten=flatten)
-  _check("cifar10", c)
   files = cifar10_files(path)
   parts = [read_cifar10_bin(files[f]) for f in CIFAR10_TRAIN_FILES]
   train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
@@ -216,17 +202,14 @@ def load_cifar10(path: str = "", seed: int = 0, n_train: int = 0, n_test: int = 
                  CIFAR10_CLASS_NAMES)
 
 
-def load_mnist(path: str = "", seed: int = 0, n_train: int = 0, n_test: int = 0, classes=None,
-               standardize: bool = True, flatten: bool = True) -> Dataset:
+@common.dataset("mnist", _fields("mnist"))
+def load_mnist(path, seed, n_train, n_test, classes, standardize, flatten) -> Dataset:
   """MNIST from the local IDX files (see the module docstring).
 
   Returns:
     Dataset with x [N, 28, 28, 1] (or [N, 784] when flatten), int32 labels, info 'mean' and
     'std' (scalars, of the [0, 1]-scaled train pixels) and 'class_names'.
   """
-  c = dict(path=path, seed=seed, n_train=n_train, n_test=n_test, classes=classes,
-           standardize=standardize, flatten=flatten)
-  _check("mnist", c)
   files = mnist_files(path)
   train, test = _mnist_split(files, "train"), _mnist_split(files, "t10k")
   if train[0].shape[1:] != test[0].shape[1:]:

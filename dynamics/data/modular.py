@@ -25,23 +25,16 @@ Encodings:
 """
 import math
 
-import ml_collections
 import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics.data import common
 from dynamics.data.base import Dataset
+from dynamics.fields import Field
 
 NAME = "modular"
 OPS = ("add", "sub", "mul", "div", "poly")
 ENCODINGS = ("tokens", "onehot")
-
-DEFAULTS = dict(p=113, op="add", train_frac=0.3, seed=0, encoding="tokens")
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the 'modular' dataset with its default."""
-  return ml_collections.ConfigDict(dict(name=NAME, **DEFAULTS))
 
 
 def is_prime(n: int) -> bool:
@@ -56,21 +49,22 @@ def is_prime(n: int) -> bool:
   return True
 
 
-def check(c: dict) -> None:
-  """Raises ConfigError naming data.<field> for a bad value among the (complete) fields `c`."""
-  p = c["p"]
-  if not (isinstance(p, int) and not isinstance(p, bool) and p >= 3 and is_prime(p)):
-    raise cu.ConfigError(f"data.p={p!r} is not allowed; it must be a prime >= 3 (e.g. 113)")
-  cu.check_choice("data.op", c["op"], OPS)
-  tf = c["train_frac"]
-  if isinstance(tf, (int, float)) and not isinstance(tf, bool) and not np.isfinite(tf):
-    raise cu.ConfigError(f"data.train_frac={tf!r} is not allowed; it must be finite")
-  cu.check_range("data.train_frac", tf, 0.0, 1.0, lo_open=True, hi_open=True)
-  common.check_int("seed", c["seed"], 0)
-  cu.check_choice("data.encoding", c["encoding"], ENCODINGS)
-  n_pairs = p * (p - 1) if c["op"] == "div" else p * p
-  if math.floor(tf * n_pairs) < 1:
-    raise cu.ConfigError(f"data.train_frac={tf!r} is not allowed with data.p={p}: "
+FIELDS = dict(
+    p=Field(113, "the modulus", lo=3, check=lambda path, v: is_prime(v),
+            rule="a prime >= 3 (e.g. 113)"),
+    op=Field("add", "a+b, a-b, a*b, a*b^(p-2) (b in 1..p-1) or a^2+ab+b^2", choices=OPS),
+    train_frac=Field(0.3, "share of the pairs trained on: floor(train_frac * n_pairs)",
+                     lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+    seed=Field(0, "seed of the permutation that picks the train pairs", lo=0),
+    encoding=Field("tokens", "tokens (int32 [N, 3] = [a, b, p]) or onehot (float32 [N, 2p])",
+                   choices=ENCODINGS),
+)
+
+
+def _check(c) -> None:
+  n_pairs = c.p * (c.p - 1) if c.op == "div" else c.p * c.p
+  if math.floor(c.train_frac * n_pairs) < 1:
+    raise cu.ConfigError(f"data.train_frac={c.train_frac!r} is not allowed with data.p={c.p}: "
                          f"floor(train_frac * {n_pairs} pairs) = 0 leaves no training pair")
 
 
@@ -105,17 +99,12 @@ def encode(a: np.ndarray, b: np.ndarray, p: int, encoding: str) -> np.ndarray:
   return x
 
 
-def load_modular(p: int = 113, op: str = "add", train_frac: float = 0.3, seed: int = 0,
-                 encoding: str = "tokens") -> Dataset:
+@common.dataset(NAME, FIELDS, _check)
+def load_modular(p, op, train_frac, seed, encoding) -> Dataset:
   """All pairs (a, b) of Z_p with labels a OP b mod p, split into train and test.
 
   Args:
-    p: the modulus, a prime >= 3.
-    op: 'add' a+b, 'sub' a-b, 'mul' a*b, 'div' a*b^(p-2) (b in 1..p-1), 'poly' a^2+ab+b^2.
-    train_frac: share of the pairs in the train set, in (0, 1); floor(train_frac * n_pairs)
-      pairs are trained on.
-    seed: seed of the permutation that picks the train pairs.
-    encoding: 'tokens' (int32 [N, 3] = [a, b, p]) or 'onehot' (float32 [N, 2p]).
+    p, op, train_frac, seed, encoding: the fields of FIELDS.
 
   Returns:
     A Dataset with num_classes = p, int32 labels in [0, p), and info 'p', 'op', 'encoding',
@@ -123,7 +112,6 @@ def load_modular(p: int = 113, op: str = "add", train_frac: float = 0.3, seed: i
     'train_idx' / 'test_idx' (sorted int64 indices into the table order) and 'all_x' / 'all_y'
     (every pair in table order, same encoding).
   """
-  check(dict(p=p, op=op, train_frac=train_frac, seed=seed, encoding=encoding))
   a, b, c = table(p, op)
   n = a.shape[0]
   n_train = math.floor(train_frac * n)

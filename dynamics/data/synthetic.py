@@ -5,87 +5,60 @@ n_train, n_test, noise or label_noise leaves the teacher and the other draws unc
 Label noise and target noise apply to the TRAIN split only: test targets are clean, so the test
 loss measures the distance to the teacher (or the clean rule).
 """
-import copy
-
-import ml_collections
 import numpy as np
 
 from dynamics import config_utils as cu
 from dynamics.data import common
 from dynamics.data.base import Dataset
-
-DEFAULTS = {
-    "linear_teacher": dict(seed=0, in_dim=8, out_dim=8, n_train=1000, n_test=0,
-                           singular_values=[5.0, 4.0, 3.0, 2.0, 1.0], whiten=True, noise=0.0),
-    "gaussian_clusters": dict(seed=0, n_train=512, n_test=512, dim=2, num_classes=2,
-                              separation=3.0, std=1.0, label_noise=0.0),
-    "xor_clusters": dict(seed=0, n_train=256, n_test=1024, dim=50, mean_norm=5.0, std=1.0,
-                         label_noise=0.1),
-    "teacher_student": dict(seed=0, in_dim=10, teacher_width=4, n_train=512, n_test=512,
-                            activation="relu", noise=0.0),
-}
+from dynamics.fields import Field
 
 ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh, "linear": lambda z: z}
 
-
-def config_fn(name: str):
-  """The default_config function of synthetic dataset `name`."""
-  def default_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(dict(name=name, **copy.deepcopy(DEFAULTS[name])))
-  return default_config
+# Fields several datasets share.
+SEED = Field(0, "seed of every draw (split into independent streams)", lo=0)
+STD = Field(1.0, "std of the Gaussian noise around each cluster mean", lo=0.0)
+NOISE = Field(0.0, "std of the Gaussian noise added to the TRAIN targets", lo=0.0)
 
 
-def _check_common(c: dict) -> None:
-  common.check_int("seed", c["seed"])
-  common.check_int("n_train", c["n_train"], 1)
-  common.check_int("n_test", c["n_test"], 0)
+def _sizes(n_train: int, n_test: int) -> dict:
+  return dict(n_train=Field(n_train, "training examples", lo=1),
+              n_test=Field(n_test, "test examples", lo=0))
 
 
-def _check_linear_teacher(c: dict) -> None:
-  _check_common(c)
-  common.check_int("in_dim", c["in_dim"], 1)
-  common.check_int("out_dim", c["out_dim"], 1)
-  sv, k = c["singular_values"], min(c["in_dim"], c["out_dim"])
-  ok = isinstance(sv, (list, tuple)) and 1 <= len(sv) <= k and all(
-      isinstance(s, (int, float)) and not isinstance(s, bool) and np.isfinite(s) and s >= 0
-      for s in sv)
-  if not ok:
+def _label_noise(default: float) -> Field:
+  return Field(default, "fraction of the TRAIN labels moved to another class", lo=0.0, hi=1.0)
+
+
+
+LINEAR_TEACHER = dict(
+    seed=SEED, in_dim=Field(8, "input dimension", lo=1),
+    out_dim=Field(8, "output dimension", lo=1), **_sizes(1000, 0),
+    singular_values=Field([5.0, 4.0, 3.0, 2.0, 1.0], "the teacher's singular values S, "
+                          "at most min(in_dim, out_dim)", lo=0.0, min_len=1),
+    whiten=Field(True, "train inputs with (1/N) X^T X = I exactly"), noise=NOISE)
+GAUSSIAN_CLUSTERS = dict(
+    seed=SEED, **_sizes(512, 512), dim=Field(2, "input dimension", lo=1),
+    num_classes=Field(2, "classes, one blob each", lo=2),
+    separation=Field(3.0, "norm of each class mean", lo=0.0), std=STD,
+    label_noise=_label_noise(0.0))
+XOR_CLUSTERS = dict(
+    seed=SEED, **_sizes(256, 1024), dim=Field(50, "input dimension", lo=2),
+    mean_norm=Field(5.0, "norm of mu1 and mu2", lo=0.0), std=STD, label_noise=_label_noise(0.1))
+TEACHER_STUDENT = dict(
+    seed=SEED, in_dim=Field(10, "input dimension", lo=1),
+    teacher_width=Field(4, "hidden units of the teacher", lo=1), **_sizes(512, 512),
+    activation=Field("relu", "the teacher's activation", choices=tuple(ACTIVATIONS)),
+    noise=NOISE)
+
+
+def _check_linear_teacher(c) -> None:
+  sv, k = list(c.singular_values), min(c.in_dim, c.out_dim)
+  if len(sv) > k:
     raise cu.ConfigError(f"data.singular_values={sv!r} is not allowed; it must be a list of 1 to "
                          f"min(data.in_dim, data.out_dim)={k} finite numbers >= 0")
-  common.check_bool("whiten", c["whiten"])
-  common.check_float("noise", c["noise"], 0.0)
-  if c["whiten"] and c["n_train"] < c["in_dim"]:
-    raise cu.ConfigError(f"data.n_train={c['n_train']} is not allowed with data.whiten=True; "
-                         f"whitening needs n_train >= data.in_dim={c['in_dim']}")
-
-
-def _check_gaussian_clusters(c: dict) -> None:
-  _check_common(c)
-  common.check_int("dim", c["dim"], 1)
-  common.check_int("num_classes", c["num_classes"], 2)
-  common.check_float("separation", c["separation"], 0.0)
-  common.check_float("std", c["std"], 0.0)
-  common.check_float("label_noise", c["label_noise"], 0.0, 1.0)
-
-
-def _check_xor_clusters(c: dict) -> None:
-  _check_common(c)
-  common.check_int("dim", c["dim"], 2)
-  common.check_float("mean_norm", c["mean_norm"], 0.0)
-  common.check_float("std", c["std"], 0.0)
-  common.check_float("label_noise", c["label_noise"], 0.0, 1.0)
-
-
-def _check_teacher_student(c: dict) -> None:
-  _check_common(c)
-  common.check_int("in_dim", c["in_dim"], 1)
-  common.check_int("teacher_width", c["teacher_width"], 1)
-  cu.check_choice("data.activation", c["activation"], list(ACTIVATIONS))
-  common.check_float("noise", c["noise"], 0.0)
-
-
-CHECKS = {"linear_teacher": _check_linear_teacher, "gaussian_clusters": _check_gaussian_clusters,
-          "xor_clusters": _check_xor_clusters, "teacher_student": _check_teacher_student}
+  if c.whiten and c.n_train < c.in_dim:
+    raise cu.ConfigError(f"data.n_train={c.n_train} is not allowed with data.whiten=True; "
+                         f"whitening needs n_train >= data.in_dim={c.in_dim}")
 
 
 def _streams(seed: int, n: int) -> list[np.random.Generator]:
@@ -112,9 +85,9 @@ def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
   return rng.permutation(np.arange(n) % k)
 
 
-def linear_teacher(seed: int = 0, in_dim: int = 8, out_dim: int = 8, n_train: int = 1000,
-                   n_test: int = 0, singular_values=(5.0, 4.0, 3.0, 2.0, 1.0),
-                   whiten: bool = True, noise: float = 0.0) -> Dataset:
+@common.dataset("linear_teacher", LINEAR_TEACHER, _check_linear_teacher)
+def linear_teacher(seed, in_dim, out_dim, n_train, n_test, singular_values, whiten,
+                   noise) -> Dataset:
   """Regression on a linear teacher W* = U diag(S) V^T (deep linear network theory).
 
   With whiten=True the train inputs have (1/N) X^T X = I exactly, so with noise=0 the
@@ -125,9 +98,6 @@ def linear_teacher(seed: int = 0, in_dim: int = 8, out_dim: int = 8, n_train: in
     Dataset with y [N, out_dim], num_classes=0 and info 'W_star' [out_dim, in_dim], 'U'
     [out_dim, k], 'S' [k] (the singular values in the given order), 'V' [in_dim, k].
   """
-  c = dict(seed=seed, in_dim=in_dim, out_dim=out_dim, n_train=n_train, n_test=n_test,
-           singular_values=singular_values, whiten=whiten, noise=noise)
-  _check_linear_teacher(c)
   r_teacher, r_train, r_test = _streams(seed, 3)
   s = np.asarray(singular_values, dtype=np.float64)
   u = _orthonormal(r_teacher, out_dim, s.size)
@@ -143,9 +113,9 @@ def linear_teacher(seed: int = 0, in_dim: int = 8, out_dim: int = 8, n_train: in
   return Dataset(x, y, x_test, x_test @ w.T, 0, info)
 
 
-def gaussian_clusters(seed: int = 0, n_train: int = 512, n_test: int = 512, dim: int = 2,
-                      num_classes: int = 2, separation: float = 3.0, std: float = 1.0,
-                      label_noise: float = 0.0) -> Dataset:
+@common.dataset("gaussian_clusters", GAUSSIAN_CLUSTERS)
+def gaussian_clusters(seed, n_train, n_test, dim, num_classes, separation, std,
+                      label_noise) -> Dataset:
   """Isotropic Gaussian blobs, one per class, with balanced classes.
 
   Class means are separation * (random orthonormal directions when num_classes <= dim, else
@@ -154,9 +124,6 @@ def gaussian_clusters(seed: int = 0, n_train: int = 512, n_test: int = 512, dim:
   Returns:
     Dataset with info 'means' [K, dim], 'clean_train_labels', 'flipped' (bool mask).
   """
-  c = dict(seed=seed, n_train=n_train, n_test=n_test, dim=dim, num_classes=num_classes,
-           separation=separation, std=std, label_noise=label_noise)
-  _check_gaussian_clusters(c)
   r_means, r_train, r_test, r_noise = _streams(seed, 4)
   if num_classes <= dim:
     dirs = _orthonormal(r_means, dim, num_classes).T
@@ -177,8 +144,8 @@ def gaussian_clusters(seed: int = 0, n_train: int = 512, n_test: int = 512, dim:
                  y_test.astype(np.int32), num_classes, info)
 
 
-def xor_clusters(seed: int = 0, n_train: int = 256, n_test: int = 1024, dim: int = 50,
-                 mean_norm: float = 5.0, std: float = 1.0, label_noise: float = 0.1) -> Dataset:
+@common.dataset("xor_clusters", XOR_CLUSTERS)
+def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise) -> Dataset:
   """XOR-like clusters (benign overfitting / grokking): means +-mu1 (label 1), +-mu2 (label 0).
 
   mu1 and mu2 are orthogonal with norm mean_norm; the four clusters are equally likely
@@ -188,9 +155,6 @@ def xor_clusters(seed: int = 0, n_train: int = 256, n_test: int = 1024, dim: int
     Dataset (num_classes=2) with info 'mu1', 'mu2', 'clean_train_labels', 'flipped',
     'train_clusters' and 'test_clusters' (cluster ids 0..3 for +mu1, -mu1, +mu2, -mu2).
   """
-  c = dict(seed=seed, n_train=n_train, n_test=n_test, dim=dim, mean_norm=mean_norm, std=std,
-           label_noise=label_noise)
-  _check_xor_clusters(c)
   r_means, r_train, r_test, r_noise = _streams(seed, 4)
   mu = mean_norm * _orthonormal(r_means, dim, 2).T
   means = np.stack([mu[0], -mu[0], mu[1], -mu[1]])
@@ -210,8 +174,9 @@ def xor_clusters(seed: int = 0, n_train: int = 256, n_test: int = 1024, dim: int
                  cluster_label[k_test], 2, info)
 
 
-def teacher_student(seed: int = 0, in_dim: int = 10, teacher_width: int = 4, n_train: int = 512,
-                    n_test: int = 512, activation: str = "relu", noise: float = 0.0) -> Dataset:
+@common.dataset("teacher_student", TEACHER_STUDENT)
+def teacher_student(seed, in_dim, teacher_width, n_train, n_test, activation,
+                    noise) -> Dataset:
   """Regression on a two-layer teacher f*(x) = sum_j a_j act(w_j . x).
 
   x ~ N(0, I_in_dim), teacher rows w_j of unit norm, a_j = +-1; noise * N(0, 1) is added to the
@@ -220,9 +185,6 @@ def teacher_student(seed: int = 0, in_dim: int = 10, teacher_width: int = 4, n_t
   Returns:
     Dataset with y [N, 1], num_classes=0, info 'w_teacher' [width, in_dim], 'a_teacher' [width].
   """
-  c = dict(seed=seed, in_dim=in_dim, teacher_width=teacher_width, n_train=n_train,
-           n_test=n_test, activation=activation, noise=noise)
-  _check_teacher_student(c)
   r_teacher, r_train, r_test = _streams(seed, 3)
   w = r_teacher.standard_normal((teacher_width, in_dim))
   w /= np.linalg.norm(w, axis=1, keepdims=True)
