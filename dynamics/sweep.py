@@ -9,16 +9,19 @@ ConfigDict iterates in), the last axis varying fastest:
     # -> 6 members: (opt.learning_rate=0.01, seed=0), (0.01, 1), (0.02, 0), ...
 
 Only values that can be traced arrays may vary (the whole point is one program for all members):
-the seed, the optimizer's hyperparameters, and the model's init_scale.
+the seed, the optimizer's hyperparameters, and the model fields declared sweepable (init_scale).
 """
 import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from dynamics import fields, models
 from dynamics.config_utils import ConfigError
 
-MODEL_SWEEPABLE = ("init_scale",)
+# The fields some model declares sweepable=True (dynamics.fields), in alphabetical order.
+MODEL_SWEEPABLE = tuple(sorted({k for name in models.MODELS
+                                for k in fields.sweepable(models.fields_of(name))}))
 
 
 class Sweep(NamedTuple):

@@ -1,6 +1,5 @@
-"""Helpers shared by the model files: activations, input flattening, field checks."""
+"""Helpers shared by the model files: activations, input flattening, shared fields."""
 import math
-import numbers
 from typing import Any, Callable
 
 import jax
@@ -27,16 +26,8 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
-  check_activation(name)
-  return ACTIVATIONS[name]
-
-
-def check_activation(value: Any, field: str = "model.activation") -> None:
-  config_utils.check_choice(field, value, ACTIVATIONS.keys())
-
-
-def is_int(v: Any) -> bool:
-  return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+  # apply may be called with a config that never went through validate
+  return ACTIVATIONS[config_utils.check_choice("model.activation", name, ACTIVATIONS)]
 
 
 # Fields every model has (dynamics.fields declarations).
