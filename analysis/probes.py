@@ -3,6 +3,7 @@ analysis`). Curvature probes use the full training batch (never a small batch fo
 sharpness; REFERENCE.md Sec. 1)."""
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from analysis import curvature, grokking
 from dynamics import config_utils as cu
@@ -57,6 +58,22 @@ def preconditioned_sharpness(settings, problem):
     vecs = jax.tree.map(lambda a, b: jnp.where(fresh, a, b), pstate["vectors"], new["vectors"])
     return dict(new, vectors=vecs), out
   return _top(train.Probe(init=probe.init, apply=apply))
+
+
+@register("effective_lr")
+def effective_lr(settings, problem):
+  """1 / mean(P), the optimizer's effective learning rate (the mean over all parameters of the
+  diagonal preconditioner of the step about to be taken; gd: the learning rate; Cohen et al.
+  2025, "Central Flows", the RMSProp figures)."""
+  del settings
+  if problem.is_flow:
+    raise cu.ConfigError("probes.effective_lr needs an optimizer with a preconditioner; "
+                         "opt.name='flow' has none")
+
+  def probe(params, opt_state, batch):
+    del batch
+    return 1 / jnp.mean(ravel_pytree(problem.opt.preconditioner(opt_state, params))[0])
+  return probe
 
 
 def _minibatches(batch, key, batch_size, num_batches):

@@ -23,8 +23,8 @@ from absl import app, flags
 
 from analysis import central_flow
 from benchmarks import common
+from dynamics import experiment
 from experiments.configs import central_flow_speed
-from experiments.figures import central_flow as central_flow_figure
 
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
 _FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
@@ -32,12 +32,18 @@ _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 _K = flags.DEFINE_integer("k", 3, "Tracked directions of the central flow.")
 
 C = central_flow_speed.get_config()
-LR, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, C.substeps, C.stable_substeps,
-                                       C.steps)
+S = C.analysis.central_flow
+LR, CF_SUBSTEPS, GF_SUBSTEPS, TOTAL = (C.opt.learning_rate, S.substeps, S.stable_substeps,
+                                       S.steps)
 
 
 def setup(dtype):
-  return central_flow_figure.problem(C, dtype)
+  """(loss_fn, params, batch) of the config's run in `dtype`: its initial parameters as the
+  engine draws them (dynamics.train: the init key is the first half of PRNGKey(seed))."""
+  C.train.float64 = jnp.dtype(dtype) == jnp.float64
+  problem, _, model = experiment.build_problem(experiment.resolve(C))
+  params = model.init(jax.random.split(jax.random.PRNGKey(C.seed))[0], dtype=dtype)
+  return problem.batch_loss, params, jax.tree.map(jnp.asarray, problem.full_batch())
 
 
 def _timed_run(loss_fn, params, batch, steps, substeps, threshold):
@@ -45,7 +51,7 @@ def _timed_run(loss_fn, params, batch, steps, substeps, threshold):
   excluded: the first execution of each program also pays one-time costs) and its logs."""
   run = jax.jit(lambda p: central_flow.gd_central_flow(
       loss_fn, p, batch, LR, steps, k=_K.value, substeps=substeps, threshold=threshold,
-      lanczos_iters=C.lanczos_iters)).lower(params).compile()
+      lanczos_iters=S.lanczos_iters)).lower(params).compile()
   jax.block_until_ready(run(params))
   t = time.perf_counter()
   _, logs = jax.block_until_ready(run(params))

@@ -34,13 +34,18 @@ _EXTRA = {
     "gd": {},
     "sgd": {},
     "momentum": dict(momentum=0.9, nesterov=False, moments_float64=False),
-    "rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False),
-    "scalar_rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False),
+    "rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False,
+                    nu_init="zeros"),
+    "scalar_rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False,
+                           nu_init="zeros"),
     "adam": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
     "adamw": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
 }
-# booleans: part of the program, not of the state
-_STATIC = ("nesterov", "bias_correction", "moments_float64")
+# part of the program, not of the state
+_STATIC = ("nesterov", "bias_correction", "moments_float64", "nu_init")
+# nu before the first update: 'zeros' (the usual), or 'first_grad': the first update takes the
+# previous nu to be g_0^2, so nu_1 = g_0^2 (the central flows' public code starts RMSProp so)
+NU_INITS = ("zeros", "first_grad")
 
 
 class OptState(NamedTuple):
@@ -239,6 +244,8 @@ def validate(cfg: Any) -> ml_collections.ConfigDict:
   if cfg.perpgrad_rescale and not cfg.perpgrad:
     raise cu.ConfigError("opt.perpgrad_rescale=True is not allowed with opt.perpgrad=False; "
                          "it rescales the PerpGrad projection: set opt.perpgrad=True")
+  if "nu_init" in cfg:
+    cu.check_choice("opt.nu_init", cfg.nu_init, NU_INITS)
   validate_schedule(cfg.schedule)
   return cfg
 
@@ -340,7 +347,7 @@ def build(cfg: Any = None) -> Optimizer:
     momentum: m <- momentum m + g; u = -lr_t m, or nesterov: u = -lr_t (g + momentum m)
       (coupled wd; optax.sgd(momentum, nesterov) convention). P = 1 / lr_t; for heavy-ball
       the step is -P^{-1} m with the new m.
-    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0); u = -lr_t g / (sqrt(nu_hat) + eps),
+    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0; nu_init='first_grad': nu_0 = g_0^2); u = -lr_t g / (sqrt(nu_hat) + eps),
       nu_hat = nu / (1 - b2^t) if bias_correction else nu (coupled wd; eps outside the sqrt,
       unlike optax.rmsprop). P = (sqrt(nu_hat) + eps) / lr_t.
     scalar_rmsprop: as rmsprop with one scalar nu <- b2 nu + (1 - b2) ||g||^2, ||g||^2 the
@@ -383,6 +390,7 @@ def build(cfg: Any = None) -> Optimizer:
   perp, perp_rescale = bool(cfg.perpgrad), bool(cfg.perpgrad_rescale)
   bias_correction = bool(cfg.get("bias_correction", name in ("adam", "adamw")))
   wide = bool(cfg.get("moments_float64", False))
+  first_grad = cfg.get("nu_init", "zeros") == "first_grad"
   sched = schedule_fn(cfg.schedule)
   has_mu = name in ("momentum", "adam", "adamw")
   tree_nu = name in ("rmsprop", "adam", "adamw")
@@ -438,11 +446,14 @@ def build(cfg: Any = None) -> Optimizer:
         updates = jax.tree.map(lambda m: -_c(lr, m) * m, mu)
     elif name in ("rmsprop", "scalar_rmsprop"):
       b2, eps = hp["b2"], hp["eps"]
+      fresh = state.count == 0
       if name == "rmsprop":
+        if first_grad:
+          nu = jax.tree.map(lambda v, g: jnp.where(fresh, g * g, v), nu, grads)
         nu = jax.tree.map(lambda v, g: _c(b2, g) * v + (1 - _c(b2, g)) * g * g, nu, grads)
       else:
         sq = sum(jnp.sum(jnp.square(g)).astype(nu.dtype) for g in jax.tree.leaves(grads))
-        nu = b2 * nu + (1 - b2) * sq
+        nu = b2 * (jnp.where(fresh, sq, nu) if first_grad else nu) + (1 - b2) * sq
       bc2 = 1 - b2 ** t if bias_correction else jnp.ones_like(b2)
       if name == "rmsprop":
         updates = jax.tree.map(

@@ -7,12 +7,18 @@ lies below the initial sharpness, float64. GD first catapults; from its iterate 
 (analysis.central_flow, `k` tracked eigenvalues, `substeps` Euler substeps) and the stable flow.
 
     python -m experiments.reproduce --figure=central_flow_gd [--quick]
+    python -m experiments.main --config=experiments/configs/central_flow_gd.py:quick --workdir=DIR
+
+The real run is an ordinary run directory (every step logged, the parameters kept where
+the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
+computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
+--config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
 
 Variant `:quick` (200 images, one hidden layer of 32, 200 steps) for CPU tests.
 Figure: GD's loss with the central flow's predicted time-averaged loss over it; effective
 sharpness eta * S of the three processes with 2; the squared gradient norm and its prediction;
 distances from GD's midpoint iterate to the two flows.
-Run time (2-core CPU, measured): --quick ~30 s; full settings ~3 min.
+Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~3 min.
 """
 import ml_collections
 

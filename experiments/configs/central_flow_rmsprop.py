@@ -8,6 +8,12 @@ there the three processes run side by side: real RMSProp, its central flow (w an
 analysis.central_flow) and its stable flow.
 
     python -m experiments.reproduce --figure=central_flow_rmsprop [--quick]
+    python -m experiments.main --config=experiments/configs/central_flow_rmsprop.py:quick --workdir=DIR
+
+The real run is an ordinary run directory (every step logged, the parameters kept where
+the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
+computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
+--config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
 
 Full settings: 500 images, fc-tanh 64x64, eta = 1e-3, 400 steps after 275, 6 tracked
 directions. Variant `:quick` (200 images, one hidden layer of 32, eta = 3e-3, 200 steps after
@@ -15,7 +21,7 @@ directions. Variant `:quick` (200 images, one hidden layer of 32, eta = 3e-3, 20
 Figure: RMSProp's loss with the central flow's predicted time-averaged loss over it; effective
 sharpness with 2; squared gradient norm and its prediction; distances from RMSProp's midpoint
 iterate to the two flows; the effective learning rate 1/mean(P) of the three.
-Run time (2-core CPU, measured): --quick ~30 s; full settings ~18 min (sharing the cores).
+Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~18 min (sharing the cores).
 """
 import ml_collections
 

@@ -9,12 +9,18 @@ sharpness eta S / sqrt(nu) reaches 2; from step `start` the three processes run 
 real scalar RMSProp, its central flow (at the edge eta / sqrt(nu) = 2 / S) and its stable flow.
 
     python -m experiments.reproduce --figure=central_flow_scalar_rmsprop [--quick]
+    python -m experiments.main --config=experiments/configs/central_flow_scalar_rmsprop.py:quick --workdir=DIR
+
+The real run is an ordinary run directory (every step logged, the parameters kept where
+the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
+computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
+--config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
 
 Full settings: 500 images, fc-tanh 64x64, eta = 0.2, 400 steps after 325. Variant `:quick`
 (200 images, one hidden layer of 32, eta = 1, 200 steps after 60) for CPU tests.
 Figure: as central_flow_rmsprop (loss and prediction, effective sharpness with 2, squared
 gradient norm, distances, effective learning rate eta / sqrt(nu)).
-Run time (2-core CPU, measured): --quick ~30 s; full settings ~6 min.
+Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~6 min.
 """
 import ml_collections
 

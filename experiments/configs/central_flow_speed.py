@@ -13,13 +13,18 @@ tracked eigenvalues, the stable flow with 10 substeps; 400 steps; float64.
 The central flow starts with 3 tracked directions and adds one whenever the smallest tracked
 effective eigenvalue reaches 1.5 (the public code's rule), up to 8 (`k_max`).
 
+    python -m experiments.main --config=experiments/configs/central_flow_speed.py:k3 --workdir=DIR
+
 Variants (combine with '_'): `quick`, the first 40 steps, or `stepsN`, the first N (a multiple
-of 20); `seedN`, another initialization (`--figure=central_flow_speed_seedN`, N in 0..4, runs
-`:seedN_steps180`, the step-180 comparison for a draw of the weights, seed 0 the default: 27
-and 25 min for seeds 1 and 2 on a 2-core CPU, 2026-12-01); `kN` (N in 1..16), exactly N tracked
-directions, none added (`--figure=central_flow_speed_k3` runs `:k3`, the fixed 3 directions:
-the smallest stays above 1.5 at 99% of the steps). Figure as central_flow_gd; the report also
-sets the measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow
+of 20); `seedN`, another initialization, or `seeds`, seeds 0-4 as one sweep
+(`--figure=central_flow_speed_seeds` runs `:seeds_steps180`, the step-180 comparison for each
+draw of the weights, seed 0 the default: 27 and 25 min for seeds 1 and 2 alone on a 2-core CPU,
+2026-12-01, before the sweep); `kN` (N in 1..16), exactly N tracked directions, none added
+(`:k3`, the fixed 3 directions: the smallest stays above 1.5 at 99% of the steps). The
+directions are analysis settings: the same command with `--config.analysis.central_flow.k=4`
+on a finished DIR trains nothing and records them; then
+analysis.central_flow_processes.processes(trajectory.load(DIR)) computes those flows, cached
+apart from the others. Figure as central_flow_gd; the report also sets the measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow
 100.0, gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted
 loss 0.018, GD's 0.017).
 
@@ -28,8 +33,8 @@ real run 7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the 
 8-14 s and 4-6 s). With directions added (the default): 64 min (measured 2026-12-01, after
 the pairwise third derivatives: 5 directions from the first segment on, the 4th effective
 eigenvalue peaking at 1.54; central flow ~1.8 min per 20-step segment). Each finished 20-step
-segment is kept in OUT/processes_cache, so a killed run resumes there; --quick ~15 min on a
-2-core CPU.
+segment is kept in DIR/analysis/central_flow/, so a killed run resumes there (times measured
+before the run moved onto a run directory); --quick ~15 min on a 2-core CPU.
 Its speed goal (0.12 s per step) is a GPU's.
 """
 import re
@@ -50,22 +55,25 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   ks = _numbered(parts, "k", range(1, 17))
   seeds = _numbered(parts, "seed", range(1000))
   steps = _numbered(parts, "steps", range(20, 401, 20))
-  known = {"quick"} | {f"k{n}" for n in ks} | {f"seed{n}" for n in seeds} | {
+  known = {"quick", "seeds"} | {f"k{n}" for n in ks} | {f"seed{n}" for n in seeds} | {
       f"steps{n}" for n in steps}
   quick = "quick" in parts
   if (parts - known or len(ks) > 1 or len(seeds) > 1 or len(steps) > 1
-      or (quick and steps)):
+      or (quick and steps) or (seeds and "seeds" in parts)):
     raise ValueError(f"central_flow_speed variant {variant!r} is not allowed; combine with '_' "
                      "'quick' (40 steps) or one 'stepsN' (N a multiple of 20 in 20..400), at "
                      "most one 'kN' (N in 1..16, tracked directions) and at most one 'seedN' "
-                     "(N in 0..999, the initialization seed)")
+                     "(N in 0..999, the initialization seed) or 'seeds' (seeds 0-4, a sweep)")
   n = 40 if quick else steps[0] if steps else 400
-  return central_flow_config(
+  c = central_flow_config(
       dict(name="gd", learning_rate=0.02), quick=False,
-      data="cifar_digits", widths=(256, 256), activation="gelu", init="torch",
+      data_name="cifar_digits", widths=(256, 256), activation="gelu", init="torch",
+      seed=seeds[0] if seeds else 0,
       start=0,                              # the processes start at initialization
       steps=n,
       segments=n // 10 if quick else n // 20,   # distances every 10 / 20 steps (step 180 included)
       k=ks[0] if ks else 3, k_max=ks[0] if ks else 8,   # exactly N, or 3 growing to <= 8
-      substeps=4, stable_substeps=10, lanczos_iters=20, window=10,
-      seed=seeds[0] if seeds else 0)
+      substeps=4, stable_substeps=10, lanczos_iters=20, window=10)
+  if "seeds" in parts:      # one member per initialization; the processes run per member
+    c.sweep.seed = [0, 1, 2, 3, 4]
+  return c

@@ -51,43 +51,45 @@ def digits_mlp(opt: str, activation: str = "tanh") -> ml_collections.ConfigDict:
 QUICK_DIGITS = {"data.n_train": 500, "model.widths": (64, 64)}
 
 
-def central_flow_config(opt: dict, quick: bool, **fields) -> ml_collections.ConfigDict:
-  """A central-flow figure's settings (experiments/figures/central_flow.py): fc-tanh with MSE
-  on digits of classes 0-3, the real optimizer `opt` for `start` steps, then it, its central
-  flow and its stable flow side by side for `steps` steps, float64.
+def central_flow_config(opt: dict, quick: bool, data_name: str = "digits", n_train: int = 0,
+                        widths: tuple = (), activation: str = "tanh", init: str = "normal",
+                        seed: int = 0, **flow: Any) -> ml_collections.ConfigDict:
+  """A central-flow figure's run (experiments/figures/central_flow.py): fc-ACTIVATION with MSE
+  on digits of classes 0-3 (or 'cifar_digits'), full-batch `opt` in float64, every step logged
+  with its effective sharpness, squared gradient norm and effective learning rate, and the
+  parameters kept where the processes need them; `analysis.central_flow` holds the processes'
+  settings (analysis.central_flow_processes.FIELDS; `flow` overrides its defaults).
 
   quick: 200 images and one hidden layer of 32 (CPU tests); full: 500 images, 64x64.
-  `fields` override the defaults below.
   """
-  c = ml_collections.ConfigDict(dict(
-      data="digits",                        # or 'cifar_digits' (1,000 images, 3x32x32)
-      n_train=200 if quick else 500,        # digits of classes 0-3 ('digits' only)
-      widths=(32,) if quick else (64, 64),
-      activation="tanh",
-      init="normal",                        # dynamics.models mlp init ('torch': PyTorch's)
-      opt=optimizers.default_config(opt["name"]),
-      start=30,                             # real steps before the processes split (catapult)
-      steps=200 if quick else 400,          # a multiple of `segments`
-      segments=8,                           # where the flows' weights meet the real run's
-      k=3,                                  # tracked eigenvalues of the effective Hessian
-      substeps=4,                           # central flow Euler substeps per optimizer step
-      stable_substeps=4,
-      method="euler",                       # or 'heun' (second order)
-      # warm Lanczos steps per optimizer step: X ~ (lambda - 2) / |B| turns eigenvalue errors
-      # into noise in X, so the larger network needs more
-      lanczos_iters=20 if quick else 40,
-      eig_method="lanczos",                 # or 'lobpcg'
-      # the real run's loss, gradient norm and effective learning rate are averaged over
-      # `window` steps (centred) before they are compared with the central flow's predictions:
-      # at least the period of the real run's slowest oscillation
-      window=10,
-      seed=0,
-  ))
+  c = base_config(model="mlp", data_name=data_name, opt=opt["name"], loss="mse", seed=seed)
+  c.model.widths = widths or ((32,) if quick else (64, 64))
+  c.model.activation = activation
+  c.model.init = init                       # 'normal', or 'torch' (PyTorch's default)
+  if data_name == "digits":
+    c.data.update(n_train=n_train or (200 if quick else 500), n_test=0, classes=[0, 1, 2, 3])
   c.opt.update(opt)
-  c.update(fields)
-  # at most k_max tracked: more are added when the smallest tracked one reaches 1.5 (the public
-  # code's rule; analysis.central_flow_processes.run_processes); by default k, fixed
-  c.k_max = fields.get("k_max", c.k)
+  if opt["name"] != "gd":                   # nu_1 = g_0^2, as the public code starts RMSProp
+    c.opt.nu_init = "first_grad"
+  c.analysis = ml_collections.ConfigDict()
+  return with_flow(c, **{"steps": 200 if quick else 400,
+                         "lanczos_iters": 20 if quick else 40, **flow})
+
+
+def with_flow(c: ml_collections.ConfigDict, **flow: Any) -> ml_collections.ConfigDict:
+  """A central-flow config with `flow` set in analysis.central_flow, and what the run must do
+  for those settings made to follow: train.steps (start + steps + 2, for the last midpoint),
+  train.keep (the steps the processes read) and the probes' Lanczos steps."""
+  from analysis import central_flow_processes as cfp
+  s = cfp.settings({**c.analysis.get("central_flow", {}), **flow})
+  c.analysis.central_flow = s
+  c.train.update(float64=True, log_every=1, steps=s.start + s.steps + 2,
+                 keep=cfp.needed_steps(s))
+  # what the real run logs per step: effective sharpness lambda_max(P^-1/2 H P^-1/2), ||g||
+  # (squared by the analysis) and the effective learning rate 1 / mean(P)
+  c.probes.preconditioned_sharpness = dict(k=1, num_iters=s.lanczos_iters)
+  c.probes.grad_norm = {}
+  c.probes.effective_lr = {}
   return c
 
 

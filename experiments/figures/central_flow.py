@@ -1,15 +1,10 @@
 """GD, scalar RMSProp and RMSProp beside their central flows and stable flows (Cohen et al.
 2025): the predicted time-averaged loss and squared gradient norm, the effective sharpness held
 at 2, the effective learning rate (RMSProp), and distances to the real run's midpoint iterates."""
-import os
-
-import jax
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
 from analysis import central_flow_processes as cfp
-from dynamics import data, losses, models
 from experiments.configs import (central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop,
                                  central_flow_speed)
 from experiments.figures import claim, save
@@ -19,88 +14,39 @@ CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
 LABEL = {"gd": "GD", "scalar_rmsprop": "scalar RMSProp", "rmsprop": "RMSProp"}
 
 
-def _runs(quick):
-  del quick
-  return {}           # the processes run inside the draw function (they share one init)
-
-
-def problem(c, dtype=jnp.float64):
-  """(loss_fn, params, batch) of a central-flow config (float64 by default, x64 enabled)."""
-  if jnp.dtype(dtype) == jnp.float64:
-    jax.config.update("jax_enable_x64", True)
-  if c.data == "digits":
-    ds = data.load(dict(name="digits", n_train=c.n_train, n_test=0, classes=[0, 1, 2, 3]))
-  else:
-    ds = data.load(dict(name=c.data))
-  model = models.build(dict(name="mlp", widths=tuple(c.widths), activation=c.activation,
-                            init=c.init), in_dim=ds.in_dim, out_dim=ds.out_dim)
-  params = model.init(jax.random.PRNGKey(c.seed), dtype=dtype)
-  batch = {"x": jnp.asarray(ds.x_train, dtype), "y": jnp.asarray(ds.y_train)}
-  loss_fn = lambda p, b: jnp.mean(losses.mse(model.apply(p, b["x"]), b["y"]))
-  return loss_fn, params, batch
-
-
-_DONE = {}          # config JSON -> result: a figure and a test in one session share the runs
-
-
-def processes(c, cache=None) -> dict:
-  """analysis.central_flow_processes.run_processes on the config's problem (memoized; with
-  `cache`, a directory, a killed computation resumes at its last finished segment)."""
-  key = c.to_json()
-  if key not in _DONE:
-    _DONE[key] = _processes(c, cache)
-  return _DONE[key]
-
-
-def _processes(c, cache):
-  loss_fn, params, batch = problem(c)
-  return cfp.run_processes(loss_fn, params, batch, c.opt.to_dict(), c.start, c.steps,
-                           segments=c.segments, k=c.k, k_max=c.k_max, substeps=c.substeps,
-                           stable_substeps=c.stable_substeps, lanczos_iters=c.lanczos_iters,
-                           method=c.method, eig_method=c.eig_method, cache=cache)
-
-
-def save_processes(r, path):
-  """Writes run_processes' output as one .npz: real/<field> (without the kept iterates w),
-  cf/<field> and gf/<field> (the Step fields), and the top-level arrays (marks, dist_mid_cf,
-  ...) under their own names."""
-  flat = {}
-  for k, v in r.items():
-    if k == "real":
-      flat.update({f"real/{f}": np.asarray(x) for f, x in v.items() if f != "w"})
-    elif k in ("cf", "gf"):
-      flat.update({f"{k}/{f}": np.asarray(x) for f, x in v._asdict().items()})
-    else:
-      flat[k] = np.asarray(v)
-  np.savez(path, **flat)
-
-
 def window_average(x, T, window):
   """The centred `window`-step moving average of x, its first T entries."""
   return np.convolve(x, np.ones(window) / window, mode="same")[:T]
 
 
-def _quick_and(extra=""):
-  """The config variant of a figure: 'quick' when asked for, joined with `extra` by '_'."""
-  return lambda quick: "_".join((["quick"] if quick else []) + ([extra] if extra else []))
+def _runs_for(config, variant):
+  """The figure's runs: one run directory of `config`'s variant(quick) (a sweep: per member)."""
+  return lambda quick: {"run": config.get_config(variant(quick))}
 
 
-def _draw_for(name, config=None, extra=None, figure=None, variant=_quick_and()):
-  """The figure's draw function; `variant`: fn(quick) -> the config variant it runs."""
+def _draw_for(extra=None, figure=None):
+  """The figure's draw function: the processes of every member of its run, each plotted
+  (`figure`: the PNG's name, default central_flow_<optimizer>; per member of a sweep,
+  _member<i> added) and judged by `claims` and `extra(r)`."""
   def draw(trajs, out, quick):
-    del trajs
-    c = (config or CONFIGS[name]).get_config(variant(quick))
-    r = processes(c, cache=os.path.join(out, "processes_cache"))
-    path = _plot(r, c, name, out, quick, figure or f"central_flow_{name}")
-    save_processes(r, os.path.join(out, "processes.npz"))
-    more = extra(r) if extra else []
-    return dict(claims=claims(r, c.window, c.stable_substeps) + more, figures=[path],
-                notes=[tracking_note(r)])
+    traj = trajs["run"]
+    report = dict(claims=[], figures=[], notes=[])
+    for i in range(traj.n_members):
+      r = cfp.processes(traj, i)
+      name = figure or f"central_flow_{r['name']}"
+      tag = f" ({traj.label(i)})" if traj.n_members > 1 else ""
+      report["figures"].append(_plot(r, traj.config, out, quick, name + (
+          f"_member{i}" if traj.n_members > 1 else "")))
+      got = claims(r) + (extra(r) if extra else [])
+      report["claims"] += [dict(c, claim=c["claim"] + tag) for c in got]
+      report["notes"].append(tracking_note(r) + tag)
+    return report
   return draw
 
 
-def _plot(r, c, name, out, quick, figure):
-  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[name], c.window
+def _plot(r, cfg, out, quick, figure):
+  s, name = r["settings"], r["name"]
+  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[name], s["window"]
   steps, ok = np.arange(T), slice(W // 2, T - W // 2)   # where the window lies inside the run
   panels = 5 if name != "gd" else 4
   fig, ax = plt.subplots(1, panels, figsize=(4.4 * panels, 4.4))
@@ -130,14 +76,14 @@ def _plot(r, c, name, out, quick, figure):
     ax[4].plot(steps, r["gf"].effective_lr, "C0:", label="stable flow")
     titles.append("effective learning rate 1/mean(P)")
   for a, t in zip(ax, titles):
-    a.set(title=t, xlabel=f"step (after {c.start} {lab} steps)")
+    a.set(title=t, xlabel=f"step (after {s['start']} {lab} steps)")
     a.grid(alpha=0.3)
     a.legend(fontsize=7)
-  o = c.opt
-  hp = f"eta={o.learning_rate:g}" + (f", b2={o.b2:g}" if name != "gd" else "")
-  ds = f"{c.n_train} digits (0-3)" if c.data == "digits" else c.data
-  fig.suptitle(f"{lab} and its central flow: fc-{c.activation} "
-               f"{'x'.join(map(str, c.widths))}, MSE, {ds}, {hp}, "
+  o, m, d = cfg["opt"], cfg["model"], cfg["data"]
+  hp = f"eta={o['learning_rate']:g}" + (f", b2={o['b2']:g}" if name != "gd" else "")
+  ds = f"{d['n_train']} digits (0-3)" if d["name"] == "digits" else d["name"]
+  fig.suptitle(f"{lab} and its central flow: fc-{m['activation']} "
+               f"{'x'.join(map(str, m['widths']))}, MSE, {ds}, {hp}, "
                f"{r['n_params']:,} parameters, float64 ({'quick' if quick else 'full'})",
                fontsize=11)
   return save(fig, out, figure)
@@ -164,10 +110,12 @@ def _within(x, lo, hi):
   return bool(np.size(x)) and lo <= np.median(x) <= hi
 
 
-def claims(r, window: int, stable_substeps: int) -> list:
-  """The report's claims for one optimizer's processes (run_processes output); the real run's
-  loss, squared gradient norm and effective learning rate are averaged over `window` steps."""
-  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[r["name"]], window
+def claims(r) -> list:
+  """The report's claims for one optimizer's processes (cfp.processes' output); the real run's
+  loss, squared gradient norm and effective learning rate are averaged over the settings'
+  `window` steps."""
+  T, real, lab, W = len(r["cf"].loss), r["real"], LABEL[r["name"]], r["settings"]["window"]
+  stable_substeps = r["settings"]["stable_substeps"]
   lo, hi = W, T - W
   ratio = r["cf"].predicted_loss[lo:hi] / window_average(real["loss"], T, W)[lo:hi]
   gratio = r["cf"].predicted_grad_sq[lo:hi] / window_average(real["grad_sq"], T, W)[lo:hi]
@@ -240,28 +188,22 @@ def public_comparison(r) -> list:
                 f"public code at step 180: {PUBLIC_AT_180}", ok)]
 
 
+_QUICK = lambda quick: "quick" if quick else ""
 FIGURES = {
     f"central_flow_{name}": (
         f"{LABEL[name]} beside its central flow and stable flow (Cohen et al. 2025): predicted "
         "time-averaged loss and gradient norm, effective sharpness at 2"
         + (", effective learning rate" if name != "gd" else "") + ", distances",
-        _runs, _draw_for(name))
+        _runs_for(CONFIGS[name], _QUICK), _draw_for())
     for name in CONFIGS
 }
 FIGURES["central_flow_speed"] = (
     "GD and its central flow on the public code's minimal example (CIFAR-shaped digits, "
     "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps, directions added from 3): --quick: 40 steps",
-    _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed"))
-FIGURES["central_flow_speed_k3"] = (
-    "central_flow_speed with exactly 3 tracked directions, none added (the smallest tracked "
-    "effective eigenvalue then stays above 1.5, where the public code adds one); 65 min on a "
-    "2-core CPU", _runs, _draw_for("gd", central_flow_speed, public_comparison,
-                                   "central_flow_speed", variant=_quick_and("k3")))
-for _n in range(0, 5):   # seed 0: the default initialization, to step 180 only
-  FIGURES[f"central_flow_speed_seed{_n}"] = (
-      f"central_flow_speed with initialization seed {_n}, to step 180 (the public code's "
-      "comparison step) only: how much the step-180 numbers move with the draw of the "
-      "weights; ~30 min on a 2-core CPU; --quick: 40 steps",
-      _runs, _draw_for("gd", central_flow_speed, public_comparison, "central_flow_speed",
-                       variant=lambda quick, n=_n: f"quick_seed{n}" if quick
-                       else f"seed{n}_steps180"))
+    _runs_for(central_flow_speed, _QUICK), _draw_for(public_comparison, "central_flow_speed"))
+FIGURES["central_flow_speed_seeds"] = (
+    "central_flow_speed with initialization seeds 0-4 (one sweep), to step 180 (the public "
+    "code's comparison step) only: how much the step-180 numbers move with the draw of the "
+    "weights; --quick: 40 steps",
+    _runs_for(central_flow_speed, lambda quick: "quick_seeds" if quick else "seeds_steps180"),
+    _draw_for(public_comparison, "central_flow_speed"))
