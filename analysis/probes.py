@@ -11,8 +11,6 @@ from dynamics import train
 from dynamics.fields import Field
 from dynamics.probes import register
 
-# optimizers whose P comes from a second moment that is zero before the first update
-ADAPTIVE = ("rmsprop", "scalar_rmsprop", "adam", "adamw")
 _K = Field(1, "top eigenvalues tracked", lo=1)
 _ITERS = Field(20, "warm-started Lanczos steps per measurement", lo=1)
 
@@ -46,7 +44,7 @@ def preconditioned_sharpness(settings, problem):
   precondition = lambda opt_state, params: opt.preconditioner(opt_state, params)
   probe = curvature.sharpness_probe(problem.batch_loss, k=settings.k,
                                     num_iters=settings.num_iters, precondition_fn=precondition)
-  if opt.name not in ADAPTIVE:
+  if not opt.adaptive:
     return _top(probe)
 
   def apply(pstate, params, opt_state, batch, key):

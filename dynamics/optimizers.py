@@ -77,6 +77,8 @@ class Optimizer(NamedTuple):
       optimizers whose state holds no params-shaped tree (gd, sgd, scalar_rmsprop).
     hparam_names: names of the array hyperparameters in OptState.hparams (sweepable).
     schedule: the multiplier fn(count, dtype=None) -> scalar; lr_t = learning_rate * it.
+    adaptive: P comes from a second moment that is zero before the first update (rmsprop,
+      scalar_rmsprop, adam, adamw), so P at count 0 is no preconditioner yet used.
   """
   name: str
   init: Callable[[Any], OptState]
@@ -84,6 +86,7 @@ class Optimizer(NamedTuple):
   preconditioner: Callable[..., Any]
   hparam_names: tuple[str, ...]
   schedule: Callable[..., jax.Array]
+  adaptive: bool = False
 
 
 # ---- PerpGrad ------------------------------------------------------------------------------
@@ -500,7 +503,7 @@ def build(cfg: Any = None) -> Optimizer:
             jnp.result_type(x)), state.nu, template)
 
   return Optimizer(name=name, init=init, update=update, preconditioner=preconditioner,
-                   hparam_names=names, schedule=sched)
+                   hparam_names=names, schedule=sched, adaptive="b2" in names)
 
 
 def stability_factor(cfg: Any) -> float:

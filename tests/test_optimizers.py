@@ -615,3 +615,26 @@ def test_stability_factor_is_where_the_optimizer_turns_unstable(cfg):
 
   assert final(0.99 * c * P) < 10          # x64 is on for the tests (conftest)
   assert final(1.01 * c * P) > 1e3
+
+
+@pytest.mark.parametrize("name", ["rmsprop", "scalar_rmsprop"])
+def test_nu_init_first_grad_starts_nu_at_the_first_squared_gradient(name):
+  # nu_init='first_grad': the first update takes nu_prev = g_0^2 (what the central flows'
+  # public code and the old real run did by setting the state), later updates are unchanged
+  rng = np.random.RandomState(0)
+  params = {"a": jnp.asarray(rng.randn(3, 2)), "b": jnp.asarray(rng.randn(4))}
+  g = [jax.tree.map(lambda x: jnp.asarray(rng.randn(*x.shape)), params) for _ in range(2)]
+  cfg = dict(name=name, learning_rate=0.1, b2=0.9)
+  first, zeros = optimizers.build(dict(cfg, nu_init="first_grad")), optimizers.build(cfg)
+  s, s0 = first.init(params), zeros.init(params)
+  sq = (jax.tree.map(lambda x: x * x, g[0]) if name == "rmsprop" else
+        sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(g[0])))
+  u, s = first.update(g[0], s, params)
+  u_ref, s_ref = zeros.update(g[0], s0._replace(nu=sq), params)     # nu set by hand
+  for a, b in ((u, u_ref), (s.nu, s_ref.nu)):
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+  jax.tree.map(np.testing.assert_array_equal, first.update(g[1], s, params)[0],
+               zeros.update(g[1], s_ref, params)[0])
+  assert first.adaptive and not optimizers.build(dict(name="gd")).adaptive
+  with pytest.raises(ValueError, match="opt.nu_init"):
+    optimizers.validate(dict(cfg, nu_init="ones"))
