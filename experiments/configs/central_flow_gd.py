@@ -18,7 +18,8 @@ Variant `:quick` (200 images, one hidden layer of 32, 200 steps) for CPU tests.
 Figure: GD's loss with the central flow's predicted time-averaged loss over it; effective
 sharpness eta * S of the three processes with 2; the squared gradient norm and its prediction;
 distances from GD's midpoint iterate to the two flows.
-Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~3 min.
+Run time (2-core CPU, measured before the runs moved onto run directories):
+--quick ~30 s; full settings ~3 min.
 """
 import ml_collections
 

@@ -21,7 +21,8 @@ directions. Variant `:quick` (200 images, one hidden layer of 32, eta = 3e-3, 20
 Figure: RMSProp's loss with the central flow's predicted time-averaged loss over it; effective
 sharpness with 2; squared gradient norm and its prediction; distances from RMSProp's midpoint
 iterate to the two flows; the effective learning rate 1/mean(P) of the three.
-Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~18 min (sharing the cores).
+Run time (2-core CPU, measured before the runs moved onto run directories):
+--quick ~30 s; full settings ~18 min (sharing the cores).
 """
 import ml_collections
 

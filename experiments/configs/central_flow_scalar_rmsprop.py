@@ -20,7 +20,8 @@ Full settings: 500 images, fc-tanh 64x64, eta = 0.2, 400 steps after 325. Varian
 (200 images, one hidden layer of 32, eta = 1, 200 steps after 60) for CPU tests.
 Figure: as central_flow_rmsprop (loss and prediction, effective sharpness with 2, squared
 gradient norm, distances, effective learning rate eta / sqrt(nu)).
-Run time (2-core CPU, measured before the runs moved onto run directories): --quick ~30 s; full settings ~6 min.
+Run time (2-core CPU, measured before the runs moved onto run directories):
+--quick ~30 s; full settings ~6 min.
 """
 import ml_collections
 
