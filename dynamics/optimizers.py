@@ -350,7 +350,8 @@ def build(cfg: Any = None) -> Optimizer:
     momentum: m <- momentum m + g; u = -lr_t m, or nesterov: u = -lr_t (g + momentum m)
       (coupled wd; optax.sgd(momentum, nesterov) convention). P = 1 / lr_t; for heavy-ball
       the step is -P^{-1} m with the new m.
-    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0; nu_init='first_grad': g_0^2); u = -lr_t g / (sqrt(nu_hat) + eps),
+    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0; nu_init='first_grad': g_0^2);
+      u = -lr_t g / (sqrt(nu_hat) + eps),
       nu_hat = nu / (1 - b2^t) if bias_correction else nu (coupled wd; eps outside the sqrt,
       unlike optax.rmsprop). P = (sqrt(nu_hat) + eps) / lr_t.
     scalar_rmsprop: as rmsprop with one scalar nu <- b2 nu + (1 - b2) ||g||^2, ||g||^2 the
