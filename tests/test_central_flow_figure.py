@@ -56,7 +56,7 @@ def test_speed_variants_set_the_tracked_directions():
   assert (central_flow_speed.get_config("k16").analysis.central_flow.k_max,
           central_flow_speed.get_config("k3").analysis.central_flow.k) == (16, 3)
   for bad in ("k0", "k17", "k6_k5", "kx", "slow", "quick_k"):
-    with pytest.raises(ValueError, match="kN"):
+    with pytest.raises(ValueError, match="not allowed"):
       central_flow_speed.get_config(bad)
 
 
@@ -73,7 +73,7 @@ def test_speed_variants_set_the_seed_and_the_horizon():
   assert (list(c.sweep.seed), c.analysis.central_flow.steps) == ([0, 1, 2, 3, 4], 180)
   for bad in ("seed1_seed2", "seed01", "seedx", "seed1000", "steps190", "steps0", "steps420",
               "steps020", "quick_steps180", "steps20_steps40", "seeds_seed2"):
-    with pytest.raises(ValueError, match="seedN"):
+    with pytest.raises(ValueError, match="not allowed"):
       central_flow_speed.get_config(bad)
 
 

@@ -8,9 +8,6 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# central_flow.py still builds its problem from the config itself: it moves onto the run
-# directory path (a figure of trajectories) in the central-flow rewrite
-FIGURE_EXCEPTIONS = {"experiments/figures/central_flow.py"}
 
 
 def _imports(path):
@@ -35,7 +32,6 @@ def _files(pattern):
 ])
 def test_imports_follow_the_data_flow(pattern, forbidden):
   bad = [f"{path} imports {name}" for path in _files(pattern)
-         if path not in FIGURE_EXCEPTIONS
          for name in _imports(os.path.join(ROOT, path))
          if any(name == f or name.startswith(f + ".") for f in forbidden)]
   assert not bad, bad

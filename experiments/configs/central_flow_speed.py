@@ -37,43 +37,43 @@ segment is kept in DIR/analysis/central_flow/, so a killed run resumes there (ti
 before the run moved onto a run directory); --quick ~15 min on a 2-core CPU.
 Its speed goal (0.12 s per step) is a GPU's.
 """
-import re
-
 import ml_collections
 
-from experiments.configs.common import central_flow_config
+from experiments.configs.common import central_flow_config, with_flow, with_variant
 
 
-def _numbered(parts, prefix, allowed) -> list:
-  """The N of every part `prefix`N (N written without leading zeros) with N in `allowed`."""
-  return [int(v[len(prefix):]) for v in parts
-          if re.fullmatch(prefix + r"(0|[1-9][0-9]*)", v) and int(v[len(prefix):]) in allowed]
+def _n(part: str, text: str, allowed: range, what: str):
+  """int(text) for part `part`N, refusing leading zeros and N outside `allowed`."""
+  if text != str(int(text)) or int(text) not in allowed:
+    raise ValueError(f"variant part '{part}{text}' is not allowed: {part}N takes {what}")
+  return int(text)
+
+
+VARIANTS = {
+    "quick": {"analysis.central_flow.steps": 40,                   # the first 40 steps,
+              "analysis.central_flow.segments": 4},                # distances every 10
+    "seeds": {"sweep.seed": [0, 1, 2, 3, 4]},       # one member per initialization
+}
+PATTERNS = {
+    # the first N steps, distances every 20 (step 180 included)
+    r"steps([0-9]+)": lambda n: {"analysis.central_flow.steps": _n("steps", n, range(20, 401, 20),
+                                                                   "a multiple of 20 in 20..400"),
+                                 "analysis.central_flow.segments": int(n) // 20},
+    r"seed([0-9]+)": lambda n: {"seed": _n("seed", n, range(1000), "0..999")},
+    # exactly N tracked directions, none added
+    r"k([0-9]+)": lambda n: {"analysis.central_flow.k": _n("k", n, range(1, 17), "1..16"),
+                             "analysis.central_flow.k_max": int(n)},
+}
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  parts = set(variant.split("_")) - {""}
-  ks = _numbered(parts, "k", range(1, 17))
-  seeds = _numbered(parts, "seed", range(1000))
-  steps = _numbered(parts, "steps", range(20, 401, 20))
-  known = {"quick", "seeds"} | {f"k{n}" for n in ks} | {f"seed{n}" for n in seeds} | {
-      f"steps{n}" for n in steps}
-  quick = "quick" in parts
-  if (parts - known or len(ks) > 1 or len(seeds) > 1 or len(steps) > 1
-      or (quick and steps) or (seeds and "seeds" in parts)):
-    raise ValueError(f"central_flow_speed variant {variant!r} is not allowed; combine with '_' "
-                     "'quick' (40 steps) or one 'stepsN' (N a multiple of 20 in 20..400), at "
-                     "most one 'kN' (N in 1..16, tracked directions) and at most one 'seedN' "
-                     "(N in 0..999, the initialization seed) or 'seeds' (seeds 0-4, a sweep)")
-  n = 40 if quick else steps[0] if steps else 400
   c = central_flow_config(
       dict(name="gd", learning_rate=0.02), quick=False,
       data_name="cifar_digits", widths=(256, 256), activation="gelu", init="torch",
-      seed=seeds[0] if seeds else 0,
       start=0,                              # the processes start at initialization
-      steps=n,
-      segments=n // 10 if quick else n // 20,   # distances every 10 / 20 steps (step 180 included)
-      k=ks[0] if ks else 3, k_max=ks[0] if ks else 8,   # exactly N, or 3 growing to <= 8
+      steps=400, segments=20,               # distances every 20 steps
+      k=3, k_max=8,                         # 3 tracked directions, growing to at most 8
       substeps=4, stable_substeps=10, lanczos_iters=20, window=10)
-  if "seeds" in parts:      # one member per initialization; the processes run per member
-    c.sweep.seed = [0, 1, 2, 3, 4]
-  return c
+  c = with_variant(c, variant, VARIANTS, PATTERNS,
+                   exclusive=(("quick", r"steps([0-9]+)"), ("seeds", r"seed([0-9]+)")))
+  return with_flow(c)                       # the run's steps and kept steps follow the settings

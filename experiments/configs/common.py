@@ -121,7 +121,8 @@ def with_variant(c: ml_collections.ConfigDict, variant: str, variants: Mapping[s
   """
   parts = [p for p in variant.split("_") if p] if variant else []
   singles = sorted({p for k in variants for p in k.split("_")})
-  allowed = ", ".join([repr(p) for p in singles] + [repr(p) for p in patterns])
+  shown = {pat: re.sub(r"\([^)]*\)", "N", pat) for pat in patterns}    # 'frac([0-9]+)': 'fracN'
+  allowed = ", ".join([repr(p) for p in singles] + [repr(shown[p]) for p in patterns])
   matched = {}
   for p in parts:
     hit = [(pat, m) for pat in patterns for m in [re.fullmatch(pat, p)] if m]
@@ -135,7 +136,7 @@ def with_variant(c: ml_collections.ConfigDict, variant: str, variants: Mapping[s
   for group in exclusive:
     if len(set(group) & set(matched)) > 1:
       raise ValueError(f"variant {variant!r} is not allowed: choose at most one of "
-                       f"{', '.join(repr(g) for g in group)}")
+                       f"{', '.join(repr(shown.get(g, g)) for g in group)}")
   chosen = set(matched)
   for key in sorted(variants, key=lambda k: (k.count("_"), list(variants).index(k))):
     if set(key.split("_")) <= chosen:
