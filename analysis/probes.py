@@ -37,7 +37,7 @@ def sharpness(settings, problem):
 def preconditioned_sharpness(settings, problem):
   """Top eigenvalues of P^-1/2 H P^-1/2 with the optimizer's own P (Cohen et al. 2022); NaN
   at step 0 for adaptive optimizers (no second moment yet)."""
-  if problem.is_flow:
+  if problem.opt.preconditioner is None:
     raise cu.ConfigError("probes.preconditioned_sharpness needs an optimizer with a "
                          "preconditioner; opt.name='flow' has none")
   opt = problem.opt
@@ -64,7 +64,7 @@ def effective_lr(settings, problem):
   diagonal preconditioner of the step about to be taken; gd: the learning rate; Cohen et al.
   2025, "Central Flows", the RMSProp figures)."""
   del settings
-  if problem.is_flow:
+  if problem.opt.preconditioner is None:
     raise cu.ConfigError("probes.effective_lr needs an optimizer with a preconditioner; "
                          "opt.name='flow' has none")
 

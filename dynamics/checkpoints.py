@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import jax
 import numpy as np

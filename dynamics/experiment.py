@@ -166,7 +166,12 @@ def describe(config: Any) -> str:
   """Every field of the config after resolving: its value, what is allowed and what it does."""
   cfg = resolve(config)
   lines = [f"seed = {cfg.seed}   # model init and minibatch order; allowed: an integer >= 0"]
+  choices = dict(model=tuple(models.MODELS), data=tuple(data_lib.DATASETS),
+                 opt=optimizers.OPTIMIZERS + (flow.NAME,))
   for section, schema in schemas(cfg).items():
+    if section in choices:
+      lines.append(f"{section}.name = {cfg[section].name!r}   # another name brings its own "
+                   f"fields; allowed: {', '.join(map(repr, choices[section]))}")
     if schema is None:
       lines += [f"{section}.{k} = {v!r}" for k, v in cfg[section].items()]
     else:

@@ -168,13 +168,22 @@ def is_number(v: Any) -> bool:
   return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-Schema = Mapping[str, Field]
+class Section:
+  """A nested section of declared fields (e.g. opt.schedule): completed, checked and described
+  field by field, as its parent is."""
+
+  def __init__(self, schema: "Schema", doc: str = ""):
+    self.schema, self.doc = schema, doc
+
+
+Schema = Mapping[str, Any]      # name -> Field or Section
 
 
 def defaults(schema: Schema, **values: Any) -> ml_collections.ConfigDict:
   """A ConfigDict of every field at its default (`values` first, e.g. name=...)."""
   out = dict(values)
-  out.update({k: copy.deepcopy(f.default) for k, f in schema.items()})
+  out.update({k: defaults(f.schema) if isinstance(f, Section) else copy.deepcopy(f.default)
+              for k, f in schema.items()})
   return ml_collections.ConfigDict(out, type_safe=False)
 
 
@@ -201,14 +210,23 @@ def complete(section: str, schema: Schema, cfg: Any,
   """
   cfg = {} if cfg is None else cfg
   keys = list(cfg.keys())
-  unknown_fields(section, [k for k in keys if k not in extra], schema)
+  unknown_fields(section, [k for k in keys if k not in extra], [*schema, *extra])
   out = defaults(schema, **dict(extra))
   for k in keys:
     if k not in extra:
       out[k] = _plain(cfg[k])
   for k, f in schema.items():
-    f.check(f"{section}.{k}", out[k])
+    if isinstance(f, Section):
+      out[k] = complete(f"{section}.{k}", f.schema, _section(f"{section}.{k}", out[k]))
+    else:
+      f.check(f"{section}.{k}", out[k])
   return out
+
+
+def _section(path: str, v: Any) -> Any:
+  if not isinstance(v, (dict, ml_collections.ConfigDict)):
+    raise ConfigError(f"{path}={v!r} is not allowed; it must be a section of fields (a dict)")
+  return v
 
 
 def _plain(v: Any) -> Any:
@@ -222,6 +240,10 @@ def describe(section: str, schema: Schema, cfg: Any = None) -> list[str]:
   """One line per field: 'section.name = value   # doc; allowed: ...'."""
   lines = []
   for k, f in schema.items():
+    if isinstance(f, Section):
+      lines += describe(f"{section}.{k}", f.schema, cfg[k] if cfg is not None and k in cfg
+                        else None)
+      continue
     value = cfg[k] if cfg is not None and k in cfg else f.default
     doc = f"{f.doc}; " if f.doc else ""
     lines.append(f"{section}.{k} = {value!r}   # {doc}allowed: {f.allowed()}")
@@ -230,4 +252,4 @@ def describe(section: str, schema: Schema, cfg: Any = None) -> list[str]:
 
 def sweepable(schema: Schema) -> tuple[str, ...]:
   """The names of the fields declared sweepable."""
-  return tuple(k for k, f in schema.items() if f.sweepable)
+  return tuple(k for k, f in schema.items() if isinstance(f, Field) and f.sweepable)

@@ -61,12 +61,23 @@ def _axpy(a, x, y):
 
 
 class GradientFlow(NamedTuple):
-  """init(params, key) -> FlowState; step(loss_fn, params, state) -> (params, state)."""
+  """The training loop's optimizer interface (dynamics.optimizers.Optimizer's start, step and
+  metrics) for the flow: init(params, key) -> FlowState; step(loss_fn, params, state) ->
+  (loss, params, state)."""
   alpha: float
   max_step: float
   power_iters: int
   name: str = NAME
   hparam_names: tuple = ()   # nothing to sweep inside the program
+  preconditioner: None = None   # the flow has none (probes that need one refuse it)
+  adaptive: bool = False
+
+  def start(self, params, key, hparams) -> FlowState:
+    return self.init(params, jax.random.fold_in(key, 7))
+
+  def metrics(self, state: FlowState) -> dict:
+    """Logged at every log point: the integrated time (GD's step k is time k * eta) and S(w)."""
+    return dict(flow_time=state.time, flow_sharpness=state.sharpness)
 
   def init(self, params, key) -> FlowState:
     leaves, treedef = jax.tree.flatten(params)
@@ -78,7 +89,8 @@ class GradientFlow(NamedTuple):
     return FlowState(time=jnp.zeros((), dtype), v=v, sharpness=jnp.zeros((), dtype))
 
   def step(self, loss_fn, params, state: FlowState):
-    """One RK4 step of dw/dt = -grad loss_fn(w) with dt = min(alpha / S(w), max_step)."""
+    """One RK4 step of dw/dt = -grad loss_fn(w) with dt = min(alpha / S(w), max_step); returns
+    the loss at params too."""
     grad = jax.grad(loss_fn)
     hvp = lambda v: jax.jvp(grad, (params,), (v,))[1]
 
@@ -98,7 +110,7 @@ class GradientFlow(NamedTuple):
     k4 = grad(_axpy(-dt, k3, params))
     direction = jax.tree.map(lambda a, b, c, d: a + 2 * b + 2 * c + d, k1, k2, k3, k4)
     new = _axpy(-dt / 6, direction, params)
-    return new, FlowState(time=state.time + dt, v=v, sharpness=s)
+    return loss_fn(params), new, FlowState(time=state.time + dt, v=v, sharpness=s)
 
 
 def build(cfg: Any) -> GradientFlow:

@@ -8,13 +8,15 @@ Because the hyperparameters (learning rate, weight decay, momentum, b1, b2, eps)
 
 Updates follow optax's sign convention (params + updates; optax.apply_updates works).
 
-Each optimizer also reports its diagonal preconditioner P(state): the step is
-u = -P^{-1} d, with d the gradient (gd, sgd, rmsprop, scalar_rmsprop), the heavy-ball buffer m
-(momentum) or the bias-corrected first moment m_hat (adam). Edge-of-stability theory compares
-the largest eigenvalue of the preconditioned Hessian P^{-1} H with 2 (gd: sharpness vs 2/eta,
-Cohen et al. 2021), 2 + 2 beta (heavy-ball: sharpness vs (2 + 2 beta)/eta), (2 + 2 beta) /
-(1 + 2 beta) (Nesterov), or (2 + 2 b1)/(1 - b1) (adam: Cohen et al. 2022, "Adaptive Gradient
-Methods at the Edge of Stability", Eq. 2): stability_factor(cfg).
+Each optimizer is one small definition (a Rule in RULES): its fields beyond the common ones,
+the moments it keeps and its step, written as u = -lr_t d / q with d the direction (the
+gradient, a momentum buffer or Adam's m_hat) and q the denominator (1, or sqrt(nu_hat) + eps).
+Its diagonal preconditioner is P = q / lr_t, so the step is u = -P^{-1} d. Edge-of-stability
+theory compares the largest eigenvalue of the preconditioned Hessian P^{-1} H with the rule's
+stability factor: 2 (gd: sharpness vs 2/eta, Cohen et al. 2021), 2 + 2 beta (heavy-ball),
+(2 + 2 beta) / (1 + 2 beta) (Nesterov), or (2 + 2 b1)/(1 - b1) (adam: Cohen et al. 2022,
+"Adaptive Gradient Methods at the Edge of Stability", Eq. 2): stability_factor(cfg). The
+continuous-time forms the central flows integrate live beside the flows (analysis/flow_forms.py).
 """
 import math
 from typing import Any, Callable, NamedTuple, Optional
@@ -24,28 +26,148 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from dynamics import config_utils as cu
+from dynamics import fields
+from dynamics.config_utils import ConfigError
+from dynamics.fields import Field, Section
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "rmsprop", "scalar_rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "warmup", "cosine", "wsd")
 
-# Per-optimizer fields beyond the common ones (name, learning_rate, weight_decay, schedule).
-_EXTRA = {
-    "gd": {},
-    "sgd": {},
-    "momentum": dict(momentum=0.9, nesterov=False, moments_float64=False),
-    "rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False,
-                    nu_init="zeros"),
-    "scalar_rmsprop": dict(b2=0.99, eps=1e-8, bias_correction=False, moments_float64=False,
-                           nu_init="zeros"),
-    "adam": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
-    "adamw": dict(b1=0.9, b2=0.999, eps=1e-8, moments_float64=False),
+SCHEDULE_FIELDS = dict(
+    name=Field("constant", "the learning-rate multiplier (schedule_fn)", choices=SCHEDULES),
+    warmup_steps=Field(0, "linear warmup length (multiplier (count + 1) / warmup_steps)", lo=0),
+    total_steps=Field(0, "cosine / wsd: the step at which the multiplier reaches "
+                      "final_fraction", lo=0),
+    final_fraction=Field(0.0, "cosine / wsd: the final multiplier", lo=0.0, hi=1.0),
+    decay_fraction=Field(0.2, "wsd: the linear decay spans the last decay_fraction * "
+                         "total_steps", lo=0.0, hi=1.0),
+)
+
+# every optimizer's fields besides its own (learning_rate and weight_decay are sweepable arrays)
+COMMON = dict(
+    learning_rate=Field(0.01, "eta; the step t uses lr_t = learning_rate * schedule(t - 1)",
+                        lo=0, lo_open=True, sweepable=True),
+    weight_decay=Field(0.0, "L2 coupled into the gradient (adamw: decoupled, times lr_t)", lo=0,
+                       sweepable=True),
+    perpgrad=Field(False, "project each tensor's gradient orthogonally to the tensor first "
+                   "(perpgrad_project)"),
+    perpgrad_rescale=Field(False, "then restore each tensor's gradient norm (the PerpGrad "
+                           "paper's public code)"),
+    schedule=Section(SCHEDULE_FIELDS, "learning-rate schedule"),
+)
+
+_BETA = dict(lo=0.0, hi=1.0, hi_open=True, sweepable=True)
+_B2 = lambda default: Field(default, "second-moment decay", **_BETA)
+_EPS = Field(1e-8, "added to sqrt(nu_hat)", lo=0, sweepable=True)
+_WIDE = Field(False, "keep the moments in float64 and compute the update there (needs x64)")
+_BIAS = Field(False, "nu_hat = nu / (1 - b2^t), else nu_hat = nu")
+# the central flows' public code starts RMSProp with nu_1 = g_0^2
+_NU_INIT = Field("zeros", "nu before the first update: zeros, or first_grad (nu_1 = g_0^2)",
+                 choices=("zeros", "first_grad"))
+
+
+class Rule(NamedTuple):
+  """One optimizer's definition.
+
+  fields: its fields beyond COMMON; the sweepable ones are array hyperparameters (OptState.hparams),
+    the others are part of the compiled program.
+  moments: (mu, nu): keeps a params-shaped first moment; second moment None, 'tree' or 'scalar'.
+  step: fn(g, mu, nu, hp, count, cfg) -> (d, q, mu, nu), the step u = -lr_t d / q for the
+    gradient g (weight decay and PerpGrad applied) and count the updates done after this one;
+    q None means 1.
+  denominator: fn(nu, hp, count, cfg) -> q of the latest second moment (None: no moment).
+  stability: fn(cfg) -> the stability factor.
+  decoupled_decay: weight decay subtracted from the step (adamw), not added to the gradient.
+  """
+  fields: dict
+  moments: tuple
+  step: Callable
+  denominator: Optional[Callable] = None
+  stability: Callable = lambda cfg: 2.0
+  decoupled_decay: bool = False
+
+
+def _c(h: jax.Array, x: jax.Array) -> jax.Array:
+  """Hyperparameter h cast to x's dtype, so it never promotes float32 params or updates."""
+  return h.astype(x.dtype)
+
+
+def _map(fn, tree, *rest):
+  return jax.tree.map(fn, tree, *rest)
+
+
+def _sqrt_nu_hat(nu, hp, count, cfg):
+  """sqrt(nu_hat) + eps of the second moment after `count` updates (nu_hat = 0 at count 0)."""
+  b2, eps = hp["b2"], hp["eps"]
+  corrected = cfg.get("bias_correction", True)
+  bc2 = (jnp.where(count > 0, 1 - b2 ** count.astype(b2.dtype), 1) if corrected
+         else jnp.ones_like(b2))
+  return _map(lambda v: jnp.sqrt(v / _c(bc2, v)) + _c(eps, v), nu)
+
+
+def _gd(g, mu, nu, hp, count, cfg):
+  return g, None, mu, nu
+
+
+def _momentum(g, mu, nu, hp, count, cfg):
+  """m <- momentum m + g; d = m, or Nesterov g + momentum m (optax.sgd's convention)."""
+  beta = hp["momentum"]
+  mu = _map(lambda m, x: _c(beta, x) * m + x, mu, g)
+  d = _map(lambda x, m: x + _c(beta, x) * m, g, mu) if cfg.nesterov else mu
+  return d, None, mu, nu
+
+
+def _rmsprop(g, mu, nu, hp, count, cfg):
+  """nu <- b2 nu + (1 - b2) g^2 (first_grad: nu_0 = g_0^2); d = g, q = sqrt(nu_hat) + eps."""
+  b2, fresh = hp["b2"], count == 1
+  if cfg.nu_init == "first_grad":
+    nu = _map(lambda v, x: jnp.where(fresh, x * x, v), nu, g)
+  nu = _map(lambda v, x: _c(b2, x) * v + (1 - _c(b2, x)) * x * x, nu, g)
+  return g, _sqrt_nu_hat(nu, hp, count, cfg), mu, nu
+
+
+def _scalar_rmsprop(g, mu, nu, hp, count, cfg):
+  """As rmsprop with one scalar nu of the squared norm ||g||^2 summed over all parameters."""
+  b2 = hp["b2"]
+  sq = sum(jnp.sum(jnp.square(x)).astype(nu.dtype) for x in jax.tree.leaves(g))
+  nu = b2 * (jnp.where(count == 1, sq, nu) if cfg.nu_init == "first_grad" else nu) + (1 - b2) * sq
+  return g, _sqrt_nu_hat(nu, hp, count, cfg), mu, nu
+
+
+def _adam(g, mu, nu, hp, count, cfg):
+  """m <- b1 m + (1 - b1) g, nu <- b2 nu + (1 - b2) g^2; d = m / (1 - b1^t), q = sqrt(nu_hat)
+  + eps (Kingma & Ba 2015, Alg. 1)."""
+  b1, b2 = hp["b1"], hp["b2"]
+  mu = _map(lambda m, x: _c(b1, x) * m + (1 - _c(b1, x)) * x, mu, g)
+  nu = _map(lambda v, x: _c(b2, x) * v + (1 - _c(b2, x)) * x * x, nu, g)
+  bc1 = 1 - b1 ** count.astype(b1.dtype)
+  return _map(lambda m: m / _c(bc1, m), mu), _sqrt_nu_hat(nu, hp, count, cfg), mu, nu
+
+
+def _heavy_ball_factor(cfg) -> float:
+  beta = float(cfg.momentum)
+  return (2 + 2 * beta) / (1 + 2 * beta) if cfg.nesterov else 2 + 2 * beta
+
+
+_RMSPROP = dict(b2=_B2(0.99), eps=_EPS, bias_correction=_BIAS, moments_float64=_WIDE,
+                nu_init=_NU_INIT)
+_ADAM = dict(b1=Field(0.9, "first-moment decay", **_BETA), b2=_B2(0.999), eps=_EPS,
+             moments_float64=_WIDE)
+_adam_factor = lambda cfg: (2 + 2 * float(cfg.b1)) / (1 - float(cfg.b1))
+
+RULES = {
+    # u = -lr_t g; sgd differs only in the training loop's minibatching
+    "gd": Rule({}, (False, None), _gd),
+    "sgd": Rule({}, (False, None), _gd),
+    "momentum": Rule(dict(momentum=Field(0.9, "heavy-ball coefficient beta", **_BETA),
+                          nesterov=Field(False, "Nesterov's variant"), moments_float64=_WIDE),
+                     (True, None), _momentum, stability=_heavy_ball_factor),
+    "rmsprop": Rule(_RMSPROP, (False, "tree"), _rmsprop, _sqrt_nu_hat),
+    "scalar_rmsprop": Rule(_RMSPROP, (False, "scalar"), _scalar_rmsprop, _sqrt_nu_hat),
+    "adam": Rule(_ADAM, (True, "tree"), _adam, _sqrt_nu_hat, _adam_factor),
+    # Loshchilov & Hutter 2019; the decay scaled by lr_t as in optax / PyTorch
+    "adamw": Rule(_ADAM, (True, "tree"), _adam, _sqrt_nu_hat, _adam_factor, True),
 }
-# part of the program, not of the state
-_STATIC = ("nesterov", "bias_correction", "moments_float64", "nu_init")
-# nu before the first update: 'zeros' (the usual), or 'first_grad': the first update takes the
-# previous nu to be g_0^2, so nu_1 = g_0^2 (the central flows' public code starts RMSProp so)
-NU_INITS = ("zeros", "first_grad")
+OPTIMIZERS = tuple(RULES)
 
 
 class OptState(NamedTuple):
@@ -73,8 +195,8 @@ class Optimizer(NamedTuple):
     update: update(grads, state, params) -> (updates, new_state); apply as params + updates.
     preconditioner: preconditioner(state, params=None) -> pytree of the diagonal of P with the
       params' structure and leaf shapes, for the step about to be taken at state.count (see
-      the module docstring). params is needed only for the structure, and only by the
-      optimizers whose state holds no params-shaped tree (gd, sgd, scalar_rmsprop).
+      build). params is needed only for the structure, and only by the optimizers whose
+      state holds no params-shaped tree (gd, sgd, scalar_rmsprop).
     hparam_names: names of the array hyperparameters in OptState.hparams (sweepable).
     schedule: the multiplier fn(count, dtype=None) -> scalar; lr_t = learning_rate * it.
     adaptive: P comes from a second moment that is zero before the first update (rmsprop,
@@ -87,6 +209,21 @@ class Optimizer(NamedTuple):
   hparam_names: tuple[str, ...]
   schedule: Callable[..., jax.Array]
   adaptive: bool = False
+
+  # the training loop's interface, shared with dynamics.flow.GradientFlow
+  def start(self, params, key, hparams) -> OptState:
+    """The state a member starts from, with its swept hyperparameters (key: unused)."""
+    return set_hparams(self.init(params), **hparams)
+
+  def step(self, loss_fn, params, state: OptState):
+    """One step on loss_fn: (loss at params, new params, new state)."""
+    value, grads = jax.value_and_grad(loss_fn)(params)
+    updates, state = self.update(grads, state, params)
+    return value, jax.tree.map(lambda p, u: p + u, params, updates), state
+
+  def metrics(self, state: OptState) -> dict:
+    """What the training loop logs of the state at a log point: nothing."""
+    return {}
 
 
 # ---- PerpGrad ------------------------------------------------------------------------------
@@ -124,140 +261,82 @@ def perpgrad(rescale: bool = False) -> optax.GradientTransformation:
 
 
 # ---- config --------------------------------------------------------------------------------
+def fields_of(name: str) -> dict:
+  """The declared fields of optimizer `name`'s opt section (COMMON and its own)."""
+  fields.Field("gd", choices=OPTIMIZERS).check("opt.name", name)
+  return {**COMMON, **RULES[name].fields}
+
+
 def default_schedule_config() -> ml_collections.ConfigDict:
   """Every field of the `opt.schedule` section, with its default."""
-  return ml_collections.ConfigDict(dict(
-      name="constant",      # 'constant', 'warmup', 'cosine' or 'wsd'
-      warmup_steps=0,       # linear warmup length (multiplier (count + 1) / warmup_steps)
-      total_steps=0,        # cosine / wsd: the step at which the multiplier reaches final_fraction
-      final_fraction=0.0,   # cosine / wsd: final multiplier
-      decay_fraction=0.2,   # wsd: the linear decay spans the last decay_fraction * total_steps
-  ))
+  return fields.defaults(SCHEDULE_FIELDS)
 
 
 def default_config(name: str = "gd") -> ml_collections.ConfigDict:
   """Every field of the `opt` section for optimizer `name`, with its default."""
-  cu.check_choice("opt.name", name, OPTIMIZERS)
-  # perpgrad: project each parameter tensor's gradient orthogonally to the tensor first;
-  # perpgrad_rescale: then restore each tensor's gradient norm (the paper's public code)
-  fields = dict(name=name, learning_rate=0.01, weight_decay=0.0, perpgrad=False,
-                perpgrad_rescale=False)
-  fields.update(_EXTRA[name])
-  fields["schedule"] = default_schedule_config()
-  return ml_collections.ConfigDict(fields)
+  return fields.defaults(fields_of(name), name=name)
 
 
 def hparam_names(name: str) -> tuple[str, ...]:
   """The array hyperparameters of optimizer `name` (the fields a sweep may vary)."""
-  cu.check_choice("opt.name", name, OPTIMIZERS)
-  return ("learning_rate", "weight_decay") + tuple(k for k in _EXTRA[name] if k not in _STATIC)
-
-
-def _merge(section: str, cfg: Any, defaults: ml_collections.ConfigDict):
-  """with_defaults, refusing values of the wrong type with a ConfigError naming the field."""
-  cu.check_fields(section, cfg, defaults)
-  for k in cfg.keys():
-    d, v = defaults[k], cfg[k]
-    if isinstance(d, bool):
-      ok, want = isinstance(v, bool), "True or False"
-    elif isinstance(d, int):
-      ok, want = _is_int(v), "an integer"
-    elif isinstance(d, float):
-      ok, want = isinstance(v, (int, float)) and not isinstance(v, bool), "a number"
-    elif isinstance(d, str):
-      ok, want = isinstance(v, str), "a string"
-    else:
-      ok, want = True, ""
-    if not ok:
-      raise cu.ConfigError(f"{section}.{k}={v!r} is not allowed; it must be {want}")
-  return cu.with_defaults(section, cfg, defaults)
-
-
-def _schedule_with_defaults(cfg: Any) -> ml_collections.ConfigDict:
-  return _merge("opt.schedule", cfg if cfg is not None else {}, default_schedule_config())
-
-
-def with_defaults(cfg: Any) -> ml_collections.ConfigDict:
-  """The `opt` section with every missing field (also in opt.schedule) filled in."""
-  cfg = cfg if cfg is not None else {}
-  name = cu.check_choice("opt.name", cu.get(cfg, "name", "gd"), OPTIMIZERS)
-  defaults = default_config(name)
-  top = {k: cfg[k] for k in cfg.keys() if k != "schedule"}
-  out = _merge("opt", top, defaults)
-  out.schedule = _schedule_with_defaults(cu.get(cfg, "schedule", None))
-  return out
-
-
-def _is_int(v: Any) -> bool:
-  return isinstance(v, int) and not isinstance(v, bool)
+  return fields.sweepable(fields_of(name))
 
 
 def check_hparam(name: str, value: Any, field: Optional[str] = None) -> None:
-  """Raises ConfigError if `value` is not allowed for hyperparameter `name`.
-
-  Args:
-    name: a hyperparameter name (learning_rate, weight_decay, momentum, b1, b2, eps).
-    value: its value (a Python number).
-    field: the dotted name to report (default 'opt.<name>'; e.g. 'sweep.opt.<name>').
-  """
-  field = field or f"opt.{name}"
-  if name == "learning_rate":
-    cu.check_positive(field, value)
-  elif name in ("weight_decay", "eps"):
-    cu.check_positive(field, value, allow_zero=True)
-  elif name in ("momentum", "b1", "b2"):
-    cu.check_range(field, value, 0.0, 1.0, hi_open=True)
+  """Raises ConfigError if `value` is not allowed for hyperparameter `name` (reported as
+  `field`, default 'opt.<name>'; e.g. 'sweep.opt.<name>')."""
+  declared = {**COMMON, **{k: f for r in RULES.values() for k, f in r.fields.items()}}
+  if name in declared:
+    declared[name].check(field or f"opt.{name}", value)
 
 
-def validate_schedule(cfg: Any) -> None:
-  """Raises ConfigError naming the opt.schedule.* field at fault."""
-  cfg = _schedule_with_defaults(cfg)
-  name = cu.check_choice("opt.schedule.name", cfg.name, SCHEDULES)
-  for f in ("warmup_steps", "total_steps"):
-    v = cfg[f]
-    if not _is_int(v) or v < 0:
-      raise cu.ConfigError(f"opt.schedule.{f}={v!r} is not allowed; it must be an integer >= 0")
-  for f in ("final_fraction", "decay_fraction"):
-    cu.check_range(f"opt.schedule.{f}", cfg[f], 0.0, 1.0)
-  w, total = cfg.warmup_steps, cfg.total_steps
+def _check_schedule(s: Any) -> None:
+  """The schedule's cross-field rules."""
+  w, total, name = s.warmup_steps, s.total_steps, s.name
   if name == "constant" and w > 0:
-    raise cu.ConfigError(f"opt.schedule.warmup_steps={w} has no effect with "
-                         "opt.schedule.name='constant'; use 'warmup', 'cosine' or 'wsd'")
+    raise ConfigError(f"opt.schedule.warmup_steps={w} has no effect with "
+                      "opt.schedule.name='constant'; use 'warmup', 'cosine' or 'wsd'")
   if name == "warmup" and w < 1:
-    raise cu.ConfigError("opt.schedule.warmup_steps=0 is not allowed with "
-                         "opt.schedule.name='warmup'; it must be an integer >= 1")
+    raise ConfigError("opt.schedule.warmup_steps=0 is not allowed with "
+                      "opt.schedule.name='warmup'; it must be an integer >= 1")
   if name in ("cosine", "wsd") and total < 1:
-    raise cu.ConfigError(f"opt.schedule.total_steps={total} is not allowed with "
-                         f"opt.schedule.name={name!r}; it is required (an integer >= 1)")
+    raise ConfigError(f"opt.schedule.total_steps={total} is not allowed with "
+                      f"opt.schedule.name={name!r}; it is required (an integer >= 1)")
   if name == "cosine" and w >= total:
-    raise cu.ConfigError(f"opt.schedule.warmup_steps={w} is not allowed; with 'cosine' it must "
-                         f"be < opt.schedule.total_steps={total}")
-  if name == "wsd" and w > total * (1.0 - cfg.decay_fraction):
-    raise cu.ConfigError(f"opt.schedule.warmup_steps={w} is not allowed; with 'wsd' it must be "
-                         f"<= opt.schedule.total_steps * (1 - opt.schedule.decay_fraction) = "
-                         f"{total * (1.0 - cfg.decay_fraction):g}")
+    raise ConfigError(f"opt.schedule.warmup_steps={w} is not allowed; with 'cosine' it must "
+                      f"be < opt.schedule.total_steps={total}")
+  if name == "wsd" and w > total * (1.0 - s.decay_fraction):
+    raise ConfigError(f"opt.schedule.warmup_steps={w} is not allowed; with 'wsd' it must be "
+                      f"<= opt.schedule.total_steps * (1 - opt.schedule.decay_fraction) = "
+                      f"{total * (1.0 - s.decay_fraction):g}")
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The section completed by its defaults (opt.schedule too); raises ConfigError naming the
-  opt.* field at fault."""
-  cfg = with_defaults(cfg)
-  for h in hparam_names(cfg.name):
-    check_hparam(h, cfg[h])
-  if cfg.perpgrad_rescale and not cfg.perpgrad:
-    raise cu.ConfigError("opt.perpgrad_rescale=True is not allowed with opt.perpgrad=False; "
-                         "it rescales the PerpGrad projection: set opt.perpgrad=True")
-  if "nu_init" in cfg:
-    cu.check_choice("opt.nu_init", cfg.nu_init, NU_INITS)
-  validate_schedule(cfg.schedule)
-  return cfg
+  """The opt section completed by its declared defaults (opt.schedule too); raises ConfigError
+  naming the opt.* field at fault."""
+  cfg = {} if cfg is None else cfg
+  name = cfg.get("name", "gd")
+  out = fields.complete("opt", fields_of(name), cfg, extra=dict(name=name))
+  if out.perpgrad_rescale and not out.perpgrad:
+    raise ConfigError("opt.perpgrad_rescale=True is not allowed with opt.perpgrad=False; "
+                      "it rescales the PerpGrad projection: set opt.perpgrad=True")
+  _check_schedule(out.schedule)
+  return out
+
+
+def stability_factor(cfg: Any) -> float:
+  """The c for which the optimizer of the `opt` section is stable on a quadratic with
+  curvature H iff lambda_max(P^{-1} H) < c (P held fixed; its constant-step limit):
+  gd, sgd, rmsprop, scalar_rmsprop: 2; heavy-ball momentum beta: 2 + 2 beta; Nesterov:
+  (2 + 2 beta) / (1 + 2 beta); adam, adamw: (2 + 2 b1) / (1 - b1) (38 at b1 = 0.9). For GD
+  and momentum P = 1 / eta, so this is the sharpness threshold c / eta. Weight decay and
+  schedules are not included.
+  """
+  cfg = validate(cfg)
+  return RULES[cfg.name].stability(cfg)
 
 
 # ---- schedules -----------------------------------------------------------------------------
-def _float_dtype() -> jnp.dtype:
-  return jax.dtypes.canonicalize_dtype(jnp.float64)
-
-
 def schedule_fn(cfg: Any = None) -> Callable[..., jax.Array]:
   """The learning-rate multiplier of the `opt.schedule` section, as a jit-able function.
 
@@ -278,13 +357,13 @@ def schedule_fn(cfg: Any = None) -> Callable[..., jax.Array]:
     fn(count, dtype=None) -> multiplier with count's shape, in `dtype` (default: the widest
     float jax allows, float64 under x64).
   """
-  cfg = _schedule_with_defaults(cfg)
-  validate_schedule(cfg)
+  cfg = fields.complete("opt.schedule", SCHEDULE_FIELDS, cfg)
+  _check_schedule(cfg)
   name, w, total = cfg.name, cfg.warmup_steps, cfg.total_steps
   ff, decay = float(cfg.final_fraction), float(cfg.decay_fraction) * cfg.total_steps
 
   def fn(count, dtype=None):
-    dtype = dtype or _float_dtype()
+    dtype = dtype or jax.dtypes.canonicalize_dtype(jnp.float64)
     s = jnp.asarray(count).astype(dtype) + 1
     one = jnp.ones_like(s)
     warm = jnp.minimum(one, s / w) if w > 0 else one
@@ -306,11 +385,6 @@ def _hparam_dtype(params: Any) -> jnp.dtype:
     if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
       return jnp.asarray(leaf).dtype
   return jnp.dtype(jnp.float32)
-
-
-def _c(h: jax.Array, x: jax.Array) -> jax.Array:
-  """Hyperparameter h cast to x's dtype, so it never promotes float32 params or updates."""
-  return h.astype(x.dtype)
 
 
 def set_hparams(state: OptState, **values: Any) -> OptState:
@@ -341,34 +415,28 @@ def set_hparams(state: OptState, **values: Any) -> OptState:
 def build(cfg: Any = None) -> Optimizer:
   """The Optimizer named by the `opt` section (missing fields take their defaults).
 
-  Update rules (g = gradient, w = params, t = count + 1, lr_t = learning_rate * schedule(count);
-  "coupled" weight decay means g <- g + weight_decay * w before everything else; with
-  perpgrad=True every rule first replaces g by its PerpGrad projection, rescaled to |g| per
-  tensor with perpgrad_rescale=True, see perpgrad_project):
-    gd, sgd:  u = -lr_t g (coupled wd). P = 1 / lr_t. (sgd differs only in the training
-      loop's minibatching.)
-    momentum: m <- momentum m + g; u = -lr_t m, or nesterov: u = -lr_t (g + momentum m)
-      (coupled wd; optax.sgd(momentum, nesterov) convention). P = 1 / lr_t; for heavy-ball
-      the step is -P^{-1} m with the new m.
-    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0; nu_init='first_grad': g_0^2);
-      u = -lr_t g / (sqrt(nu_hat) + eps),
-      nu_hat = nu / (1 - b2^t) if bias_correction else nu (coupled wd; eps outside the sqrt,
-      unlike optax.rmsprop). P = (sqrt(nu_hat) + eps) / lr_t.
+  Every step (g = gradient, w = params, t = count + 1, lr_t = learning_rate * schedule(count)):
+  with perpgrad=True g is first replaced by its PerpGrad projection (perpgrad_project); then
+  weight decay is coupled, g <- g + weight_decay * w (adamw: decoupled, u <- u - lr_t wd w);
+  then the rule's step u = -lr_t d / q (see RULES and each rule's function):
+    gd, sgd:  d = g. P = 1 / lr_t.
+    momentum: m <- momentum m + g; d = m, or nesterov: d = g + momentum m (optax.sgd's
+      convention). P = 1 / lr_t; for heavy-ball the step is -P^{-1} m with the new m.
+    rmsprop:  nu <- b2 nu + (1 - b2) g^2 (nu_0 = 0; nu_init='first_grad': g_0^2); d = g,
+      q = sqrt(nu_hat) + eps, nu_hat = nu / (1 - b2^t) if bias_correction else nu (eps outside
+      the sqrt, unlike optax.rmsprop). P = q / lr_t.
     scalar_rmsprop: as rmsprop with one scalar nu <- b2 nu + (1 - b2) ||g||^2, ||g||^2 the
-      squared norm summed over ALL parameters. P = (sqrt(nu_hat) + eps) / lr_t, broadcast.
-    adam:     m <- b1 m + (1 - b1) g; nu <- b2 nu + (1 - b2) g^2;
-      u = -lr_t m_hat / (sqrt(nu_hat) + eps), m_hat = m / (1 - b1^t), nu_hat = nu / (1 - b2^t)
-      (Kingma & Ba 2015, Alg. 1; coupled L2 wd). P = (sqrt(nu_hat) + eps) / lr_t.
-    adamw:    adam without coupled wd, and u = -lr_t (m_hat / (sqrt(nu_hat) + eps) + wd w)
-      (Loshchilov & Hutter 2019; decay scaled by lr_t as in optax / PyTorch).
+      squared norm summed over ALL parameters. P = q / lr_t, broadcast.
+    adam, adamw: m <- b1 m + (1 - b1) g; nu <- b2 nu + (1 - b2) g^2; d = m / (1 - b1^t),
+      q = sqrt(nu / (1 - b2^t)) + eps. P = q / lr_t (adamw's decoupled decay is not in P).
 
-  moments_float64 (momentum, rmsprop, scalar_rmsprop, adam, adamw; needs jax x64): keep the
-  moments m, nu in float64 and compute the update there (from the gradient cast up), then cast
-  it to the params' dtype; the params, the model and its gradient keep their own dtype. For
-  float32 runs whose gradients get tiny: nu ~ g^2 leaves float32's normal range once |g| falls
-  below ~1e-19 (XLA on the CPU flushes float32 subnormals to zero; where subnormals are kept
-  the limit is ~1e-22), and an Adam nu flushed to 0 while m is not makes the step
-  lr * m_hat / eps, with a small eps an enormous one (see the adam_moments probe).
+  moments_float64 (needs jax x64): keep the moments m, nu in float64 and compute the update
+  there (from the gradient cast up), then cast it to the params' dtype; the params, the model
+  and its gradient keep their own dtype. For float32 runs whose gradients get tiny: nu ~ g^2
+  leaves float32's normal range once |g| falls below ~1e-19 (XLA on the CPU flushes float32
+  subnormals to zero; where subnormals are kept the limit is ~1e-22), and an Adam nu flushed to
+  0 while m is not makes the step lr * m_hat / eps, with a small eps an enormous one (see the
+  adam_moments probe).
 
   preconditioner(state) gives P for the step about to be taken: lr_t at state.count, and for
   the adaptive methods the LATEST second moment (nu after count updates, bias-corrected with
@@ -376,8 +444,7 @@ def build(cfg: Any = None) -> Optimizer:
   preconditioner. For rmsprop / adam it is the preconditioner of the step just taken (which
   used lr at count - 1), rescaled to the current lr_t: with a constant schedule the last update
   equals -P(state)^{-1} g (rmsprop) or -P(state)^{-1} m_hat (adam). This is the preconditioner
-  of Cohen et al. 2022 ("Adaptive Gradient Methods at the Edge of Stability"). For adamw the
-  decoupled decay term is not part of P.
+  of Cohen et al. 2022 ("Adaptive Gradient Methods at the Edge of Stability").
 
   Args:
     cfg: the `opt` section (ConfigDict or dict); None means plain gd with lr 0.01.
@@ -385,19 +452,12 @@ def build(cfg: Any = None) -> Optimizer:
   Returns:
     The Optimizer.
   """
-  cfg = with_defaults(cfg)
-  validate(cfg)
-  name = cfg.name
+  cfg = validate(cfg)
+  name, rule = cfg.name, RULES[cfg.name]
   names = hparam_names(name)
-  values = {k: float(cfg[k]) for k in names}
-  nesterov = bool(cfg.get("nesterov", False))
-  perp, perp_rescale = bool(cfg.perpgrad), bool(cfg.perpgrad_rescale)
-  bias_correction = bool(cfg.get("bias_correction", name in ("adam", "adamw")))
+  has_mu, nu_kind = rule.moments
   wide = bool(cfg.get("moments_float64", False))
-  first_grad = cfg.get("nu_init", "zeros") == "first_grad"
   sched = schedule_fn(cfg.schedule)
-  has_mu = name in ("momentum", "adam", "adamw")
-  tree_nu = name in ("rmsprop", "adam", "adamw")
 
   def check_x64():
     if wide and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.dtype(jnp.float64):
@@ -409,14 +469,10 @@ def build(cfg: Any = None) -> Optimizer:
     dtype = _hparam_dtype(params)
     zeros = lambda: jax.tree.map(
         lambda p: jnp.zeros_like(p, jnp.float64) if wide else jnp.zeros_like(p), params)
-    if tree_nu:
-      nu = zeros()
-    elif name == "scalar_rmsprop":
-      nu = jnp.zeros((), jnp.float64 if wide else dtype)
-    else:
-      nu = None
+    nu = (zeros() if nu_kind == "tree" else
+          jnp.zeros((), jnp.float64 if wide else dtype) if nu_kind == "scalar" else None)
     return OptState(count=jnp.zeros((), jnp.int32),
-                    hparams={k: jnp.asarray(v, dtype) for k, v in values.items()},
+                    hparams={k: jnp.asarray(float(cfg[k]), dtype) for k in names},
                     mu=zeros() if has_mu else None, nu=nu)
 
   def lr_at(state: OptState) -> jax.Array:
@@ -429,96 +485,42 @@ def build(cfg: Any = None) -> Optimizer:
                        "(weight decay)")
     hp = state.hparams
     lr, wd = lr_at(state), hp["weight_decay"]
-    t = (state.count + 1).astype(lr.dtype)
-    if perp:              # on the loss gradient, before weight decay enters
-      grads = perpgrad_project(grads, params, perp_rescale)
-    if name != "adamw":   # coupled L2: g <- g + wd * w
-      grads = jax.tree.map(lambda g, w: g + _c(wd, g) * w, grads, params)
+    if cfg.perpgrad:              # on the loss gradient, before weight decay enters
+      grads = perpgrad_project(grads, params, cfg.perpgrad_rescale)
+    if not rule.decoupled_decay:
+      grads = _map(lambda g, w: g + _c(wd, g) * w, grads, params)
     if wide:
       check_x64()
-      grads = jax.tree.map(lambda g: g.astype(jnp.float64), grads)
-    mu, nu = state.mu, state.nu
-
-    if name in ("gd", "sgd"):
-      updates = jax.tree.map(lambda g: -_c(lr, g) * g, grads)
-    elif name == "momentum":
-      beta = hp["momentum"]
-      mu = jax.tree.map(lambda m, g: _c(beta, g) * m + g, mu, grads)
-      if nesterov:
-        updates = jax.tree.map(lambda g, m: -_c(lr, g) * (g + _c(beta, g) * m), grads, mu)
-      else:
-        updates = jax.tree.map(lambda m: -_c(lr, m) * m, mu)
-    elif name in ("rmsprop", "scalar_rmsprop"):
-      b2, eps = hp["b2"], hp["eps"]
-      fresh = state.count == 0
-      if name == "rmsprop":
-        if first_grad:
-          nu = jax.tree.map(lambda v, g: jnp.where(fresh, g * g, v), nu, grads)
-        nu = jax.tree.map(lambda v, g: _c(b2, g) * v + (1 - _c(b2, g)) * g * g, nu, grads)
-      else:
-        sq = sum(jnp.sum(jnp.square(g)).astype(nu.dtype) for g in jax.tree.leaves(grads))
-        nu = b2 * (jnp.where(fresh, sq, nu) if first_grad else nu) + (1 - b2) * sq
-      bc2 = 1 - b2 ** t if bias_correction else jnp.ones_like(b2)
-      if name == "rmsprop":
-        updates = jax.tree.map(
-            lambda g, v: -_c(lr, g) * g / (jnp.sqrt(v / _c(bc2, v)) + _c(eps, g)), grads, nu)
-      else:
-        d = jnp.sqrt(nu / bc2) + eps
-        updates = jax.tree.map(lambda g: -_c(lr, g) * g / _c(d, g), grads)
-    else:   # adam, adamw
-      b1, b2, eps = hp["b1"], hp["b2"], hp["eps"]
-      mu = jax.tree.map(lambda m, g: _c(b1, g) * m + (1 - _c(b1, g)) * g, mu, grads)
-      nu = jax.tree.map(lambda v, g: _c(b2, g) * v + (1 - _c(b2, g)) * g * g, nu, grads)
-      bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-      updates = jax.tree.map(
-          lambda m, v: -_c(lr, m) * (m / _c(bc1, m)) / (jnp.sqrt(v / _c(bc2, v)) + _c(eps, v)),
-          mu, nu)
-      if name == "adamw":   # decoupled decay, scaled by lr_t
-        updates = jax.tree.map(lambda u, w: u - _c(lr, u) * _c(wd, u) * w, updates, params)
+      grads = _map(lambda g: g.astype(jnp.float64), grads)
+    count = state.count + 1
+    d, q, mu, nu = rule.step(grads, state.mu, state.nu, hp, count, cfg)
+    if q is None:
+      updates = _map(lambda x: -_c(lr, x) * x, d)
+    elif nu_kind == "scalar":
+      updates = _map(lambda x: -_c(lr, x) * x / _c(q, x), d)
+    else:
+      updates = _map(lambda x, y: -_c(lr, x) * x / y, d, q)
+    if rule.decoupled_decay:
+      updates = _map(lambda u, w: u - _c(lr, u) * _c(wd, u) * w, updates, params)
     if wide:
-      updates = jax.tree.map(lambda u, w: u.astype(jnp.result_type(w)), updates, params)
-    return updates, OptState(count=state.count + 1, hparams=hp, mu=mu, nu=nu)
+      updates = _map(lambda u, w: u.astype(jnp.result_type(w)), updates, params)
+    return updates, OptState(count=count, hparams=hp, mu=mu, nu=nu)
 
   def preconditioner(state: OptState, params=None):
     template = params
     if template is None:
-      template = state.nu if tree_nu else state.mu
+      template = state.nu if nu_kind == "tree" else state.mu
     if template is None:
       raise ValueError(f"optimizer {name!r} keeps no params-shaped state: call "
                        "preconditioner(state, params)")
     lr = lr_at(state)
-    if name in ("gd", "sgd", "momentum"):
-      return jax.tree.map(lambda x: jnp.full(jnp.shape(x), 1 / lr, jnp.result_type(x)),
-                          template)
-    hp = state.hparams
-    b2, eps = hp["b2"], hp["eps"]
-    c = state.count.astype(lr.dtype)
-    # nu_hat of the latest nu: nu / (1 - b2^count); nu = 0 at count 0, where nu_hat := 0.
-    bc2 = jnp.where(state.count > 0, 1 - b2 ** c, 1) if bias_correction else jnp.ones_like(b2)
-    if name == "scalar_rmsprop":
-      p = (jnp.sqrt(state.nu / bc2) + eps) / lr
-      return jax.tree.map(lambda x: jnp.full(jnp.shape(x), p, jnp.result_type(x)), template)
+    if rule.denominator is None:
+      return _map(lambda x: jnp.full(jnp.shape(x), 1 / lr, jnp.result_type(x)), template)
+    q = rule.denominator(state.nu, state.hparams, state.count, cfg)
+    if nu_kind == "scalar":
+      return _map(lambda x: jnp.full(jnp.shape(x), q / lr, jnp.result_type(x)), template)
     # in the params' dtype when they are given (moments_float64 keeps nu in float64)
-    return jax.tree.map(
-        lambda v, x: ((jnp.sqrt(v / _c(bc2, v)) + _c(eps, v)) / _c(lr, v)).astype(
-            jnp.result_type(x)), state.nu, template)
+    return _map(lambda v, x: (v / _c(lr, v)).astype(jnp.result_type(x)), q, template)
 
   return Optimizer(name=name, init=init, update=update, preconditioner=preconditioner,
-                   hparam_names=names, schedule=sched, adaptive="b2" in names)
-
-
-def stability_factor(cfg: Any) -> float:
-  """The c for which the optimizer of the `opt` section is stable on a quadratic with
-  curvature H iff lambda_max(P^{-1} H) < c (P held fixed; its constant-step limit):
-  gd, sgd, rmsprop, scalar_rmsprop: 2; heavy-ball momentum beta: 2 + 2 beta; Nesterov:
-  (2 + 2 beta) / (1 + 2 beta); adam, adamw: (2 + 2 b1) / (1 - b1) (38 at b1 = 0.9). For GD
-  and momentum P = 1 / eta, so this is the sharpness threshold c / eta. Weight decay and
-  schedules are not included.
-  """
-  cfg = with_defaults(cfg)
-  if cfg.name == "momentum":
-    beta = float(cfg.momentum)
-    return (2 + 2 * beta) / (1 + 2 * beta) if cfg.nesterov else 2 + 2 * beta
-  if cfg.name in ("adam", "adamw"):
-    return (2 + 2 * float(cfg.b1)) / (1 - float(cfg.b1))
-  return 2.0
+                   hparam_names=names, schedule=sched, adaptive=nu_kind is not None)

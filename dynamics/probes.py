@@ -124,9 +124,9 @@ def adam_moments(settings, problem):
       underflow.
   """
   del settings
-  name = getattr(problem.opt, "name", "flow")
-  if problem.is_flow or name not in ("adam", "adamw"):
-    raise cu.ConfigError(f"probes.adam_moments needs opt.name 'adam' or 'adamw'; got {name!r}")
+  if "b1" not in problem.opt.hparam_names:        # no Adam first and second moments
+    raise cu.ConfigError("probes.adam_moments needs opt.name 'adam' or 'adamw'; got "
+                         f"{problem.opt.name!r}")
 
   def probe(params, opt_state, batch):
     del params, batch

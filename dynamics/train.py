@@ -27,8 +27,6 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from dynamics import config_utils as cu
 from dynamics import fields
 from dynamics.fields import Field
-from dynamics import optimizers
-from dynamics.flow import GradientFlow
 from dynamics.sweep import Sweep
 
 PRECISIONS = ("highest", "high", "default")
@@ -193,10 +191,6 @@ class Problem(NamedTuple):
   def n_train(self) -> int:
     return self.data["x_train"].shape[0]
 
-  @property
-  def is_flow(self) -> bool:
-    return isinstance(self.opt, GradientFlow)
-
   def batch_loss(self, params, batch):
     """Mean loss of params on a batch {'x', 'y'}: the function curvature code differentiates."""
     return jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
@@ -220,8 +214,7 @@ class Program:
     self.apply, self.loss, self.accuracy = problem.apply, problem.loss, problem.accuracy
     self.opt, self.data, self.batch_loss = problem.opt, problem.data, problem.batch_loss
     self.probes = {k: as_probe(v) for k, v in (probes or {}).items()}
-    self.n_train, self.batch_size, self.is_flow = (problem.n_train, problem.batch_size,
-                                                   problem.is_flow)
+    self.n_train, self.batch_size = problem.n_train, problem.batch_size
     self.has_test = "x_test" in self.data and self.data["x_test"].shape[0] > 0
     if cfg.test_acc_goal > 0 and not self.has_test:
       raise cu.ConfigError(f"train.test_acc_goal={cfg.test_acc_goal!r} is not allowed: the data "
@@ -243,14 +236,8 @@ class Program:
 
   def train_step(self, s: TrainState, data) -> TrainState:
     batch = self.minibatch(data, s.key, s.step)
-    if self.is_flow:
-      loss_fn = lambda p: self.batch_loss(p, batch)
-      value = loss_fn(s.params)
-      params, opt_state = self.opt.step(loss_fn, s.params, s.opt_state)
-    else:
-      value, grads = jax.value_and_grad(self.batch_loss)(s.params, batch)
-      updates, opt_state = self.opt.update(grads, s.opt_state, s.params)
-      params = jax.tree.map(lambda p, u: p + u, s.params, updates)
+    value, params, opt_state = self.opt.step(lambda p: self.batch_loss(p, batch), s.params,
+                                             s.opt_state)
     finite = jnp.isfinite(value) & _all_finite(params)
     if self.cfg.divergence_loss > 0:
       finite &= value <= self.cfg.divergence_loss
@@ -275,8 +262,7 @@ class Program:
     m = self._metrics_on(s.params, data["x_train"], data["y_train"], "train")
     if self.has_test:
       m.update(self._metrics_on(s.params, data["x_test"], data["y_test"], "test"))
-    if self.is_flow:
-      m.update(flow_time=s.opt_state.time, flow_sharpness=s.opt_state.sharpness)
+    m.update(self.opt.metrics(s.opt_state))
     probe_state = dict(s.probe_state)
     key = jax.random.fold_in(jax.random.fold_in(s.key, s.step), 1)
     for i, (name, probe) in enumerate(sorted(self.probes.items())):
@@ -303,10 +289,7 @@ class Program:
     """A member's initial state from its seed, optimizer hyperparameters and init-scale ratio."""
     key_init, key_run = jax.random.split(jax.random.PRNGKey(seed))
     params = jax.tree.map(lambda p: p * scale.astype(p.dtype), init_params(key_init))
-    if self.is_flow:
-      opt_state = self.opt.init(params, jax.random.fold_in(key_run, 7))
-    else:
-      opt_state = optimizers.set_hparams(self.opt.init(params), **hparams)
+    opt_state = self.opt.start(params, key_run, hparams)
     return TrainState(
         step=jnp.int32(0), params=params, opt_state=opt_state,
         probe_state={k: p.init(params, self.full_batch(data))

@@ -24,7 +24,7 @@ def test_rk4_flow_matches_closed_form_on_a_quadratic(alpha):
   s = gf.init(p, jax.random.PRNGKey(0))
   step = jax.jit(lambda p, s: gf.step(_quadratic, p, s))
   for _ in range(60):
-    p, s = step(p, s)
+    _, p, s = step(p, s)
   t = float(s.time)
   np.testing.assert_allclose(float(s.sharpness), 10.0, rtol=1e-6)  # max |eigenvalue|
   np.testing.assert_allclose(t, 60 * alpha / 10.0, rtol=1e-6)        # dt = alpha / S
@@ -40,7 +40,8 @@ def test_rk4_flow_matches_closed_form_on_a_quadratic(alpha):
 def test_max_step_caps_the_step():
   gf = flow.GradientFlow(alpha=1.0, max_step=0.01, power_iters=3)
   p = {"w": jnp.ones(4, jnp.float64), "b": jnp.ones(2, jnp.float64)}
-  _, s = gf.step(_quadratic, p, gf.init(p, jax.random.PRNGKey(1)))
+  loss, _, s = gf.step(_quadratic, p, gf.init(p, jax.random.PRNGKey(1)))
+  np.testing.assert_allclose(float(loss), float(_quadratic(p)))     # the loss before the step
   np.testing.assert_allclose(float(s.time), 0.01)
 
 

@@ -484,7 +484,7 @@ def test_build_fills_defaults_including_partial_schedule():
     (dict(name="gd", learning_rate=0.0), "opt.learning_rate=0.0"),
     (dict(name="gd", weight_decay=-1.0), "opt.weight_decay=-1.0.*>= 0"),
     (dict(name="adam", eps=-1e-8), "opt.eps"),
-    (dict(name="momentum", nesterov=1), "opt.nesterov=1.*True or False"),
+    (dict(name="momentum", nesterov=1), "opt.nesterov=1.*allowed values: True, False"),
     (dict(name="rmsprop", bias_correction="yes"), "opt.bias_correction"),
     (dict(name="gd", learning_rate="big"), "opt.learning_rate='big'.*a number"),
     (dict(name="gd", schedule=dict(name="step")),

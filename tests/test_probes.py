@@ -121,7 +121,7 @@ def _adam_probe(opt_name="adam", **hp):
   from types import SimpleNamespace
   from dynamics import optimizers
   opt = optimizers.build(dict(name=opt_name, **hp))
-  problem = SimpleNamespace(is_flow=False, opt=opt)
+  problem = SimpleNamespace(opt=opt)
   return opt, dynamics_probes.adam_moments({}, problem)
 
 

@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 from analysis import central_flow as cf
 from analysis import central_flow_processes as cfp
 from analysis import curvature, flow_forms, trajectory
-from dynamics import experiment
+from dynamics import experiment, optimizers
 from experiments.configs import central_flow_gd, common
 from figure_report import check_report
 
@@ -105,7 +105,6 @@ def test_complementarity_map_is_the_stability_margin_one_substep_ahead(problem, 
   # A(X) = A0 + B[X] must be V (2P - H) V^T at (w, nu) moved for dt along the flow's own
   # rates (dw/dt, dnu/dt) at that X, to first order in dt, with V held fixed: checked against
   # central finite differences of the margin computed from scratch (HVPs and P(nu) only)
-  from dynamics import optimizers
   loss_fn, params, batch = problem
   form = flow_forms.flow_form(FORMS[name])
   flat, unravel = ravel_pytree(params)
@@ -145,7 +144,6 @@ def test_complementarity_map_is_the_stability_margin_one_substep_ahead(problem, 
 def test_flow_form_matches_the_engine_optimizers():
   # P(nu) is the engine's preconditioner and the state derivative is the engine's update:
   # nu' - nu = c (g^2 - nu') with c = (1 - b2) / b2 and nu' the nu the step uses
-  from dynamics import optimizers
   rng = np.random.RandomState(0)
   params = {"a": jnp.asarray(rng.randn(3, 2)), "b": jnp.asarray(rng.randn(4))}
   grads = jax.tree.map(lambda x: jnp.asarray(rng.randn(*x.shape)), params)
@@ -179,7 +177,6 @@ def test_heun_substeps_are_second_order_on_the_stable_flow(problem):
   # The stable flow of RMSProp (X = 0): dw/dt = -grad L / P(nu), dnu/dt = c (grad L^2 - nu).
   # Against a fine RK4 integration of that ODE written here, Euler's error shrinks like dt and
   # Heun's like dt^2.
-  from dynamics import optimizers
   loss_fn, params, batch = problem
   form = flow_forms.flow_form(dict(name="rmsprop", learning_rate=0.01, b2=0.9))
   flat, unravel = ravel_pytree(params)

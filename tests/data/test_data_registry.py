@@ -5,7 +5,6 @@ import ml_collections
 import numpy as np
 import pytest
 
-from dynamics import config_utils as cu
 from dynamics import data
 from dynamics.config_utils import ConfigError
 
@@ -78,12 +77,11 @@ def test_load_fills_defaults_and_forwards_fields():
   assert ds.x_train.shape == (100, 64) and ds.num_classes == 2
 
 
-def test_runner_style_resolution():
-  # How experiments/runner.py uses the registry: validate, then with_defaults, then load.
+def test_validate_completes_the_section_for_load():
+  # How dynamics.experiment uses the registry: validate (the section completed), then load.
   cfg = ml_collections.ConfigDict(dict(name="linear_teacher", in_dim=4, out_dim=3, n_train=16,
                                        singular_values=[2.0, 1.0]))
-  data.validate(cfg)
-  full = cu.with_defaults("data", cfg, data.default_config(cfg.name))
+  full = data.validate(cfg)
   ds = data.load(full)
   assert ds.x_train.shape == (16, 4) and ds.y_train.shape == (16, 3) and ds.out_dim == 3
   np.testing.assert_allclose(ds.info["S"], [2.0, 1.0])
