@@ -23,6 +23,8 @@ from dynamics import experiment, runs
 from experiments import cli, results
 from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
+README = os.path.join(os.path.dirname(results.DOCS), "README.md")
+
 
 class Figure(NamedTuple):
   """A reproducible figure.
@@ -133,7 +135,7 @@ _STEPS = flags.DEFINE_integer("steps", None, "Train every run of the figure for 
                               "instead of its config's (output in ROOT/NAME_stepsN).")
 _SUMMARY = flags.DEFINE_bool("summary", False, "Publish ROOT's full-settings reports and "
                              "figures into docs/reports and docs/figures, then write "
-                             "docs/results.md from docs/reports.")
+                             "docs/results.md from docs/reports and the README's gallery.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Check every run's config and build its data, "
                              "model and program without training or drawing, then exit.")
 
@@ -146,6 +148,8 @@ def main(argv):
     published = [n for n in sorted(figures) if results.publish(n, os.path.join(_ROOT.value, n))]
     print(f"published from {_ROOT.value}: {', '.join(published) or 'nothing'}")
     print(f"wrote {results.write({n: figures[n].description for n in sorted(figures)})}")
+    results.write_gallery(README, sorted(figures))
+    print(f"wrote the gallery of {README}")
     return
   if _LIST.value or not (_FIGURE.value or _ALL.value):
     for n, f in sorted(figures.items()):
