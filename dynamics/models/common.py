@@ -42,16 +42,18 @@ ACTIVATION = lambda default, names=tuple(ACTIVATIONS): Field(
     default, "hidden activation (gelu: exact erf)", choices=names)
 
 
-def validator(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: None):
-  """validate(cfg) -> the model section completed by the schema's defaults, every field
-  checked (ConfigError naming model.<field>), then the model's cross-field `check`."""
+def declare(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: None):
+  """A model's (validate, default_config) from its declared fields: validate(cfg) -> the model
+  section completed by the schema's defaults, every field checked (ConfigError naming
+  model.<field>), then the model's cross-field `check`; default_config() -> every field at its
+  default."""
   def validate(cfg: Any):
     given = cfg.get("name", name) if hasattr(cfg, "get") else name
     config_utils.check_choice("model.name", given, [name])
     out = fields.complete("model", schema, cfg, extra=dict(name=name))
     check(out)
     return out
-  return validate
+  return validate, lambda: fields.defaults(schema, name=name)
 
 
 def require_dims(cfg: Any) -> tuple[int, int]:

@@ -32,9 +32,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from dynamics import fields
 from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
@@ -60,11 +58,7 @@ def _check(cfg) -> None:
                         f"min(in_dim, out_dim) = {k}")
 
 
-validate = common.validator(NAME, FIELDS, _check)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  return fields.defaults(FIELDS, name=NAME)
+validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
 def _semi_orthogonal(key: jax.Array, n_in: int, n_out: int, dtype) -> jax.Array:

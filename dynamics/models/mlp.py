@@ -35,9 +35,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from dynamics import fields
 from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
@@ -70,11 +68,7 @@ def _check(cfg) -> None:
                         f"'torch' (biases are uniform); allowed values: 0.0")
 
 
-validate = common.validator(NAME, FIELDS, _check)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  return fields.defaults(FIELDS, name=NAME)
+validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
 def _dims(cfg) -> list[int]:

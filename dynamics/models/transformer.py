@@ -56,10 +56,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from dynamics import fields
 from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
@@ -94,11 +92,7 @@ def _check(cfg) -> None:
                       f"{cfg.out_dim + 1} (the '=' token) or None")
 
 
-validate = common.validator(NAME, FIELDS, _check)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  return fields.defaults(FIELDS, name=NAME)
+validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
 def vocab_size(cfg: Any) -> int:

@@ -24,9 +24,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from dynamics import fields
 from dynamics.fields import Field
 from dynamics.models import common
 
@@ -41,11 +39,7 @@ FIELDS = dict(
     balanced=Field(False, "||v_j|| = ||w_j|| at init"),
     output_scale=Field(1.0, "fixed output multiplier (1/m: mean-field)", lo=0, lo_open=True),
 )
-validate = common.validator(NAME, FIELDS)
-
-
-def default_config() -> ml_collections.ConfigDict:
-  return fields.defaults(FIELDS, name=NAME)
+validate, default_config = common.declare(NAME, FIELDS)
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:

@@ -9,10 +9,7 @@ lies below the initial sharpness, float64. GD first catapults; from its iterate 
     python -m experiments.reproduce --figure=central_flow_gd [--quick]
     python -m experiments.main --config=experiments/configs/central_flow_gd.py:quick --workdir=DIR
 
-The real run is an ordinary run directory (every step logged, the parameters kept where
-the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
-computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
---config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
+The run, and the flows computed from it, as in common.central_flow_config.
 
 Variant `:quick` (200 images, one hidden layer of 32, 200 steps, seed 3) for CPU tests. On so
 small a network the loss claim sits at its tolerance: the median ratio of predicted to

@@ -10,10 +10,7 @@ analysis.central_flow) and its stable flow.
     python -m experiments.reproduce --figure=central_flow_rmsprop [--quick]
     python -m experiments.main --config=experiments/configs/central_flow_rmsprop.py:quick --workdir=DIR
 
-The real run is an ordinary run directory (every step logged, the parameters kept where
-the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
-computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
---config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
+The run, and the flows computed from it, as in common.central_flow_config.
 
 Full settings: 500 images, fc-tanh 64x64, eta = 1e-3, 400 steps after 275, 6 tracked
 directions. Variant `:quick` (200 images, one hidden layer of 32, eta = 3e-3, 200 steps after

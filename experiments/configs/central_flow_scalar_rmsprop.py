@@ -11,10 +11,7 @@ real scalar RMSProp, its central flow (at the edge eta / sqrt(nu) = 2 / S) and i
     python -m experiments.reproduce --figure=central_flow_scalar_rmsprop [--quick]
     python -m experiments.main --config=experiments/configs/central_flow_scalar_rmsprop.py:quick --workdir=DIR
 
-The real run is an ordinary run directory (every step logged, the parameters kept where
-the processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
-computes the flows from it, settings from `analysis.central_flow` (overridable, e.g.
---config.analysis.central_flow.k=4), cached in DIR/analysis/central_flow/.
+The run, and the flows computed from it, as in common.central_flow_config.
 
 Full settings: 500 images, fc-tanh 64x64, eta = 0.2, 400 steps after 325. Variant `:quick`
 (200 images, one hidden layer of 32, eta = 1, 200 steps after 60, seed 4) for CPU tests. On so

@@ -61,6 +61,11 @@ def central_flow_config(opt: dict, quick: bool, data_name: str = "digits", n_tra
   settings (analysis.central_flow_processes.FIELDS; `flow` overrides its defaults).
 
   quick: 200 images and one hidden layer of 32 (CPU tests); full: 500 images, 64x64.
+
+  The real run is an ordinary run directory (every step logged, the parameters kept where the
+  processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
+  computes the flows from it with the settings of `analysis.central_flow` (overridable, e.g.
+  --config.analysis.central_flow.k=4) and caches them in DIR/analysis/central_flow/.
   """
   c = base_config(model="mlp", data_name=data_name, opt=opt["name"], loss="mse", seed=seed)
   c.model.widths = widths or ((32,) if quick else (64, 64))
