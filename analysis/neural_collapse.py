@@ -1,0 +1,177 @@
+"""Neural collapse (Papyan, Han, Donoho 2020; REFERENCE.md Sec. 4): how far features and the last
+layer are from a simplex equiangular tight frame (ETF).
+
+Features H [N, d] (rows h_i), labels y [N] in 0..C-1, last-layer weights W [C, d] (and bias b).
+Class means mu_c, global mean mu_G = the mean of the class means (not of the samples: the two
+differ when the classes are unbalanced), centred means M = [mu_c - mu_G] as rows [C, d] (the
+papers' M~ is its transpose, d x C), Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T,
+Sigma_B = M^T M / C.
+
+  nc1         tr(Sigma_W Sigma_B^+) / C, Papyan et al.'s definition, WITH the 1/C. Several
+              public copies drop the /C (their numbers are C times ours). Computed without any
+              d x d matrix: Sigma_B^+ = C (M~^+)^T M~^+, so nc1 = (1/N) sum_i ||M~^+ (h_i -
+              mu_{y_i})||^2, with the pseudo-inverse of the C x d matrix M (an SVD of C x d).
+  nc1_trace   tr(Sigma_W) / tr(Sigma_B).
+  cdnv        the class-distance normalized variance (Galanti et al. 2022), averaged over class
+              pairs c < c': (V_c + V_c') / (2 ||mu_c - mu_c'||^2), V_c the mean of ||h - mu_c||^2
+              over class c.
+  equinorm_features, equinorm_weights
+              std / mean of ||mu_c - mu_G|| and of ||w_c|| (population std, ddof 0).
+  equiangular_features, equiangular_weights
+              mean over c != c' of |cos(a_c, a_c') + 1/(C - 1)| (a = centred means, or rows of W).
+  cos_std_features, cos_std_weights
+              the std of those cosines (Papyan et al.'s Fig. 5).
+  etf_features, etf_weights
+              || G / ||G||_F - (I - 11^T/C) / sqrt(C - 1) ||_F with G = M M^T (or W W^T): the
+              distance of the normalized Gram matrix to the simplex ETF's.
+  nc3         || W / ||W||_F - M / ||M||_F ||_F^2 (self-duality).
+  nc4         the share of samples whose network prediction argmax(W h + b) differs from the
+              nearest class mean argmin_c ||h - mu_c||.
+
+At exact collapse (features at the vertices of a simplex ETF, W proportional to M) every
+quantity is 0. Everything is pure jnp, so it jits and vmaps over a leading member axis.
+
+Robustness: Sigma_B has rank at most C - 1 (the centred means sum to zero), so it is always
+singular; the pseudo-inverse of M cuts singular values below `rtol` times the largest (the
+numerical rank), so a rank-deficient M, a class with one sample, C > d and float32 features of
+norm 1e4 give finite numbers. A class with no samples, labels outside 0..C-1, mismatched
+lengths, C < 2 or a W with another number of rows are refused with an error naming the
+argument (checked on concrete arrays; inside jit the labels cannot be checked).
+"""
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+KEYS_FEATURES = ("nc1", "nc1_trace", "cdnv", "equinorm_features", "equiangular_features",
+                 "cos_std_features", "etf_features")
+KEYS_WEIGHTS = ("equinorm_weights", "equiangular_weights", "cos_std_weights", "etf_weights",
+                "nc3", "nc4")
+
+
+def _check(features, labels, num_classes: int, weights=None, bias=None) -> None:
+  if num_classes < 2:
+    raise ValueError(f"num_classes={num_classes!r} is not allowed: neural collapse needs at "
+                     "least 2 classes")
+  if features.ndim != 2:
+    raise ValueError(f"features must be [N, d]; got shape {tuple(features.shape)}")
+  if labels.shape != (features.shape[0],):
+    raise ValueError(f"labels must be [N] with N = {features.shape[0]} (the features' rows); "
+                     f"got shape {tuple(labels.shape)}")
+  if weights is not None and weights.shape != (num_classes, features.shape[1]):
+    raise ValueError(f"weights must be [C, d] = [{num_classes}, {features.shape[1]}]; got shape "
+                     f"{tuple(weights.shape)}")
+  if bias is not None and bias.shape != (num_classes,):
+    raise ValueError(f"bias must be [C] = [{num_classes}]; got shape {tuple(bias.shape)}")
+  if not isinstance(labels, jax.core.Tracer):
+    y = np.asarray(labels)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+      raise ValueError(f"labels must lie in 0..{num_classes - 1} (num_classes={num_classes}); "
+                       f"got values in {int(y.min())}..{int(y.max())}")
+    empty = sorted(set(range(num_classes)) - set(np.unique(y).tolist()))
+    if empty:
+      raise ValueError(f"labels: class(es) {empty} have no samples; every class of "
+                       f"num_classes={num_classes} needs at least one")
+
+
+def class_means(features, labels, num_classes: int):
+  """(class means [C, d], counts [C])."""
+  onehot = jax.nn.one_hot(labels, num_classes, dtype=features.dtype)
+  counts = onehot.sum(0)
+  return onehot.T @ features / jnp.maximum(counts, 1)[:, None], counts
+
+
+def _cosines(a):
+  """The off-diagonal cosines of the rows of a [C, k], as a [C * (C - 1)] vector."""
+  n = jnp.linalg.norm(a, axis=1)
+  cos = (a @ a.T) / jnp.maximum(n[:, None] * n[None, :], jnp.finfo(a.dtype).tiny)
+  c = a.shape[0]
+  return cos[~np.eye(c, dtype=bool)]
+
+
+def _cv(x):
+  return jnp.std(x) / jnp.mean(x)
+
+
+def _etf_distance(a):
+  c = a.shape[0]
+  g = a @ a.T
+  etf = (jnp.eye(c, dtype=a.dtype) - 1.0 / c) / jnp.sqrt(jnp.asarray(c - 1, a.dtype))
+  return jnp.linalg.norm(g / jnp.linalg.norm(g) - etf)
+
+
+def _shape_measures(a, suffix: str) -> dict:
+  c = a.shape[0]
+  cos = _cosines(a)
+  return {f"equinorm_{suffix}": _cv(jnp.linalg.norm(a, axis=1)),
+          f"equiangular_{suffix}": jnp.mean(jnp.abs(cos + 1.0 / (c - 1))),
+          f"cos_std_{suffix}": jnp.std(cos),
+          f"etf_{suffix}": _etf_distance(a)}
+
+
+def measures(features, labels, num_classes: int, weights=None, bias=None,
+             rtol: Optional[float] = None) -> dict:
+  """NC1-NC4 and their variants (module docstring) of one set of features.
+
+  Args:
+    features: [N, d] (e.g. the penultimate layer's activations on the training set).
+    labels: [N] integers in 0..num_classes-1, every class present.
+    num_classes: C >= 2.
+    weights: the last layer [C, d] (rows w_c), or None for a hidden layer: then only the
+      features' measures (KEYS_FEATURES) are returned.
+    bias: [C] or None (NC4's network prediction uses it).
+    rtol: singular values of M below rtol * the largest are treated as 0 (default: 10 * max(C,
+      d) * the dtype's epsilon, numpy's and jax's pinv default).
+
+  Returns:
+    dict name -> scalar (KEYS_FEATURES, and KEYS_WEIGHTS when weights are given).
+  """
+  features, labels = jnp.asarray(features), jnp.asarray(labels)
+  _check(features, labels, num_classes, weights, bias)
+  n = features.shape[0]
+  means, counts = class_means(features, labels, num_classes)
+  centred = means - means.mean(0, keepdims=True)         # M, [C, d]
+  within = features - means[labels]                       # h_i - mu_{y_i}
+  # M~^+ is the pseudo-inverse of the d x C matrix M^T: [C, d]
+  z = within @ jnp.linalg.pinv(centred.T, rtol=rtol).T    # [N, C]: M~^+ (h_i - mu_{y_i})
+  tr_w = jnp.sum(within ** 2) / n
+  tr_b = jnp.sum(centred ** 2) / num_classes
+  var = jax.ops.segment_sum(jnp.sum(within ** 2, 1), labels, num_classes) / jnp.maximum(counts, 1)
+  iu = np.triu_indices(num_classes, 1)
+  dist2 = jnp.sum((means[:, None, :] - means[None, :, :]) ** 2, -1)[iu]
+  out = dict(nc1=jnp.sum(z ** 2) / n, nc1_trace=tr_w / tr_b,
+             cdnv=jnp.mean((var[iu[0]] + var[iu[1]]) / (2 * dist2)))
+  out.update(_shape_measures(centred, "features"))
+  if weights is None:
+    return out
+  weights = jnp.asarray(weights, features.dtype)
+  out.update(_shape_measures(weights, "weights"))
+  out["nc3"] = jnp.sum((weights / jnp.linalg.norm(weights) -
+                        centred / jnp.linalg.norm(centred)) ** 2)
+  logits = features @ weights.T
+  if bias is not None:
+    logits = logits + jnp.asarray(bias, features.dtype)[None, :]
+  nearest = jnp.argmin(jnp.sum((features[:, None, :] - means[None, :, :]) ** 2, -1), axis=1)
+  out["nc4"] = jnp.mean((jnp.argmax(logits, 1) != nearest).astype(features.dtype))
+  return out
+
+
+def simplex_etf(num_classes: int, dim: int, scale: float = 1.0, key=None, dtype=jnp.float64):
+  """C vectors in R^dim (dim >= C - 1) at the vertices of a simplex ETF, each of norm `scale`,
+  centred at 0, rotated by a random orthogonal map when `key` is given: [C, dim]."""
+  if dim < num_classes - 1:
+    raise ValueError(f"dim={dim} is not allowed: a simplex ETF of {num_classes} classes needs "
+                     f"dim >= {num_classes - 1}")
+  c = num_classes
+  etf = jnp.sqrt(c / (c - 1.0)) * (jnp.eye(c, dtype=dtype) - 1.0 / c)   # rows of norm 1
+  basis = jnp.eye(max(dim, c), dtype=dtype)[:c, :dim] if dim >= c else None
+  if basis is None:                     # dim = C - 1: an orthonormal basis of 1^perp
+    q, _ = jnp.linalg.qr(jnp.eye(c, dtype=dtype) - 1.0 / c)
+    vecs = etf @ q[:, :dim]
+  else:
+    vecs = etf @ basis
+  if key is not None:
+    rot, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim), dtype))
+    vecs = vecs @ rot
+  return scale * vecs

@@ -1,0 +1,148 @@
+"""analysis.neural_collapse against direct numpy implementations of the papers' formulas (the
+d x d pseudo-inverse of Sigma_B, loops over samples and class pairs), at exact collapse, under
+rotations and scalings, and on the inputs other tools fail on."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from analysis import neural_collapse as nc
+
+jax.config.update("jax_enable_x64", True)
+
+
+def reference(H, y, C, W=None, b=None):
+  """The formulas of REFERENCE.md Sec. 4, written directly (float64 numpy)."""
+  H, y = np.asarray(H, np.float64), np.asarray(y)
+  N, d = H.shape
+  mu = np.stack([H[y == c].mean(0) for c in range(C)])
+  muG = mu.mean(0)
+  Mt = (mu - muG).T                                             # d x C, the papers' M~
+  Sw = sum(np.outer(H[i] - mu[y[i]], H[i] - mu[y[i]]) for i in range(N)) / N
+  Sb = Mt @ Mt.T / C
+  out = dict(nc1=np.trace(Sw @ np.linalg.pinv(Sb)) / C, nc1_trace=np.trace(Sw) / np.trace(Sb))
+  V = [np.mean([np.sum((h - mu[c]) ** 2) for h in H[y == c]]) for c in range(C)]
+  out["cdnv"] = np.mean([(V[a] + V[c]) / (2 * np.sum((mu[a] - mu[c]) ** 2))
+                         for a, c in itertools.combinations(range(C), 2)])
+
+  def shape(A, s):
+    norms = np.linalg.norm(A, axis=1)
+    cos = [A[a] @ A[c] / (norms[a] * norms[c]) for a in range(C) for c in range(C) if a != c]
+    G = A @ A.T
+    etf = (np.eye(C) - np.ones((C, C)) / C) / np.sqrt(C - 1)
+    return {f"equinorm_{s}": norms.std() / norms.mean(),
+            f"equiangular_{s}": np.mean([abs(x + 1 / (C - 1)) for x in cos]),
+            f"cos_std_{s}": np.std(cos),
+            f"etf_{s}": np.linalg.norm(G / np.linalg.norm(G) - etf)}
+  out.update(shape(Mt.T, "features"))
+  if W is not None:
+    W = np.asarray(W, np.float64)
+    out.update(shape(W, "weights"))
+    out["nc3"] = np.linalg.norm(W.T / np.linalg.norm(W) - Mt / np.linalg.norm(Mt)) ** 2
+    logits = H @ W.T + (0 if b is None else np.asarray(b))
+    nearest = [np.argmin([np.sum((h - mu[c]) ** 2) for c in range(C)]) for h in H]
+    out["nc4"] = np.mean(np.argmax(logits, 1) != np.asarray(nearest))
+  return out
+
+
+def random_problem(N, d, C, seed=0, spread=1.0):
+  rng = np.random.RandomState(seed)
+  y = np.concatenate([np.arange(C), rng.randint(0, C, N - C)])      # every class, unbalanced
+  centres = rng.randn(C, d) * 3
+  H = centres[y] + spread * rng.randn(N, d)
+  W = centres + 0.5 * rng.randn(C, d)
+  b = 0.1 * rng.randn(C)
+  return H, y, W, b
+
+
+@pytest.mark.parametrize("N,d,C", [(60, 8, 4), (50, 3, 6), (40, 20, 10)])   # d > C, C > d
+def test_every_measure_matches_the_direct_formula(N, d, C):
+  H, y, W, b = random_problem(N, d, C)
+  got = nc.measures(H, y, C, W, b)
+  want = reference(H, y, C, W, b)
+  assert set(got) == set(nc.KEYS_FEATURES + nc.KEYS_WEIGHTS) == set(want)
+  for k in want:
+    np.testing.assert_allclose(float(got[k]), want[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_exact_collapse_gives_zero():
+  C, d, per = 5, 7, 6
+  vertices = nc.simplex_etf(C, d, scale=3.0, key=jax.random.PRNGKey(1))
+  np.testing.assert_allclose(np.linalg.norm(vertices, axis=1), 3.0)
+  np.testing.assert_allclose(np.asarray(vertices).sum(0), 0, atol=1e-12)
+  y = np.repeat(np.arange(C), per)
+  H = np.asarray(vertices)[y] + 2.5                         # a global offset: mu_G != 0
+  W = 0.7 * np.asarray(vertices)                            # self-dual
+  got = nc.measures(H, y, C, W, bias=-W @ np.full(d, 2.5))  # the bias cancels the offset
+  for k, v in got.items():
+    assert abs(float(v)) < 1e-12, (k, float(v))
+
+
+def test_simplex_etf_in_the_smallest_dimension():
+  v = np.asarray(nc.simplex_etf(4, 3))
+  G = v @ v.T
+  np.testing.assert_allclose(G, (4 * np.eye(4) - 1) / 3, atol=1e-12)      # cos = -1/(C-1)
+  with pytest.raises(ValueError, match="dim=2"):
+    nc.simplex_etf(4, 2)
+
+
+def test_nc1_is_invariant_to_rotation_scaling_and_translation():
+  H, y, W, b = random_problem(80, 6, 4, seed=3)
+  Q, _ = np.linalg.qr(np.random.RandomState(5).randn(6, 6))
+  base = nc.measures(H, y, 4, W, b)
+  moved = nc.measures(7.5 * H @ Q + 3.0, y, 4, W @ Q, b)
+  for k in ("nc1", "nc1_trace", "cdnv", "equinorm_features", "equiangular_features",
+            "etf_features", "nc3", "etf_weights"):
+    np.testing.assert_allclose(float(moved[k]), float(base[k]), rtol=1e-9, err_msg=k)
+
+
+def test_rank_deficient_means_and_a_one_sample_class_stay_finite_and_exact():
+  rng = np.random.RandomState(2)
+  C, d = 5, 10
+  # class means in a 2-dimensional subspace: rank(M) = 2 < C - 1, so Sigma_B has rank 2
+  centres = rng.randn(C, 2) @ rng.randn(2, d)
+  y = np.concatenate([[0], np.repeat(np.arange(1, C), 8)])     # class 0 has one sample
+  H = centres[y] + 0.3 * rng.randn(len(y), d)
+  H[0] = centres[0]
+  got = nc.measures(H, y, C)
+  want = reference(H, y, C)
+  for k in want:
+    assert np.isfinite(float(got[k])), k
+    np.testing.assert_allclose(float(got[k]), want[k], rtol=1e-8, err_msg=k)
+
+
+def test_float32_features_of_norm_1e4_match_float64():
+  H, y, W, b = random_problem(200, 16, 10, seed=7, spread=0.5)
+  H = 1e4 * H / np.linalg.norm(H, axis=1, keepdims=True)
+  want = nc.measures(H, y, 10, W, b)
+  got = nc.measures(H.astype(np.float32), y, 10, W.astype(np.float32), b.astype(np.float32))
+  for k in want:
+    assert np.isfinite(float(got[k])), k
+    np.testing.assert_allclose(float(got[k]), float(want[k]), rtol=2e-3, atol=1e-6, err_msg=k)
+
+
+def test_jit_and_vmap_over_members():
+  Hs, Ws = zip(*[(h, w) for h, _, w, _ in (random_problem(30, 5, 3, seed=s) for s in range(3))])
+  _, y, _, _ = random_problem(30, 5, 3, seed=0)
+  fn = jax.jit(jax.vmap(lambda H, W: nc.measures(H, y, 3, W)))
+  got = fn(jnp.stack(Hs), jnp.stack(Ws))
+  for i in range(3):
+    want = reference(Hs[i], y, 3, Ws[i])
+    np.testing.assert_allclose(float(got["nc1"][i]), want["nc1"], rtol=1e-9)
+    np.testing.assert_allclose(float(got["nc3"][i]), want["nc3"], rtol=1e-9)
+
+
+def test_bad_input_is_refused_by_name():
+  H, y, W, _ = random_problem(20, 4, 3)
+  with pytest.raises(ValueError, match="labels must lie in 0..2"):
+    nc.measures(H, np.where(y == 0, 3, y), 3)
+  with pytest.raises(ValueError, match="labels must be \\[N\\] with N = 20"):
+    nc.measures(H, y[:-1], 3)
+  with pytest.raises(ValueError, match="num_classes=1"):
+    nc.measures(H, np.zeros(20, int), 1)
+  with pytest.raises(ValueError, match="class\\(es\\) \\[3\\] have no samples"):
+    nc.measures(H, y, 4)
+  with pytest.raises(ValueError, match="weights must be \\[C, d\\] = \\[3, 4\\]"):
+    nc.measures(H, y, 3, W[:, :3])
