@@ -157,6 +157,28 @@ def measures(features, labels, num_classes: int, weights=None, bias=None,
   return out
 
 
+def of_params(apply, readout, params, x, y, num_classes: Optional[int] = None) -> dict:
+  """measures() of a model's penultimate features and last layer on inputs x, labels y.
+
+  apply(params, x, return_features=True) -> (outputs, features); readout(params) -> (W, b)
+  (dynamics.models.Model's). num_classes defaults to W's rows."""
+  _, features = apply(params, x, return_features=True)
+  w, b = readout(params)
+  return measures(features, y, num_classes or w.shape[0], w, b)
+
+
+def from_trajectory(traj, step: int, member: int = 0) -> dict:
+  """measures() on the training set at a kept step of a run directory's member (what the
+  in-loop probe `neural_collapse` logs at that step, recomputed from the checkpoint)."""
+  model, data = traj.model(), traj.problem().data
+  if model.readout is None:
+    raise ValueError("neural collapse needs a model with a readout (its last layer)")
+  params = traj.params(step, member)
+  return {k: float(v) for k, v in of_params(model.apply, model.readout, params,
+                                            jnp.asarray(data["x_train"]),
+                                            jnp.asarray(data["y_train"])).items()}
+
+
 def simplex_etf(num_classes: int, dim: int, scale: float = 1.0, key=None, dtype=jnp.float64):
   """C vectors in R^dim (dim >= C - 1) at the vertices of a simplex ETF, each of norm `scale`,
   centred at 0, rotated by a random orthogonal map when `key` is given: [C, dim]."""

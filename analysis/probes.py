@@ -5,7 +5,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+import numpy as np
+
 from analysis import curvature, grokking
+from analysis import neural_collapse as nc
 from dynamics import config_utils as cu
 from dynamics import train
 from dynamics.fields import Field
@@ -133,4 +136,28 @@ def softmax_collapse(settings, problem):
     return {"share": grokking.softmax_collapse_share(logits),
             "zero_loss_share": grokking.zero_loss_share(logits, batch["y"]),
             "grad_weight_cosine": grokking.grad_weight_cosine(grads, params)}
+  return probe
+
+
+@register("neural_collapse")
+def neural_collapse(settings, problem):
+  """NC1-NC4 and their variants (analysis.neural_collapse.measures) of the penultimate features
+  and the last layer on the whole training set."""
+  del settings
+  y = np.asarray(problem.data["y_train"])
+  if problem.readout is None:
+    raise cu.ConfigError("probes.neural_collapse needs a model with a readout (its last layer "
+                         "acting on the features); this model has none")
+  if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    raise cu.ConfigError("probes.neural_collapse needs class labels (integer data.y_train); "
+                         f"this data's labels are {y.dtype} of shape {y.shape}")
+  present = len(np.unique(y))
+
+  def probe(params, opt_state, batch):
+    del opt_state
+    w, _ = problem.readout(params)
+    if w.shape[0] != present:
+      raise cu.ConfigError(f"probes.neural_collapse: the model has {w.shape[0]} outputs but the "
+                           f"training labels hold {present} classes; every class needs samples")
+    return nc.of_params(problem.apply, problem.readout, params, batch["x"], batch["y"])
   return probe

@@ -217,7 +217,8 @@ def build_problem(cfg) -> tuple[train.Problem, Any, Any]:
   if ds.x_test.shape[0]:
     arrays.update(x_test=cast(ds.x_test), y_test=cast(ds.y_test))
   problem = train.Problem.of(model.apply, losses.build(cfg.loss), losses.accuracy,
-                             opt_lib(cfg.opt).build(cfg.opt), arrays, cfg.train.batch_size)
+                             opt_lib(cfg.opt).build(cfg.opt), arrays, cfg.train.batch_size,
+                             readout=model.readout)
   return problem, ds, model
 
 

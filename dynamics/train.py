@@ -16,7 +16,7 @@ later metrics are NaN, while the other members go on.
 Randomness is `fold_in(member_key, step)`, so any chunking of the same steps (and so a resumed
 run) produces the same numbers bit for bit.
 """
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -173,9 +173,12 @@ class Problem(NamedTuple):
   opt: Any                 # a dynamics.optimizers.Optimizer, or a dynamics.flow.GradientFlow
   data: dict               # x_train, y_train and optionally x_test, y_test
   batch_size: int          # examples per step; 0: the full batch
+  readout: Optional[Callable] = None   # readout(params) -> (W [C, d], b or None): the model's
+                                       # last layer on its features
 
   @classmethod
-  def of(cls, apply, loss, accuracy, opt, data, batch_size: int = 0) -> "Problem":
+  def of(cls, apply, loss, accuracy, opt, data, batch_size: int = 0,
+         readout: Optional[Callable] = None) -> "Problem":
     """The problem with batch_size 0 when it covers the whole training set.
 
     Raises:
@@ -185,7 +188,8 @@ class Problem(NamedTuple):
     if batch_size > n:
       raise cu.ConfigError(f"train.batch_size={batch_size} is not allowed: the data has {n} "
                            f"training examples; use at most {n} (0: the full batch)")
-    return cls(apply, loss, accuracy, opt, data, batch_size if 0 < batch_size < n else 0)
+    return cls(apply, loss, accuracy, opt, data, batch_size if 0 < batch_size < n else 0,
+               readout)
 
   @property
   def n_train(self) -> int:

@@ -6,6 +6,7 @@ Every model module defines
   init(key, cfg, dtype=jnp.float32) -> params   a plain dict of arrays
   apply(params, x, cfg, return_features=False) -> outputs [N, out_dim]
                                    (or (outputs, features [N, d]) with the penultimate features)
+  readout(params, cfg) -> (W [out_dim, d], b or None)   the last layer acting on the features
 and honours the init_scale contract: init_scale multiplies EVERY initial parameter array, so the
 params of an init_scale=c model equal c times those of the init_scale=1 model from the same key.
 
@@ -39,10 +40,13 @@ class Model(NamedTuple):
     apply: apply(params, x, return_features=False) -> outputs [N, out_dim], or
       (outputs, features [N, d]) with return_features=True.
     config: the complete, validated model config (in_dim and out_dim filled).
+    readout: readout(params) -> (W [out_dim, d], b [out_dim] or None): the last layer as a
+      classifier of the features apply returns (neural-collapse measures read it).
   """
   init: Callable[..., Any]
   apply: Callable[..., Any]
   config: ml_collections.ConfigDict
+  readout: Callable[..., Any] = None
 
 
 def _module(name: Any):
@@ -98,4 +102,5 @@ def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None)
   def apply(params, x, return_features=False):
     return mod.apply(params, x, frozen, return_features=return_features)
 
-  return Model(init=init, apply=apply, config=cfg)
+  return Model(init=init, apply=apply, config=cfg,
+               readout=lambda params: mod.readout(params, frozen))

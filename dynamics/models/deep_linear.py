@@ -123,6 +123,11 @@ def end_to_end(params: dict) -> jax.Array:
   return p
 
 
+def readout(params: dict, cfg: Any = None):
+  """The last layer as a classifier of the features: (W_L^T [out_dim, d], no bias)."""
+  return params[f"W{_n_layers(params)}"].T, None
+
+
 def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = False):
   n = _n_layers(params)
   h = common.flatten(x, params["W1"].dtype)

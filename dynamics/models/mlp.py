@@ -113,6 +113,15 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   return params
 
 
+def readout(params: dict, cfg: Any):
+  """The last layer as a classifier of the features: (W [out_dim, d], b [out_dim] or None) with
+  outputs = features @ W.T + b (W includes the parameterization's last multiplier)."""
+  n = len(cfg.widths) + 1
+  w = params[f"W{n}"]
+  m = multipliers(cfg, params["W1"].shape[0], w.shape[1])[-1]
+  return (w.T if m == 1.0 else m * w.T), params.get(f"b{n}")
+
+
 def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   n_layers = len(cfg.widths) + 1
   w1 = params["W1"]

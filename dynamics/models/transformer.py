@@ -213,6 +213,13 @@ def _forward(params: dict, x: Any, cfg: Any, with_cache: bool) -> tuple[jax.Arra
   return logits, cache
 
 
+def readout(params: dict, cfg: Any):
+  """The unembedding as a classifier of the features: (W_U[:, :out_dim]^T [out_dim, D], no
+  bias)."""
+  w_u = params["W_E"].T if "W_U" not in params else params["W_U"]
+  return w_u[:, :cfg.out_dim].T, None
+
+
 def apply(params: dict, x: Any, cfg: Any, return_features: bool = False):
   """Logits [N, out_dim] at the last position; with return_features also features [N, d_model].
 

@@ -59,6 +59,12 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   return {"w": (scale * w).astype(dtype), "v": (scale * v).astype(dtype)}
 
 
+def readout(params: dict, cfg: Any):
+  """The output weights as a classifier of the features: (output_scale * v^T [out_dim, m], no
+  bias)."""
+  return cfg.output_scale * params["v"].T, None
+
+
 def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   w, v = params["w"], params["v"]
   act = common.activation(cfg.activation)

@@ -146,3 +146,50 @@ def test_bad_input_is_refused_by_name():
     nc.measures(H, y, 4)
   with pytest.raises(ValueError, match="weights must be \\[C, d\\] = \\[3, 4\\]"):
     nc.measures(H, y, 3, W[:, :3])
+
+
+@pytest.mark.parametrize("cfg,in_dim,x", [
+    (dict(name="mlp", widths=[5, 4], parameterization="mup"), 3, "float"),
+    (dict(name="mlp", widths=[5], bias=False, parameterization="ntk"), 3, "float"),
+    (dict(name="deep_linear", widths=[5, 4]), 3, "float"),
+    (dict(name="two_layer", width=6, output_scale=0.5), 3, "float"),
+    (dict(name="transformer", d_model=8, n_heads=2, d_head=4, d_mlp=16), 3, "tokens"),
+])
+def test_readout_maps_the_features_to_the_outputs(cfg, in_dim, x):
+  from dynamics import models
+  m = models.build(cfg, in_dim=in_dim, out_dim=5)
+  params = m.init(jax.random.PRNGKey(0), dtype=jnp.float64)
+  rng = np.random.RandomState(0)
+  x = rng.randint(0, 5, (7, in_dim)) if x == "tokens" else rng.randn(7, in_dim)
+  out, h = m.apply(params, jnp.asarray(x), return_features=True)
+  w, b = m.readout(params)
+  assert w.shape == (5, h.shape[1])
+  np.testing.assert_allclose(h @ w.T + (0 if b is None else b[None, :]), out, atol=1e-12)
+
+
+def test_the_probe_logs_what_the_post_hoc_measurement_computes(tmp_path):
+  # the in-loop probe at a kept step against analysis.neural_collapse.from_trajectory on that
+  # step's checkpoint, for each member of a two-rate sweep (float64)
+  import tiny
+  from analysis import trajectory
+  from dynamics import experiment
+  c = tiny.config(steps=40, log_every=10, float64=True)
+  c.probes.neural_collapse = {}
+  experiment.run(c, str(tmp_path / "run"), log=lambda *_: None)
+  traj = trajectory.load(str(tmp_path / "run"))
+  row = list(traj.steps).index(40)
+  for member in range(2):
+    post = nc.from_trajectory(traj, 40, member)
+    for k in nc.KEYS_FEATURES + nc.KEYS_WEIGHTS:
+      np.testing.assert_allclose(traj.metrics[f"neural_collapse/{k}"][member, row], post[k],
+                                 rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_the_probe_refuses_data_without_class_labels():
+  from dynamics import experiment
+  from dynamics.config_utils import ConfigError
+  from experiments.configs.common import base_config
+  c = base_config("mlp", "linear_teacher", "gd")
+  c.probes.neural_collapse = {}
+  with pytest.raises(ConfigError, match="probes.neural_collapse needs class labels"):
+    experiment.Experiment.from_config(c)
