@@ -179,6 +179,71 @@ def from_trajectory(traj, step: int, member: int = 0) -> dict:
                                             jnp.asarray(data["y_train"])).items()}
 
 
+def ufm_optimum(loss: str, num_classes: int, per_class: int, lambda_W: float, lambda_H: float,
+                lambda_b: float = 0.0, bias: bool = True) -> dict:
+  """The global minimum of the unconstrained features model (dynamics/models/ufm.py,
+  anchor_weight 0) with K = num_classes classes of n = per_class samples (N = K n), d >= K - 1.
+
+  Its minimizers are collapsed (Zhu et al. 2021 for cross-entropy; Zhou et al. 2022 for MSE
+  with an unregularized bias): h_i = a e_{y_i}, w_k = c e_k with e the unit vertices of a simplex
+  ETF, so with p = a c the loss of every sample is that of the logits p (own class) and
+  -p/(K - 1) (the others) plus a constant bias. For fixed p the penalty
+  lambda_W K c^2/2 + lambda_H N a^2/2 is smallest, s p with s = sqrt(lambda_W lambda_H K N),
+  at lambda_W K c^2 = lambda_H N a^2, which leaves one variable:
+    cross_entropy: log(1 + (K - 1) exp(-p K/(K - 1))) + s p, minimal at
+      p = -((K - 1)/K) log(s / (K - (K - 1) s)); b = 0 (any constant vector when lambda_b = 0);
+    mse (bias, lambda_b = 0): K/(2(K - 1)) (p - (K - 1)/K)^2 + s p, minimal at
+      p = ((K - 1)/K) (1 - s), with b = 1/K.
+  When s >= 1 the minimizer is W = H = 0 (p = 0): the regularization wins.
+
+  Returns:
+    dict objective (the mean loss plus the penalty at the minimum), p, feature_norm a,
+    weight_norm c, bias (each entry of b), s.
+  """
+  k, n = num_classes, num_classes * per_class
+  if k < 2:
+    raise ValueError(f"num_classes={k} is not allowed: it must be >= 2")
+  s = float(np.sqrt(lambda_W * lambda_H * k * n))
+  if loss == "cross_entropy":
+    p = 0.0 if s >= 1 else -(k - 1) / k * np.log(s / (k - (k - 1) * s))
+    objective = np.log1p((k - 1) * np.exp(-p * k / (k - 1))) + s * p
+    b = 0.0
+  elif loss == "mse":
+    if not bias or lambda_b != 0:
+      raise ValueError("ufm_optimum: the mse closed form is for a bias with lambda_b = 0 (the "
+                       "minimizers without one are not a simplex ETF)")
+    q = (k - 1) / k
+    p = 0.0 if s >= 1 else q * (1 - s)
+    objective = k / (2 * (k - 1)) * (p - q) ** 2 + s * p
+    b = 1 / k
+  else:
+    raise ValueError(f"loss={loss!r} is not allowed; allowed values: 'cross_entropy', 'mse'")
+  ratio = np.sqrt(lambda_H * n / (lambda_W * k)) if s > 0 else 1.0     # c^2 / p
+  c = float(np.sqrt(p * ratio))
+  a = float(np.sqrt(p / ratio))
+  return dict(objective=float(objective), p=float(p), feature_norm=a, weight_norm=c, bias=b,
+              s=s)
+
+
+def ufm_objective(traj, member: int = 0) -> dict:
+  """A run of the unconstrained features model (experiments/configs/ufm.py) beside its closed
+  form: the objective (mean loss plus penalty, what GD minimizes) at every kept step, the
+  mean feature norm ||h_i|| and weight norm ||w_k|| there, and ufm_optimum's numbers."""
+  c = traj.config
+  m, d = c["model"], c["data"]
+  optimum = ufm_optimum(c["loss"]["name"], d["num_classes"], d["per_class"], m["lambda_W"],
+                        m["lambda_H"], m["lambda_b"], m["bias"])
+  loss_fn, batch = traj.loss_fn(), traj.batch()
+  steps = np.asarray(traj.kept_steps)
+  params = [traj.params(int(s), member) for s in steps]
+  return dict(steps=steps, optimum=optimum,
+              objective=np.array([float(loss_fn(p, batch)) for p in params]),
+              feature_norm=np.array([float(jnp.linalg.norm(p["H"], axis=1).mean())
+                                     for p in params]),
+              weight_norm=np.array([float(jnp.linalg.norm(p["W"], axis=1).mean())
+                                    for p in params]))
+
+
 def simplex_etf(num_classes: int, dim: int, scale: float = 1.0, key=None, dtype=jnp.float64):
   """C vectors in R^dim (dim >= C - 1) at the vertices of a simplex ETF, each of norm `scale`,
   centred at 0, rotated by a random orthogonal map when `key` is given: [C, dim]."""

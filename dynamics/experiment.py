@@ -218,7 +218,7 @@ def build_problem(cfg) -> tuple[train.Problem, Any, Any]:
     arrays.update(x_test=cast(ds.x_test), y_test=cast(ds.y_test))
   problem = train.Problem.of(model.apply, losses.build(cfg.loss), losses.accuracy,
                              opt_lib(cfg.opt).build(cfg.opt), arrays, cfg.train.batch_size,
-                             readout=model.readout)
+                             readout=model.readout, penalty=model.penalty)
   return problem, ds, model
 
 

@@ -175,10 +175,11 @@ class Problem(NamedTuple):
   batch_size: int          # examples per step; 0: the full batch
   readout: Optional[Callable] = None   # readout(params) -> (W [C, d], b or None): the model's
                                        # last layer on its features
+  penalty: Optional[Callable] = None   # penalty(params) -> scalar added to the training loss
 
   @classmethod
   def of(cls, apply, loss, accuracy, opt, data, batch_size: int = 0,
-         readout: Optional[Callable] = None) -> "Problem":
+         readout: Optional[Callable] = None, penalty: Optional[Callable] = None) -> "Problem":
     """The problem with batch_size 0 when it covers the whole training set.
 
     Raises:
@@ -189,15 +190,17 @@ class Problem(NamedTuple):
       raise cu.ConfigError(f"train.batch_size={batch_size} is not allowed: the data has {n} "
                            f"training examples; use at most {n} (0: the full batch)")
     return cls(apply, loss, accuracy, opt, data, batch_size if 0 < batch_size < n else 0,
-               readout)
+               readout, penalty)
 
   @property
   def n_train(self) -> int:
     return self.data["x_train"].shape[0]
 
   def batch_loss(self, params, batch):
-    """Mean loss of params on a batch {'x', 'y'}: the function curvature code differentiates."""
-    return jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
+    """Mean loss of params on a batch {'x', 'y'}, plus the model's penalty where it has one:
+    the function training and curvature code differentiate."""
+    value = jnp.mean(self.loss.per_example(self.apply(params, batch["x"]), batch["y"]))
+    return value if self.penalty is None else value + self.penalty(params)
 
   def full_batch(self) -> dict:
     """The whole training set as a batch {'x', 'y'}."""

@@ -9,7 +9,7 @@
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
 CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'teacher_student'
-(synthetic), 'modular' (modular arithmetic, grokking), 'cifar10', 'mnist' (local files in
+(synthetic), 'ufm_samples' (the unconstrained features model's one-hot samples), 'modular' (modular arithmetic, grokking), 'cifar10', 'mnist' (local files in
 data.path).
 """
 from typing import Any, Callable
@@ -23,7 +23,7 @@ from dynamics.data.base import Dataset
 # Each builder carries its name, FIELDS, default_config and validate (data.common.dataset).
 _BUILDERS = (digits.load_digits, digits.load_cifar_digits, synthetic.linear_teacher,
              synthetic.gaussian_clusters, synthetic.xor_clusters, synthetic.teacher_student,
-             modular.load_modular, files.load_cifar10, files.load_mnist)
+             synthetic.ufm_samples, modular.load_modular, files.load_cifar10, files.load_mnist)
 DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.ConfigDict]]] = {
     b.name: (b, b.default_config) for b in _BUILDERS}
 

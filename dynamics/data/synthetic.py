@@ -197,3 +197,20 @@ def teacher_student(seed, in_dim, teacher_width, n_train, n_test, activation,
   x_test = r_test.standard_normal((n_test, in_dim)).astype(np.float32)
   return Dataset(x, y.astype(np.float32), x_test, f(x_test.astype(np.float64)).astype(np.float32),
                  0, dict(w_teacher=w, a_teacher=a))
+
+
+@common.dataset("ufm_samples", dict(
+    num_classes=Field(4, "classes C", lo=2),
+    per_class=Field(5, "samples n per class (N = C n)", lo=1)))
+def ufm_samples(num_classes, per_class) -> Dataset:
+  """The samples of the unconstrained features model (dynamics/models/ufm.py): sample i is the
+  one-hot vector e_i of R^N (so a model's first layer picks its free feature h_i), its label
+  i // per_class. No test split.
+
+  Returns:
+    Dataset with x_train [N, N] (the identity), y_train [N] int32 and no test examples.
+  """
+  n = num_classes * per_class
+  y = np.repeat(np.arange(num_classes), per_class).astype(np.int32)
+  return Dataset(np.eye(n, dtype=np.float32), y, np.zeros((0, n), np.float32),
+                 np.zeros((0,), np.int32), num_classes, {})

@@ -7,6 +7,7 @@ Every model module defines
   apply(params, x, cfg, return_features=False) -> outputs [N, out_dim]
                                    (or (outputs, features [N, d]) with the penultimate features)
   readout(params, cfg) -> (W [out_dim, d], b or None)   the last layer acting on the features
+  penalty(params, cfg) -> scalar   (optional) a term the training loss adds (ufm's weight decays)
 and honours the init_scale contract: init_scale multiplies EVERY initial parameter array, so the
 params of an init_scale=c model equal c times those of the init_scale=1 model from the same key.
 
@@ -22,13 +23,14 @@ import ml_collections
 
 from dynamics import config_utils
 from dynamics.config_utils import ConfigError
-from dynamics.models import deep_linear, mlp, transformer, two_layer
+from dynamics.models import deep_linear, mlp, transformer, two_layer, ufm
 
 MODELS = {
     "mlp": mlp,
     "deep_linear": deep_linear,
     "two_layer": two_layer,
     "transformer": transformer,
+    "ufm": ufm,
 }
 
 
@@ -42,11 +44,13 @@ class Model(NamedTuple):
     config: the complete, validated model config (in_dim and out_dim filled).
     readout: readout(params) -> (W [out_dim, d], b [out_dim] or None): the last layer as a
       classifier of the features apply returns (neural-collapse measures read it).
+    penalty: penalty(params) -> a scalar the training loss adds, or None (most models).
   """
   init: Callable[..., Any]
   apply: Callable[..., Any]
   config: ml_collections.ConfigDict
   readout: Callable[..., Any] = None
+  penalty: Optional[Callable[..., Any]] = None
 
 
 def _module(name: Any):
@@ -102,5 +106,7 @@ def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None)
   def apply(params, x, return_features=False):
     return mod.apply(params, x, frozen, return_features=return_features)
 
+  penalty = getattr(mod, "penalty", None)
   return Model(init=init, apply=apply, config=cfg,
-               readout=lambda params: mod.readout(params, frozen))
+               readout=lambda params: mod.readout(params, frozen),
+               penalty=(lambda params: penalty(params, frozen)) if penalty else None)

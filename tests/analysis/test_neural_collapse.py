@@ -193,3 +193,64 @@ def test_the_probe_refuses_data_without_class_labels():
   c.probes.neural_collapse = {}
   with pytest.raises(ConfigError, match="probes.neural_collapse needs class labels"):
     experiment.Experiment.from_config(c)
+
+
+def _ufm(loss, K, n, d, lam_w, lam_h, **model):
+  from dynamics import losses, models
+  m = models.build(dict(name="ufm", dim=d, lambda_W=lam_w, lambda_H=lam_h, **model),
+                   in_dim=K * n, out_dim=K)
+  params = m.init(jax.random.PRNGKey(0), dtype=jnp.float64)
+  x, y = jnp.eye(K * n), jnp.repeat(jnp.arange(K), n)
+  per_example = losses.build(dict(name=loss)).per_example
+  return m, params, x, y, lambda p: jnp.mean(per_example(m.apply(p, x), y)) + m.penalty(p)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("lams", [(0.05, 0.02), (0.01, 0.003)])
+def test_ufm_closed_form_is_the_minimum_a_numerical_solver_finds(loss, lams):
+  # reference: L-BFGS (scipy) on the whole objective from a random start, float64
+  import scipy.optimize
+  from jax.flatten_util import ravel_pytree
+  K, n, d = 3, 2, 4
+  m, params, x, y, objective = _ufm(loss, K, n, d, *lams)
+  flat, unravel = ravel_pytree(params)
+  f = jax.jit(lambda v: objective(unravel(v)))
+  g = jax.jit(jax.grad(f))
+  r = scipy.optimize.minimize(lambda v: float(f(v)), np.asarray(flat),
+                              jac=lambda v: np.asarray(g(v)), method="L-BFGS-B",
+                              options=dict(gtol=1e-13, ftol=1e-16, maxiter=20000))
+  theory = nc.ufm_optimum(loss, K, n, *lams)
+  np.testing.assert_allclose(r.fun, theory["objective"], rtol=1e-9)
+  p = unravel(jnp.asarray(r.x))
+  np.testing.assert_allclose(np.linalg.norm(p["H"], axis=1), theory["feature_norm"], rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(p["W"], axis=1), theory["weight_norm"], rtol=1e-5)
+  np.testing.assert_allclose(p["b"] - (p["b"].mean() if loss == "cross_entropy" else 0),
+                             theory["bias"], atol=1e-6)
+  got = nc.measures(p["H"], y, K, p["W"], p["b"])
+  for k in ("nc1", "nc3", "nc4"):
+    assert float(got[k]) < 1e-9, (k, float(got[k]))
+  assert float(got["etf_features"]) < 1e-5 and float(got["etf_weights"]) < 1e-5
+
+
+def test_ufm_optimum_when_the_regularization_wins():
+  # s = sqrt(lambda_W lambda_H K N) >= 1: W = H = 0, logits constant
+  th = nc.ufm_optimum("cross_entropy", 4, 5, 1.0, 1.0)
+  assert th["p"] == 0 and th["feature_norm"] == 0
+  np.testing.assert_allclose(th["objective"], np.log(4))
+  np.testing.assert_allclose(nc.ufm_optimum("mse", 4, 5, 1.0, 1.0)["objective"], 3 / 8)
+  with pytest.raises(ValueError, match="lambda_b = 0"):
+    nc.ufm_optimum("mse", 4, 5, 0.01, 0.01, lambda_b=0.1)
+
+
+def test_ufm_penalty_and_the_perturbed_models_anchor():
+  from dynamics.models import ufm
+  m, params, x, y, objective = _ufm("mse", 3, 2, 4, 0.05, 0.02, lambda_b=0.3,
+                                    anchor_weight=2.0, anchor_scale=0.5, anchor_seed=4)
+  h0 = 0.5 * jax.random.normal(jax.random.PRNGKey(4), (6, 4), jnp.float64)
+  want = (0.05 / 2 * np.sum(params["W"] ** 2) + 0.02 / 2 * np.sum(params["H"] ** 2)
+          + 0.3 / 2 * np.sum(params["b"] ** 2) + 2.0 / (2 * 6) * np.sum((params["H"] - h0) ** 2))
+  np.testing.assert_allclose(m.penalty(params), want, rtol=1e-12)
+  np.testing.assert_allclose(ufm.anchor(params, m.config), h0)
+  out, feats = m.apply(params, x, return_features=True)
+  np.testing.assert_allclose(feats, params["H"])                 # one-hot samples pick rows
+  np.testing.assert_allclose(out, params["H"] @ params["W"].T + params["b"][None, :])
