@@ -244,6 +244,20 @@ def ufm_objective(traj, member: int = 0) -> dict:
                                     for p in params]))
 
 
+def per_layer(traj, step: int, member: int = 0) -> list:
+  """measures() of every hidden layer's features on the training set at a kept step (no
+  weights: KEYS_FEATURES), first layer first; the last entry is the penultimate layer, whose
+  NC1 equals from_trajectory's. Needs a model with `layers` (mlp, deep_linear)."""
+  model, data = traj.model(), traj.problem().data
+  if model.layers is None:
+    raise ValueError(f"per_layer needs a model that returns every layer's features (mlp, "
+                     f"deep_linear); this run's is {traj.config['model']['name']!r}")
+  y = jnp.asarray(data["y_train"])
+  c = int(np.max(np.asarray(y))) + 1
+  return [{k: float(v) for k, v in measures(h, y, c).items()}
+          for h in model.layers(traj.params(step, member), jnp.asarray(data["x_train"]))]
+
+
 def simplex_etf(num_classes: int, dim: int, scale: float = 1.0, key=None, dtype=jnp.float64):
   """C vectors in R^dim (dim >= C - 1) at the vertices of a simplex ETF, each of norm `scale`,
   centred at 0, rotated by a random orthogonal map when `key` is given: [C, dim]."""

@@ -8,6 +8,7 @@ Every model module defines
                                    (or (outputs, features [N, d]) with the penultimate features)
   readout(params, cfg) -> (W [out_dim, d], b or None)   the last layer acting on the features
   penalty(params, cfg) -> scalar   (optional) a term the training loss adds (ufm's weight decays)
+  layers(params, x, cfg) -> [h_1, ..., h_{L-1}]   (optional) every hidden layer's features
 and honours the init_scale contract: init_scale multiplies EVERY initial parameter array, so the
 params of an init_scale=c model equal c times those of the init_scale=1 model from the same key.
 
@@ -45,12 +46,15 @@ class Model(NamedTuple):
     readout: readout(params) -> (W [out_dim, d], b [out_dim] or None): the last layer as a
       classifier of the features apply returns (neural-collapse measures read it).
     penalty: penalty(params) -> a scalar the training loss adds, or None (most models).
+    layers: layers(params, x) -> every hidden layer's features, first first (mlp, deep_linear),
+      or None.
   """
   init: Callable[..., Any]
   apply: Callable[..., Any]
   config: ml_collections.ConfigDict
   readout: Callable[..., Any] = None
   penalty: Optional[Callable[..., Any]] = None
+  layers: Optional[Callable[..., Any]] = None
 
 
 def _module(name: Any):
@@ -106,7 +110,8 @@ def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None)
   def apply(params, x, return_features=False):
     return mod.apply(params, x, frozen, return_features=return_features)
 
-  penalty = getattr(mod, "penalty", None)
+  penalty, layers = getattr(mod, "penalty", None), getattr(mod, "layers", None)
   return Model(init=init, apply=apply, config=cfg,
                readout=lambda params: mod.readout(params, frozen),
-               penalty=(lambda params: penalty(params, frozen)) if penalty else None)
+               penalty=(lambda params: penalty(params, frozen)) if penalty else None,
+               layers=(lambda params, x: layers(params, x, frozen)) if layers else None)

@@ -128,6 +128,15 @@ def readout(params: dict, cfg: Any = None):
   return params[f"W{_n_layers(params)}"].T, None
 
 
+def layers(params: dict, x: jax.Array, cfg: Any = None) -> list:
+  """The hidden representations x W_1, x W_1 W_2, ... (each [N, width]), first layer first."""
+  h, out = common.flatten(x, params["W1"].dtype), []
+  for l in range(1, _n_layers(params)):
+    h = h @ params[f"W{l}"]
+    out.append(h)
+  return out
+
+
 def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = False):
   n = _n_layers(params)
   h = common.flatten(x, params["W1"].dtype)

@@ -122,13 +122,15 @@ def readout(params: dict, cfg: Any):
   return (w.T if m == 1.0 else m * w.T), params.get(f"b{n}")
 
 
-def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
+def _forward(params: dict, x: jax.Array, cfg: Any):
+  """(outputs, [the flattened input, h_1, ..., h_{L-1}])."""
   n_layers = len(cfg.widths) + 1
   w1 = params["W1"]
   in_dim, out_dim = w1.shape[0], params[f"W{n_layers}"].shape[1]
   ms = multipliers(cfg, in_dim, out_dim)
   act = common.activation(cfg.activation)
   h = common.flatten(x, w1.dtype)
+  hiddens = [h]
   for l in range(1, n_layers + 1):
     z = h @ params[f"W{l}"]
     if ms[l - 1] != 1.0:
@@ -137,8 +139,20 @@ def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
       z = z + params[f"b{l}"][None, :]
     if l < n_layers:
       h = act(z)
+      hiddens.append(h)
     else:
       out = z
+  return out, hiddens
+
+
+def layers(params: dict, x: jax.Array, cfg: Any) -> list:
+  """The hidden activations h_1, ..., h_{L-1} (each [N, width]), first layer first."""
+  return _forward(params, x, cfg)[1][1:]
+
+
+def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
+  out, hiddens = _forward(params, x, cfg)
+  h = hiddens[-1]
   if return_features:
     return out, h
   return out

@@ -180,6 +180,9 @@ def test_the_probe_logs_what_the_post_hoc_measurement_computes(tmp_path):
   row = list(traj.steps).index(40)
   for member in range(2):
     post = nc.from_trajectory(traj, 40, member)
+    layers = nc.per_layer(traj, 40, member)
+    assert len(layers) == 1                               # widths (8,): one hidden layer
+    np.testing.assert_allclose(layers[-1]["nc1"], post["nc1"], rtol=1e-12)
     for k in nc.KEYS_FEATURES + nc.KEYS_WEIGHTS:
       np.testing.assert_allclose(traj.metrics[f"neural_collapse/{k}"][member, row], post[k],
                                  rtol=1e-9, atol=1e-12, err_msg=k)
@@ -254,3 +257,21 @@ def test_ufm_penalty_and_the_perturbed_models_anchor():
   out, feats = m.apply(params, x, return_features=True)
   np.testing.assert_allclose(feats, params["H"])                 # one-hot samples pick rows
   np.testing.assert_allclose(out, params["H"] @ params["W"].T + params["b"][None, :])
+
+
+def test_layers_are_the_hidden_activations_of_a_numpy_forward_pass():
+  from dynamics import models
+  for name, act in (("mlp", np.tanh), ("deep_linear", lambda z: z)):
+    cfg = dict(name=name, widths=[6, 5]) | ({"activation": "tanh"} if name == "mlp" else {})
+    m = models.build(cfg, in_dim=4, out_dim=3)
+    p = {k: np.asarray(v) for k, v in m.init(jax.random.PRNGKey(2), dtype=jnp.float64).items()}
+    x = np.random.RandomState(0).randn(9, 4)
+    h, want = x, []
+    for l in (1, 2):
+      h = act(h @ p[f"W{l}"] + (p[f"b{l}"] if f"b{l}" in p else 0))
+      want.append(h)
+    got = m.layers(p, jnp.asarray(x))
+    assert len(got) == 2
+    for g, w in zip(got, want):
+      np.testing.assert_allclose(g, w, rtol=1e-12)
+    np.testing.assert_allclose(m.apply(p, jnp.asarray(x), return_features=True)[1], want[-1])
