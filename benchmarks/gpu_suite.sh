@@ -4,7 +4,7 @@
 #
 #   bash benchmarks/gpu_suite.sh OUT_DIR [--short]
 #
-# --short: the four speed benchmarks only (minutes); without it also the full grokking figure
+# --short: the speed benchmarks only (minutes); without it also the full grokking figure
 # (p = 113, 40k steps, 5 seeds) and the central-flow figure on the public example's
 # configuration (400 steps). The numbers go into benchmarks/README.md and README.md by hand,
 # with the device's name, which each JSON records.
@@ -30,6 +30,8 @@ print('float32 1e-20 * 1e-20 in jit on', jax.devices()[0].platform, '=', float(x
 run train_speed python -m benchmarks.train_speed --out="$out/train_speed.json"
 run curvature_speed python -m benchmarks.curvature_speed --out="$out/curvature_speed.json"
 run grokking_speed python -m benchmarks.grokking_speed --out="$out/grokking_speed.json"
+run neural_collapse_speed python -m benchmarks.neural_collapse_speed \
+    --out="$out/neural_collapse_speed.json"
 run central_flow_speed python -m benchmarks.central_flow_speed --steps=3 \
     --out="$out/central_flow_speed.json"
 run central_flow_speed_k4 python -m benchmarks.central_flow_speed --steps=3 --k=4 \
