@@ -1,8 +1,8 @@
 r"""GD against its central flow and its stable (gradient) flow (Cohen et al. 2025, "Understanding
 Optimization in Deep Learning with Central Flows", the GD figure), on the bundled digits.
 
-fc-tanh with MSE on a digits subset (classes 0-3), full-batch GD (eta = 0.3; quick: 0.5) whose 2/eta
-lies below the initial sharpness, float64. GD first catapults; from its iterate at step
+fc-tanh with MSE on a digits subset (classes 0-3), full-batch GD (eta = 0.3; quick: 0.5)
+whose 2/eta lies below the initial sharpness, float64. GD first catapults; from its iterate at step
 `start` the three processes run side by side for `steps` steps: real GD, the central flow
 (analysis.central_flow, `k` tracked eigenvalues, `substeps` Euler substeps) and the stable flow.
 
