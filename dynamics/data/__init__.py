@@ -9,8 +9,8 @@
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
 CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'teacher_student'
-(synthetic), 'ufm_samples' (the unconstrained features model's one-hot samples), 'modular' (modular arithmetic, grokking), 'cifar10', 'mnist' (local files in
-data.path).
+(synthetic), 'ufm_samples' (the unconstrained features model's one-hot samples), 'modular'
+(modular arithmetic, grokking), 'cifar10', 'mnist' (local files in data.path).
 """
 from typing import Any, Callable
 
