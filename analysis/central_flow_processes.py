@@ -159,6 +159,9 @@ def processes(traj, member: int = 0, **overrides: Any) -> dict:
   s = settings({**traj.config.get("analysis", {}).get("central_flow", {}), **overrides})
   form = flow_forms.flow_form(traj.config["opt"])
   loss_fn, batch = traj.loss_fn(), traj.batch()        # (enables x64 for the float64 run)
+  if traj.diverged[member]:
+    raise ValueError(f"{traj.workdir}: member {member} diverged at step "
+                     f"{traj.stop_step[member]}; the flows need a real run that stays finite")
   missing = sorted(set(needed_steps(s)) - set(traj.kept_steps))
   if missing:
     raise ValueError(f"{traj.workdir} did not keep steps {missing}, which these "

@@ -94,3 +94,23 @@ def test_seeds_figure_runs_one_sweep_and_draws_each_member(tmp_path):
   # another seed is another initialization: the real run starts from another loss
   loss = traj.metrics["train_loss"][:, 0]
   assert loss[0] != loss[1]
+
+
+def test_a_diverged_run_is_reported_not_analysed(tmp_path):
+  # the flows need a finite real run: a diverged one gets a failing 'stays finite' claim (and
+  # processes() names the step), instead of an error about missing checkpoints
+  from experiments.configs import central_flow_gd
+  c = central_flow_gd.get_config("quick")
+  c.model.widths = (4,)
+  c = common.with_flow(c, start=2, steps=2, segments=1, lanczos_iters=8)
+  c.train.divergence_loss = 1e-3     # 'diverged' as soon as the loss exceeds this: at once
+  experiment.run(c, str(tmp_path / "run"), log=lambda *_: None)
+  traj = trajectory.load(str(tmp_path / "run"))
+  assert traj.diverged[0]
+  _, _, draw = fig_cf.FIGURES["central_flow_gd"]
+  report = draw({"run": traj}, str(tmp_path), quick=True)
+  assert [c["holds"] for c in report["claims"]] == [False]
+  assert report["claims"][0]["claim"] == "GD: training stays finite"
+  from analysis import central_flow_processes as cfp
+  with pytest.raises(ValueError, match="member 0 diverged at step"):
+    cfp.processes(traj, 0)

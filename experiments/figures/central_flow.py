@@ -7,7 +7,7 @@ import numpy as np
 from analysis import central_flow_processes as cfp
 from experiments.configs import (central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop,
                                  central_flow_speed)
-from experiments.figures import claim, save
+from experiments.figures import claim, finite_claim, save
 
 CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
            "rmsprop": central_flow_rmsprop}
@@ -32,9 +32,13 @@ def _draw_for(extra=None, figure=None):
     traj = trajs["run"]
     report = dict(claims=[], figures=[], notes=[])
     for i in range(traj.n_members):
+      tag = f" ({traj.label(i)})" if traj.n_members > 1 else ""
+      if traj.diverged[i]:                # no flows to compare with: the report says why
+        report["claims"].append(finite_claim(LABEL.get(traj.config["opt"]["name"], "run") + tag,
+                                             traj, i))
+        continue
       r = cfp.processes(traj, i)
       name = figure or f"central_flow_{r['name']}"
-      tag = f" ({traj.label(i)})" if traj.n_members > 1 else ""
       report["figures"].append(_plot(r, traj.config, out, quick, name + (
           f"_member{i}" if traj.n_members > 1 else "")))
       got = claims(r) + (extra(r) if extra else [])
