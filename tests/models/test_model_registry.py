@@ -23,13 +23,13 @@ def small_cfg(name, **kw):
 
 
 def test_registry_contents_and_defaults():
-  assert set(models.MODELS) == {"mlp", "deep_linear", "two_layer", "transformer"}
+  assert set(models.MODELS) == {"mlp", "deep_linear", "two_layer", "transformer", "ufm"}
   for name, mod in models.MODELS.items():
     cfg = models.default_config(name)
     assert isinstance(cfg, ml_collections.ConfigDict)
     assert cfg.name == name and cfg.in_dim is None and cfg.out_dim is None
     assert cfg.init_scale == 1.0
-    for fn in ("default_config", "validate", "init", "apply"):
+    for fn in ("default_config", "validate", "init", "apply", "readout"):
       assert callable(getattr(mod, fn))
     # default_config returns a fresh copy each time
     cfg.init_scale = 9.0
@@ -72,7 +72,7 @@ def test_build_fills_dims_and_completes_defaults():
   partial = ml_collections.ConfigDict(dict(name="mlp", widths=[3]))
   model = models.build(partial, in_dim=6, out_dim=2)
   assert isinstance(model, models.Model) and isinstance(model, tuple)
-  assert model._fields == ("init", "apply", "config")
+  assert model._fields == ("init", "apply", "config", "readout", "penalty", "layers")
   assert model.config.in_dim == 6 and model.config.out_dim == 2
   assert model.config.activation == "tanh" and model.config.parameterization == "standard"
   assert partial.get("in_dim") is None                      # the caller's cfg is untouched
