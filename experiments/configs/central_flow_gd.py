@@ -34,5 +34,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # 2/eta below the initial sharpness (full: 6.7 against 12-14 for seeds 0-2; quick: 4): GD
   # catapults first. At 0.5 the full network diverges near step 135 from seeds 0-3 (measured
   # 2026-12-04); at 0.3 it reaches the edge from seeds 0-2.
+  # the processes start once GD is at the edge: quick, past the catapult (step 30); full, at
+  # step 100 (after the catapult eta * S falls to 0.8 and sharpens back to 2 by step ~83)
   return central_flow_config(dict(name="gd", learning_rate=0.5 if quick else 0.3),
-                             quick=quick, seed=3 if quick else 0)
+                             quick=quick, seed=3 if quick else 0, start=30 if quick else 100)
