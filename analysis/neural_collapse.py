@@ -266,12 +266,11 @@ def simplex_etf(num_classes: int, dim: int, scale: float = 1.0, key=None, dtype=
                      f"dim >= {num_classes - 1}")
   c = num_classes
   etf = jnp.sqrt(c / (c - 1.0)) * (jnp.eye(c, dtype=dtype) - 1.0 / c)   # rows of norm 1
-  basis = jnp.eye(max(dim, c), dtype=dtype)[:c, :dim] if dim >= c else None
-  if basis is None:                     # dim = C - 1: an orthonormal basis of 1^perp
+  if dim >= c:                          # the first C coordinate axes of R^dim
+    vecs = etf @ jnp.eye(c, dim, dtype=dtype)
+  else:                                 # dim = C - 1: an orthonormal basis of 1^perp
     q, _ = jnp.linalg.qr(jnp.eye(c, dtype=dtype) - 1.0 / c)
     vecs = etf @ q[:, :dim]
-  else:
-    vecs = etf @ basis
   if key is not None:
     rot, _ = jnp.linalg.qr(jax.random.normal(key, (dim, dim), dtype))
     vecs = vecs @ rot

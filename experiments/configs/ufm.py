@@ -16,8 +16,8 @@ an unregularized bias), `betaX` (the perturbed model at beta = X, e.g. `beta1` o
 `quick` (K = 4 classes of 5 samples, d = 8, 4,000 steps).
 Figure: the objective's gap to the closed-form minimum, NC1, NC3 and the ETF distances over
 the steps, and the end's NC1 against beta.
-Run time (2-core CPU, measured 2026-12-04): --quick ~30 s for the six runs; full settings
-~2 min.
+Run time (2-core CPU shared with other jobs, measured 2026-12-04): --quick ~45 s for the five
+runs; full settings 81 s.
 """
 import ml_collections
 
