@@ -179,6 +179,61 @@ def from_trajectory(traj, step: int, member: int = 0) -> dict:
                                             jnp.asarray(data["y_train"])).items()}
 
 
+def zero_error_step(traj) -> np.ndarray:
+  """T0 per member: the first logged step with training accuracy 1 (Papyan et al.'s start of
+  the terminal phase; resolution train.log_every), -1 for a member that never got there."""
+  acc = np.asarray(traj.metrics["train_acc"])
+  hit = acc >= 1.0
+  return np.where(hit.any(1), np.asarray(traj.steps)[np.argmax(hit, 1)], -1)
+
+
+def over_kept_steps(traj, member: int = 0, layers: bool = False) -> dict:
+  """from_trajectory at every kept step of a member: dict steps [S] and, per measure, [S]; with
+  layers=True also 'layers_nc1' [S, L] (per_layer's NC1, first hidden layer first) and
+  'mean_singular_values' [S, C] (class_mean_singular_values of the penultimate layer)."""
+  steps = np.asarray(traj.kept_steps)
+  rows = [from_trajectory(traj, int(s), member) for s in steps]
+  out = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+  out["steps"] = steps
+  if layers:
+    per = [per_layer(traj, int(s), member) for s in steps]
+    out["layers_nc1"] = np.array([[d["nc1"] for d in p] for p in per])
+    model, data = traj.model(), traj.problem().data
+    y = jnp.asarray(data["y_train"])
+    out["mean_singular_values"] = np.array([
+        class_mean_singular_values(model.layers(traj.params(int(s), member),
+                                                jnp.asarray(data["x_train"]))[-1],
+                                   y, int(np.max(np.asarray(y))) + 1) for s in steps])
+  return out
+
+
+def class_mean_singular_values(features, labels, num_classes: int) -> np.ndarray:
+  """The singular values of the centred class means M [C, d], divided by the largest: all
+  equal (but the last, 0) at a simplex ETF; a few near 0 when the means collapse onto a
+  lower-dimensional subspace instead (the low-rank bias of weight decay in deep networks,
+  Sukenik, Lampert, Mondelli 2024), which NC1 with its pseudo-inverse punishes."""
+  means, _ = class_means(jnp.asarray(features), jnp.asarray(labels), num_classes)
+  sv = np.linalg.svd(np.asarray(means - means.mean(0, keepdims=True), np.float64),
+                     compute_uv=False)
+  return sv / sv[0]
+
+
+def log_linear_fit(values) -> dict:
+  """Least-squares fit of log10 values[l] = intercept + slope * l (l = 0, 1, ...; He & Su 2023's
+  law of data separation for NC1 across layers): slope, intercept, r2 and the factor per layer
+  10^-slope by which NC1 falls. values [L] or [members, L] (all members fit together)."""
+  v = np.atleast_2d(np.asarray(values, np.float64))
+  if np.any(~np.isfinite(v)) or np.any(v <= 0):
+    raise ValueError(f"values must be finite and > 0 to fit their log; got {v}")
+  layer = np.broadcast_to(np.arange(v.shape[1], dtype=np.float64), v.shape).ravel()
+  y = np.log10(v).ravel()
+  slope, intercept = np.polyfit(layer, y, 1)
+  resid = y - (intercept + slope * layer)
+  r2 = 1.0 - np.sum(resid ** 2) / np.sum((y - y.mean()) ** 2)
+  return dict(slope=float(slope), intercept=float(intercept), r2=float(r2),
+              factor_per_layer=float(10.0 ** -slope))
+
+
 def ufm_optimum(loss: str, num_classes: int, per_class: int, lambda_W: float, lambda_H: float,
                 lambda_b: float = 0.0, bias: bool = True) -> dict:
   """The global minimum of the unconstrained features model (dynamics/models/ufm.py,

@@ -275,3 +275,70 @@ def test_layers_are_the_hidden_activations_of_a_numpy_forward_pass():
     for g, w in zip(got, want):
       np.testing.assert_allclose(g, w, rtol=1e-12)
     np.testing.assert_allclose(m.apply(p, jnp.asarray(x), return_features=True)[1], want[-1])
+
+
+def test_over_kept_steps_and_zero_error_step_read_the_run(tmp_path):
+  # over_kept_steps against from_trajectory / per_layer / numpy SVD at each kept step, and T0
+  # against a direct scan of the logged train accuracy
+  import tiny
+  from analysis import trajectory
+  from dynamics import experiment
+  c = tiny.config(steps=40, log_every=10, float64=True)
+  c.train.keep = "every:20"
+  experiment.run(c, str(tmp_path / "run"), log=lambda *_: None)
+  traj = trajectory.load(str(tmp_path / "run"))
+  for member in range(2):
+    got = nc.over_kept_steps(traj, member, layers=True)
+    assert list(got["steps"]) == list(traj.kept_steps)
+    for j, s in enumerate(traj.kept_steps):
+      want = nc.from_trajectory(traj, int(s), member)
+      for k in want:
+        np.testing.assert_allclose(got[k][j], want[k], rtol=1e-12, err_msg=k)
+      np.testing.assert_allclose(got["layers_nc1"][j],
+                                 [d["nc1"] for d in nc.per_layer(traj, int(s), member)])
+      h = traj.model().layers(traj.params(int(s), member), traj.problem().data["x_train"])[-1]
+      y = np.asarray(traj.problem().data["y_train"])
+      means = np.stack([np.asarray(h)[y == k].mean(0) for k in range(int(y.max()) + 1)])
+      sv = np.linalg.svd(means - means.mean(0), compute_uv=False)
+      np.testing.assert_allclose(got["mean_singular_values"][j], sv / sv[0], atol=1e-10)
+    acc = traj.metrics["train_acc"][member]
+    first = [s for s, a in zip(traj.steps, acc) if a >= 1.0]
+    assert nc.zero_error_step(traj)[member] == (first[0] if first else -1)
+
+
+def test_zero_error_step_is_minus_one_when_never_reached():
+  class T:
+    steps = np.array([0, 10, 20])
+    metrics = {"train_acc": np.array([[0.5, 1.0, 1.0], [0.2, 0.9, 0.99]])}
+  assert nc.zero_error_step(T()).tolist() == [10, -1]
+
+
+def test_class_mean_singular_values_of_an_etf_and_of_low_rank_means():
+  C = 5
+  etf = np.asarray(nc.simplex_etf(C, 8, scale=3.0, key=jax.random.PRNGKey(0)))
+  y = np.repeat(np.arange(C), 4)
+  sv = nc.class_mean_singular_values(etf[y], y, C)
+  np.testing.assert_allclose(sv[:-1], 1.0, atol=1e-12)           # all equal but the last
+  assert abs(sv[-1]) < 1e-12
+  u, s, vt = np.linalg.svd(etf, full_matrices=False)
+  s[1] *= 0.01                                                    # one direction squeezed
+  sv = nc.class_mean_singular_values((u * s[None, :] @ vt)[y], y, C)
+  np.testing.assert_allclose(sv, [1, 1, 1, 0.01, 0], atol=1e-12)
+
+
+def test_log_linear_fit_against_the_normal_equations():
+  rs = np.random.RandomState(0)
+  v = 10 ** (0.5 - 0.7 * np.arange(6) + 0.05 * rs.randn(3, 6))
+  fit = nc.log_linear_fit(v)
+  x = np.tile(np.arange(6.0), 3)
+  a = np.stack([np.ones_like(x), x], 1)
+  coef = np.linalg.solve(a.T @ a, a.T @ np.log10(v).ravel())
+  np.testing.assert_allclose([fit["intercept"], fit["slope"]], coef, rtol=1e-10)
+  resid = np.log10(v).ravel() - a @ coef
+  r2 = 1 - resid @ resid / np.sum((np.log10(v).ravel() - np.log10(v).mean()) ** 2)
+  np.testing.assert_allclose(fit["r2"], r2, rtol=1e-10)
+  np.testing.assert_allclose(fit["factor_per_layer"], 10 ** -coef[1])
+  exact = nc.log_linear_fit(10.0 ** (-0.3 * np.arange(4)))
+  assert abs(exact["slope"] + 0.3) < 1e-12 and abs(exact["r2"] - 1) < 1e-12
+  with pytest.raises(ValueError, match="finite and > 0"):
+    nc.log_linear_fit([1.0, 0.0, 0.1])
