@@ -1,5 +1,7 @@
 """Matrix sensing and completion data: M*, the measurements, and the engine's loss and gradient
 on them against a direct numpy loop and finite differences."""
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -145,3 +147,34 @@ def test_bad_configs_name_the_field():
   for cfg, pattern in cases:
     with pytest.raises(ConfigError, match=pattern):
       data.load(cfg)
+
+
+def test_engine_trains_matrix_sensing_as_plain_gd(tmp_path):
+  """Through the ordinary front door (config -> run directory -> trajectory): full-batch GD on
+  the sensing loss equals a numpy GD loop, U <- U - lr (2/m) sum_i r_i A_i U, and the
+  eigenvalues of U U^T appear one at a time from the small init."""
+  from analysis import trajectory
+  from dynamics import experiment
+  from experiments.configs.common import base_config
+  c = base_config("matrix_factorization", "matrix_sensing", "gd")
+  c.data.update(dict(dimension=4, rank=2, spectrum=[2.0, 1.0], n_train=60, n_test=10))
+  c.model.update(dict(factorization="symmetric", width=3, init_scale=1e-3))
+  c.opt.learning_rate = 0.05
+  c.train.update(dict(steps=200, log_every=10, chunk_steps=100, float64=True, keep="every:10"))
+  experiment.run(c, str(tmp_path / "run"), log=lambda *_: None)
+  traj = trajectory.load(str(tmp_path / "run"))
+  ds = traj.dataset()
+  a, y = ds.x_train, ds.y_train[:, 0]
+  u = np.asarray(traj.params(0, member=0)["U"], np.float64)
+  assert abs(np.abs(u).mean() - 1e-3 * math.sqrt(2 / math.pi)) < 3e-4
+  eigs = []
+  for step in range(201):
+    if step % 10 == 0:
+      np.testing.assert_allclose(np.asarray(traj.params(step, 0)["U"]), u, rtol=1e-9, atol=1e-15)
+      eigs.append(np.linalg.eigvalsh(u @ u.T)[::-1])
+    r = np.einsum("nab,ab->n", a, u @ u.T) - y
+    u = u - 0.05 * (2.0 / len(y)) * np.einsum("n,nab->ab", r, a) @ u
+  eigs = np.array(eigs)
+  first = [int(np.argmax(eigs[:, i] > 0.5 * s)) for i, s in enumerate([2.0, 1.0])]
+  assert 0 < first[0] < first[1]                       # a staircase: rank 1, then rank 2
+  assert eigs[-1, 2] < 1e-4                            # the third stays at the init's scale
