@@ -24,7 +24,7 @@ import ml_collections
 
 from dynamics import config_utils
 from dynamics.config_utils import ConfigError
-from dynamics.models import deep_linear, mlp, transformer, two_layer, ufm
+from dynamics.models import deep_linear, matrix_factorization, mlp, transformer, two_layer, ufm
 
 MODELS = {
     "mlp": mlp,
@@ -32,6 +32,7 @@ MODELS = {
     "two_layer": two_layer,
     "transformer": transformer,
     "ufm": ufm,
+    "matrix_factorization": matrix_factorization,
 }
 
 
