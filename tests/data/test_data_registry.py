@@ -9,7 +9,8 @@ from dynamics import data
 from dynamics.config_utils import ConfigError
 
 NAMES = ["digits", "linear_teacher", "gaussian_clusters", "xor_clusters", "teacher_student",
-         "cifar10", "mnist", "modular", "cifar_digits", "ufm_samples"]
+         "cifar10", "mnist", "modular", "cifar_digits", "ufm_samples", "matrix_sensing",
+         "matrix_completion"]
 
 
 def test_names_and_exports():
