@@ -208,7 +208,7 @@ def enable_x64_if_needed(cfg) -> None:
 def build_problem(cfg) -> tuple[train.Problem, Any, Any]:
   """(Problem, Dataset, Model) of a resolved config: what analysis needs to rebuild a run."""
   ds = data_lib.load(cfg.data)
-  model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim)
+  model = models.build(cfg.model, in_dim=ds.in_dim, out_dim=ds.out_dim, data=ds)
   # Only floating arrays take the run's dtype: integer labels and integer inputs (the
   # transformer's tokens) stay integer.
   dt = dtype(cfg)

@@ -17,6 +17,7 @@ params of an init_scale=c model equal c times those of the init_scale=1 model fr
     y = model.apply(params, x)    # x [N, ...] is flattened to [N, in_dim]; the transformer
                                   # takes integer tokens [N, n_ctx] (n_ctx = in_dim)
 """
+import inspect
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax.numpy as jnp
@@ -80,11 +81,14 @@ def fields_of(name: str) -> dict:
   return _module(name).FIELDS
 
 
-def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None) -> Model:
+def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None,
+          data: Any = None) -> Model:
   """The model of `cfg`, with in_dim / out_dim taken from the arguments where cfg leaves None.
 
   A cfg value that disagrees with a given argument is a ConfigError; a dimension missing from
-  both is a ConfigError.
+  both is a ConfigError. `data` (the Dataset) reaches the init of a model whose init takes a
+  `data` argument (deep_linear's init='decoupled' is built from the data's SVD); the others
+  never see it.
   """
   cfg = validate(cfg)
   for field, value in (("in_dim", in_dim), ("out_dim", out_dim)):
@@ -105,8 +109,10 @@ def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None)
   frozen = ml_collections.ConfigDict(cfg.to_dict())   # private copy: later edits of
                                                        # Model.config do not change the model
 
+  extra = {"data": data} if "data" in inspect.signature(mod.init).parameters else {}
+
   def init(key, dtype=jnp.float32):
-    return mod.init(key, frozen, dtype)
+    return mod.init(key, frozen, dtype, **extra)
 
   def apply(params, x, return_features=False):
     return mod.apply(params, x, frozen, return_features=return_features)

@@ -18,12 +18,23 @@ Initialisations (c = init_scale):
               convention the balancedness condition
                   W_l^T W_l = W_{l+1} W_{l+1}^T   (= c^2 Q_l S^(2/L) Q_l^T),  l = 1..L-1,
               holds exactly. Requires every hidden width >= min(in_dim, out_dim).
+  decoupled:  (Saxe, McClelland, Ganguli 2014) the balanced init aligned with the TRAINING DATA's
+              input-output correlation Sigma_yx = (1/N) Y^T X = U diag(s) V^T (column
+              convention, float64 numpy SVD of the data handed to build()): with the k modes of
+              s > 1e-9 max(s) and random Q_l [n_l, k] with orthonormal columns,
+                  W_1 = V Q_1^T,  W_l = Q_{l-1} Q_l^T,  W_L = Q_{L-1} U^T,
+              each times c, so the end-to-end map is c^L V U^T: every teacher mode starts at
+              strength u0 = c^L, every other direction at exactly 0, and the layers are
+              balanced. On whitened inputs (Sigma_xx = I, e.g. linear_teacher with whiten=True)
+              the modes then evolve independently (analysis.linear_theory.saxe_curve,
+              deep_mode_curve); other inputs are refused. Requires every hidden width >= k.
 
 init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
 of an init_scale=c model equal c times those of the init_scale=1 model (for 'balanced' the
 end-to-end matrix therefore scales as c^L).
 
 Key paths: gaussian / orthogonal: k_1..k_L = jax.random.split(key, L), W_l from k_l.
+decoupled: k_1..k_L = jax.random.split(key, L), Q_l from k_{l+1}.
 balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim]) / sqrt(in_dim),
 Q_l from k_l.
 """
@@ -32,19 +43,21 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 from dynamics.models import common
 
 NAME = "deep_linear"
-INITS = ("gaussian", "orthogonal", "balanced")
+INITS = ("gaussian", "orthogonal", "balanced", "decoupled")
 
 
 FIELDS = dict(
     **common.DIMS,
     widths=common.WIDTHS([16], "hidden widths; [] is a single matrix"),
-    init=Field("gaussian", "gaussian, orthogonal or balanced (module docstring)", choices=INITS),
+    init=Field("gaussian", "gaussian, orthogonal, balanced or decoupled (from the data's SVD; "
+               "module docstring)", choices=INITS),
     init_scale=common.INIT_SCALE,
 )
 
@@ -82,7 +95,46 @@ def balanced_target(key: jax.Array, cfg: Any, dtype=jnp.float32) -> jax.Array:
   return jax.random.normal(k_a, (in_dim, out_dim), dtype) / math.sqrt(in_dim)
 
 
-def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
+WHITENED_ATOL = 1e-6    # the largest |Sigma_xx - I| entry init='decoupled' accepts
+
+
+def teacher_modes(data: Any) -> tuple[np.ndarray, np.ndarray]:
+  """(U [out_dim, k], V [in_dim, k]) of the training data's Sigma_yx = (1/N) Y^T X (float64,
+  the k modes with s > 1e-9 max(s)), refusing inputs that are not whitened."""
+  if data is None:
+    raise ConfigError("model.init='decoupled' is built from the training data's input-output "
+                      "SVD; build the model with its data (dynamics.models.build(..., data=))")
+  x = np.asarray(data.x_train, np.float64).reshape(len(data.x_train), -1)
+  y = np.asarray(data.y_train, np.float64).reshape(len(data.y_train), -1)
+  n = x.shape[0]
+  err = np.abs(x.T @ x / n - np.eye(x.shape[1])).max()
+  if not err <= WHITENED_ATOL:
+    raise ConfigError(f"model.init='decoupled' is not allowed on these inputs: max |Sigma_xx "
+                      f"- I| = {err:.3g} > {WHITENED_ATOL:g}; the modes decouple only on "
+                      f"whitened inputs (e.g. linear_teacher with data.whiten=True)")
+  u, s, vt = np.linalg.svd(y.T @ x / n, full_matrices=False)
+  k = int(np.sum(s > 1e-9 * s.max())) if s.size and s.max() > 0 else 0
+  if k == 0:
+    raise ConfigError("model.init='decoupled' needs a nonzero input-output correlation "
+                      "(1/N) Y^T X; the training targets have none")
+  return u[:, :k], vt[:k].T
+
+
+def _decoupled(keys, dims, data, dtype) -> list:
+  """The layers of init='decoupled' at scale 1 (module docstring), row convention."""
+  u, v = teacher_modes(data)
+  k = u.shape[1]
+  if any(w < k for w in dims[1:-1]):
+    raise ConfigError(f"model.widths={dims[1:-1]!r} is not allowed with model.init="
+                      f"'decoupled': every hidden width must be >= the data's {k} modes")
+  frames = ([jnp.asarray(v, dtype)] +
+            [_semi_orthogonal(keys[l], dims[l], k, dtype) for l in range(1, len(dims) - 1)] +
+            [jnp.asarray(u, dtype)])
+  return [a @ b.T for a, b in zip(frames[:-1], frames[1:])]
+
+
+def init(key: jax.Array, cfg: Any, dtype=jnp.float32, data: Any = None) -> dict:
+  """The params; `data` (a Dataset: x_train, y_train) is read by init='decoupled' only."""
   cfg = validate(cfg)
   dtype = common.check_dtype(dtype)
   in_dim, out_dim = common.require_dims(cfg)
@@ -90,7 +142,9 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   n_layers = len(dims) - 1
   scale = float(cfg.init_scale)
   keys = jax.random.split(key, n_layers)
-  if cfg.init == "gaussian":
+  if cfg.init == "decoupled":
+    ws = _decoupled(keys, dims, data, dtype)
+  elif cfg.init == "gaussian":
     ws = [jax.random.normal(keys[l], (dims[l], dims[l + 1]), dtype) / math.sqrt(dims[l])
           for l in range(n_layers)]
   elif cfg.init == "orthogonal":

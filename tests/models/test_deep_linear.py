@@ -174,3 +174,44 @@ def test_validation_errors():
 def test_default_config_fields():
   assert dl.default_config().to_dict() == dict(name="deep_linear", in_dim=None, out_dim=None,
                                                widths=[16], init="gaussian", init_scale=1.0)
+
+
+def _teacher(whiten=True, n_train=16):
+  from dynamics import data
+  return data.load(dict(name="linear_teacher", in_dim=4, out_dim=3, n_train=n_train,
+                        singular_values=[3.0, 0.5], whiten=whiten, seed=1))
+
+
+@pytest.mark.parametrize("widths", [(), (2,), (5, 3)])
+def test_decoupled_init_aligns_with_the_data_svd(widths):
+  ds = _teacher()
+  c = 0.1
+  cfg = cfg_of(widths=widths, init="decoupled", init_scale=c)
+  params = dl.init(jax.random.PRNGKey(0), cfg, jnp.float64, data=ds)
+  # the data's SVD, by numpy: Sigma_yx = Y^T X / N = U diag(s) V^T, two nonzero modes
+  u, s, vt = np.linalg.svd(ds.y_train.T @ ds.x_train / len(ds.x_train))
+  n = len(widths) + 1
+  w_total = np_product(params).T                                 # column convention [out, in]
+  np.testing.assert_allclose(w_total, c ** n * u[:, :2] @ vt[:2], atol=1e-14)
+  for l in range(1, n):                                          # balanced
+    a, b = np.asarray(params[f"W{l}"]), np.asarray(params[f"W{l + 1}"])
+    np.testing.assert_allclose(a.T @ a, b @ b.T, atol=1e-14)
+  # the init_scale contract, and the same params through the registry's build(data=)
+  from dynamics import models
+  one = dl.init(jax.random.PRNGKey(0), cfg_of(widths=widths, init="decoupled"), jnp.float64,
+                data=ds)
+  built = models.build(dict(cfg, in_dim=None, out_dim=None), in_dim=4, out_dim=3, data=ds)
+  again = built.init(jax.random.PRNGKey(0), jnp.float64)
+  for k in params:
+    np.testing.assert_allclose(np.asarray(params[k]), c * np.asarray(one[k]), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(again[k]), np.asarray(params[k]))
+
+
+def test_decoupled_init_refuses_what_it_cannot_build():
+  cfg = cfg_of(widths=(5,), init="decoupled")
+  with pytest.raises(ConfigError, match="model.init='decoupled'.*data"):
+    dl.init(jax.random.PRNGKey(0), cfg)
+  with pytest.raises(ConfigError, match="model.init='decoupled'.*whiten"):
+    dl.init(jax.random.PRNGKey(0), cfg, data=_teacher(whiten=False))
+  with pytest.raises(ConfigError, match="model.widths.*2 modes"):
+    dl.init(jax.random.PRNGKey(0), cfg_of(widths=(5, 1), init="decoupled"), data=_teacher())
