@@ -161,3 +161,28 @@ def neural_collapse(settings, problem):
                            f"training labels hold {present} classes; every class needs samples")
     return nc.of_params(problem.apply, problem.readout, params, batch["x"], batch["y"])
   return probe
+
+
+@register("mode_strengths")
+def mode_strengths(settings, problem):
+  """Saxe et al.'s mode strengths u_i = U_i^T f(V_i) of a linear map f on the k modes of the
+  training data's input-output correlation (1/N) Y^T X = U diag(s) V^T with s_i > 0 (for a
+  linear network f(x) = x W_1 ... W_L, u_i = U_i^T W_total V_i), and `coupling`, the largest
+  |U_i^T f(V_j)| with i != j (0 while the modes stay decoupled)."""
+  del settings
+  x = np.asarray(problem.data["x_train"], np.float64)
+  y = np.asarray(problem.data["y_train"], np.float64)
+  if y.ndim != 2 or not np.issubdtype(problem.data["y_train"].dtype, np.floating):
+    raise cu.ConfigError("probes.mode_strengths needs regression targets y [N, out_dim] "
+                         f"(e.g. linear_teacher); this data's are {y.dtype} of shape {y.shape}")
+  x = x.reshape(len(x), -1)
+  u, s, vt = np.linalg.svd(y.T @ x / len(x), full_matrices=False)
+  k = int(np.sum(s > 1e-9 * s.max()))
+  u, vt = (jnp.asarray(a, problem.data["x_train"].dtype) for a in (u[:, :k], vt[:k]))
+
+  def probe(params, opt_state, batch):
+    del opt_state, batch
+    c = u.T @ problem.apply(params, vt).T                     # [k, k]: U_i^T f(V_j)
+    off = jnp.abs(c - jnp.diag(jnp.diagonal(c)))
+    return dict(strengths=jnp.diagonal(c), coupling=jnp.max(off))
+  return probe
