@@ -273,8 +273,8 @@ def _completion_draw(trajs, out, quick):
   m0 = observed[0]
   claims.append(claim(f"{m0} observed entries: depth 3 has lower test error and lower effective "
                       "rank than depth 2 (Arora et al. 2019)",
-                      dict(test_error={2: float(err[2][0]), 3: float(err[3][0])},
-                           effective_rank={2: float(rank[2][0]), 3: float(rank[3][0])}),
+                      dict(test_error={f"depth{n}": float(err[n][0]) for n in (2, 3)},
+                           effective_rank={f"depth{n}": float(rank[n][0]) for n in (2, 3)}),
                       "depth 3 < depth 2 in both", err[3][0] < err[2][0] and
                       rank[3][0] < rank[2][0], error_gap=float(err[2][0] - err[3][0]),
                       rank_gap=float(rank[2][0] - rank[3][0])))
