@@ -20,6 +20,7 @@ params of an init_scale=c model equal c times those of the init_scale=1 model fr
 import inspect
 from typing import Any, Callable, NamedTuple, Optional
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -113,6 +114,9 @@ def build(cfg: Any, in_dim: Optional[int] = None, out_dim: Optional[int] = None,
 
   def init(key, dtype=jnp.float32):
     return mod.init(key, frozen, dtype, **extra)
+
+  if extra:      # an init built from the data: its ConfigErrors surface here, before any run
+    jax.eval_shape(init, jax.random.PRNGKey(0))
 
   def apply(params, x, return_features=False):
     return mod.apply(params, x, frozen, return_features=return_features)

@@ -44,6 +44,9 @@ VARIANTS = {
 
 
 def _depth_run(n: int, init: str) -> dict:
+  if n < 1:
+    raise ValueError(f"variant part '{init}{n}' is not allowed; the depth N of '{init}N' must "
+                     f"be >= 1")
   return {"model.widths": (8,) * (n - 1), "model.init": init, "model.init_scale": 1.0,
           "opt.learning_rate": DEPTH_LR / n, "train.steps": 2000, "train.log_every": 2,
           "train.chunk_steps": 2000, "train.loss_goal": 1.0, "train.keep": "none",

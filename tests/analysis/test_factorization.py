@@ -114,3 +114,19 @@ def test_models_without_an_end_to_end_matrix_are_named(tmp_path):
     kept_steps = [0]
   with pytest.raises(ValueError, match="model 'mlp'.*deep_linear, matrix_factorization"):
     fz.end_to_end(Fake())
+
+
+def test_bad_configs_name_the_field(tmp_path):
+  from dynamics.config_utils import ConfigError
+  from experiments.configs import saxe
+  c = saxe.get_config("quick")
+  c.data.whiten = False                  # Saxe's decoupled start needs Sigma_xx = I
+  with pytest.raises(ConfigError, match="model.init='decoupled'.*data.whiten=True"):
+    experiment.Experiment.from_config(c)
+  c = base_config(model="mlp", data_name="digits", opt="gd")
+  c.probes.mode_strengths = {}           # class labels: no input-output correlation to read
+  with pytest.raises(ConfigError, match="probes.mode_strengths needs regression targets"):
+    experiment.Experiment.from_config(c)
+  with pytest.raises(ValueError, match="'orthogonal0'.*>= 1"):
+    saxe.get_config("orthogonal0")
+  assert not list(tmp_path.iterdir())
