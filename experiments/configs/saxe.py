@@ -12,14 +12,16 @@ directions at 0: each mode strength then follows saxe_curve (depth 2) or deep_mo
     python -m experiments.reproduce --figure=saxe [--quick]
     python -m experiments.main --config=experiments/configs/saxe.py:depth3 --workdir=DIR
 
-Variants: `depth3` (widths 8, 8, lr 0.001 for 24,000 steps: horizon t = 24 against depth 2's
-10, at half the rate because its transitions are sharper), `random` (init='gaussian' at a small
-scale: the modes start coupled; init_scale 0.1 at depth 2 gives mode strengths ~1e-2),
-`orthogonalN` / `gaussianN` (the learning time against depth: a full-rank teacher
-diag(4, 3.5, ..., 0.5), N - 1 hidden layers of 8, W_l orthogonal or Gaussian N(0, 1/8) at
-scale 1, lr 0.05 / N, the loss logged every 2 steps up to 2,000 steps or loss 1; the learning
-time is the step at which the loss falls to 10% of its start), `quick` (the same horizons, mode strengths logged every
-20 steps instead of every 10; the figure's depth runs: depths 2, 4, 8 instead of 1-16).
+Variants:
+  depth3        widths 8, 8, lr 0.001 for 24,000 steps (horizon t = 24 against depth 2's 10, at
+                half the rate because its transitions are sharper).
+  random        init='gaussian' at scale 0.1: the modes start coupled, strengths ~1e-2.
+  orthogonalN,  the learning time against depth: a full-rank teacher diag(4, 3.5, ..., 0.5),
+  gaussianN     N - 1 hidden layers of 8, W_l orthogonal or Gaussian N(0, 1/8) at scale 1,
+                lr 0.05 / N, the loss logged every 2 steps up to 2,000 steps or loss 1; the
+                learning time is the step at which the loss falls to 10% of its start.
+  quick         the same horizons, mode strengths logged every 20 steps instead of 10; the
+                figure's depth runs at depths 2, 4, 8 instead of 1, 2, 4, 8, 16.
 The mode strengths are measured in the loop (probes.mode_strengths: u_i = U_i^T f(V_i) on the
 data's modes) at every log point; parameters are kept at 12 log-spaced steps.
 Run time (2-core CPU shared with other jobs, measured 2026-12-04, training + figure): full
