@@ -215,10 +215,18 @@ def _over_draw(trajs, out, quick):
   slope = lt.loglog_slope(steps[late], err[late], tail=1.0)
   asym = lt.overparameterized_error(steps[late], lr, k, rank, d)
   ax.loglog(steps[late], asym, "k--", lw=0.9, label="q / (16 (lr T)^2)")
+  # the population law from the over-parameterized block's size at the kept step nearest T/100
+  t0 = int(steps[np.argmin(np.abs(steps - steps[-1] / 100))])
+  rho0 = lt.slow_singular_values(np.asarray(t.params(t0)["U"][0], np.float64),
+                                 np.asarray(t.dataset().info["V"]))
+  after = steps >= t0
+  pred = lt.overparameterized_error(steps[after] - t0, lr, k, rank, d, rho0=rho0)
+  ax.loglog(steps[after], pred, "k:", lw=1.2, label=f"population law from rho(step {t0})")
   claims.append(claim(f"k = {k} > r = {rank}: fitted slope of log error vs log step over the "
                       "last decade", slope, f"in [{OVER_SLOPE[0]}, {OVER_SLOPE[1]}]",
                       OVER_SLOPE[0] <= slope <= OVER_SLOPE[1],
-                      end_error=float(err[-1]), asymptote=float(asym[-1])))
+                      end_error=float(err[-1]), asymptote=float(asym[-1]),
+                      population_law_end=float(pred[-1]), rho0=rho0.tolist()))
   # k = r: geometric, from the logged train loss (every 2 steps) before float64's floor
   te = trajs["exact"]
   loss = te.metrics["train_loss"][0]
