@@ -182,3 +182,30 @@ def tubal_rank(a: jax.Array, rtol: Optional[float] = None) -> jax.Array:
   top = jnp.max(s, axis=(-2, -1), keepdims=True)
   tubes = jnp.max(s, axis=-2)                              # [..., p]: the largest over slices
   return jnp.sum((tubes > rtol * top[..., 0]) & (tubes > 0), axis=-1)
+
+
+def tubal_principal_angle(u: jax.Array, v: jax.Array) -> jax.Array:
+  """The sine of the largest principal angle between the t-column spaces of U and V.
+
+  Karnik et al. 2024 (their code's tubal_principal_angle_Fourier_pages): per Fourier slice j
+  the cosines are the singular values of hat(V)_j^H hat(U)_j, and the result is the largest
+  sqrt(1 - cos^2) over every slice and value (as theirs, so angles below ~sqrt(eps) of the
+  dtype read as ~sqrt(eps)).
+
+  Args:
+    u: [..., n, r1, k] and v: [..., n, r2, k], each with orthonormal columns in every Fourier
+      slice (U^T * U = I; e.g. the first r left singular vectors of a t_svd).
+
+  Returns:
+    [...] in [0, 1]: 0 when the spaces agree (equal ranks), 1 when in some slice a principal
+    direction of one is orthogonal to the other.
+  """
+  u, v = _third_order(u, "u"), _third_order(v, "v")
+  if u.shape[:-3] != v.shape[:-3] or u.shape[-3] != v.shape[-3] or u.shape[-1] != v.shape[-1]:
+    raise ValueError(f"tubal_principal_angle of shapes {u.shape} and {v.shape}: need "
+                     f"[..., n, r1, k] and [..., n, r2, k] with the same leading axes")
+  fu, fv = _fourier(u), _fourier(v)                      # the other slices are conjugates
+  cos = jnp.linalg.svd(jnp.einsum("...fji,...fjl->...fil", jnp.conj(fv), fu),
+                       compute_uv=False)
+  sin = jnp.sqrt(jnp.clip(1.0 - cos ** 2, 0.0, 1.0))
+  return jnp.max(sin, axis=(-2, -1)).astype(u.dtype)

@@ -183,3 +183,31 @@ def test_tubal_rank_of_constructed_tensors():
   y = t_prod(RNG.standard_normal((n, 2, k)), RNG.standard_normal((2, n, k)))
   faint = y + 1e-6 * t_prod(RNG.standard_normal((n, 1, k)), RNG.standard_normal((1, n, k)))
   assert int(T.tubal_rank(faint)) == 3 and int(T.tubal_rank(faint, rtol=1e-4)) == 2
+
+
+def test_tubal_principal_angle():
+  # the authors' worked example: constant tubes V, W with cosines 1 and 4 / sqrt(21)
+  v = np.array([[1 / np.sqrt(2), 1 / np.sqrt(3)], [0, 1 / np.sqrt(3)],
+                [1 / np.sqrt(2), -1 / np.sqrt(3)]])
+  w = np.array([[1 / np.sqrt(6), 2 / np.sqrt(21)], [2 / np.sqrt(6), 1 / np.sqrt(21)],
+                [-1 / np.sqrt(6), 4 / np.sqrt(21)]])
+  a, b = np.zeros((3, 2, 2)), np.zeros((3, 2, 2))
+  a[:, :, 0], b[:, :, 0] = v, w                            # every Fourier slice is V (W)
+  np.testing.assert_allclose(float(T.tubal_principal_angle(a, b)), np.sqrt(5 / 21), rtol=1e-12)
+  # t-orthonormal bases from t-SVDs: the angle is the largest residual of a projection,
+  # ||(I - Q_U Q_U^H) Q_V||_2 over the Fourier slices (equal ranks)
+  n, r, k = 6, 2, 4
+  x = t_prod(RNG.standard_normal((n, r, k)), RNG.standard_normal((r, n, k)))
+  y = x + 0.3 * t_prod(RNG.standard_normal((n, r, k)), RNG.standard_normal((r, n, k)))
+  qx, qy = (np.asarray(T.t_svd(z)[0])[:, :r] for z in (x, y))
+  fx, fy = np.fft.fft(qx, axis=2), np.fft.fft(qy, axis=2)
+  direct = max(np.linalg.norm(fy[:, :, j] - fx[:, :, j] @ (fx[:, :, j].conj().T @ fy[:, :, j]),
+                              2) for j in range(k))
+  angle = float(T.tubal_principal_angle(qx, qy))
+  np.testing.assert_allclose(angle, direct, rtol=1e-8)
+  assert 0.01 < angle < 1.0
+  assert float(T.tubal_principal_angle(qx, qx)) < 1e-6
+  # a direction orthogonal to the other space: sine 1
+  e1, e2 = np.zeros((3, 1, 2)), np.zeros((3, 1, 2))
+  e1[0, 0, 0], e2[1, 0, 0] = 1.0, 1.0
+  np.testing.assert_allclose(float(T.tubal_principal_angle(e1, e2)), 1.0)
