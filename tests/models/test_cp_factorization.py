@@ -135,3 +135,11 @@ def test_config_errors_name_the_field():
   model = build(2, 6)                                   # in_dim 12 = 2 x 6 ...
   with pytest.raises(ValueError, match=r"\[N_ex, 2, 6\].*model\.order"):
     model.apply(model.init(jax.random.PRNGKey(0)), jnp.ones((2, 3, 4)))   # ... not 3 x 4
+
+
+def test_float32_everywhere():
+  model = build(3, 4)
+  p = model.init(jax.random.PRNGKey(0), dtype=jnp.float32)
+  assert p["factors"].dtype == jnp.float32
+  out, feats = model.apply(p, np.ones((2, 3, 4), np.float64), return_features=True)
+  assert out.dtype == feats.dtype == cp.component_norms(p).dtype == jnp.float32

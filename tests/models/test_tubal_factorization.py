@@ -120,3 +120,13 @@ def test_config_errors_name_the_field():
   model = build(48)
   with pytest.raises(ValueError, match=r"X is \(4, 4, 3\)"):
     model.apply(model.init(jax.random.PRNGKey(0)), jnp.ones((2, 4, 3, 4)))
+
+
+@pytest.mark.parametrize("factorization", ["symmetric", "asymmetric"])
+def test_float32_everywhere(factorization):
+  model = build(48, factorization=factorization)
+  p = model.init(jax.random.PRNGKey(0), dtype=jnp.float32)
+  assert all(v.dtype == jnp.float32 for v in p.values())
+  out, feats = model.apply(p, np.ones((2, 4, 4, 3), np.float64), return_features=True)
+  assert out.dtype == feats.dtype == tf.tensor(p).dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(tf.tensor(p)), np_tensor(p), rtol=1e-4, atol=1e-6)
