@@ -148,7 +148,8 @@ def t_svd(a: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   fa = _fourier(a)
   u, s, vh = jnp.linalg.svd(fa, full_matrices=False)
   # Slices 0 (and k/2) are real: a real SVD there keeps U and V real after the inverse FFT
-  # (a complex SVD may rotate a singular pair by any phase, which irfft would drop).
+  # (nothing obliges a complex SVD to return real vectors for a real matrix; a singular pair
+  # turned by a phase would lose its imaginary part in irfft).
   real = _self_conjugate(k)
   ur, sr, vhr = jnp.linalg.svd(fa[..., real, :, :].real, full_matrices=False)
   u = u.at[..., real, :, :].set(ur.astype(u.dtype))
