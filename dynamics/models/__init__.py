@@ -27,6 +27,7 @@ import ml_collections
 from dynamics import config_utils
 from dynamics.config_utils import ConfigError
 from dynamics.models import deep_linear, matrix_factorization, mlp, transformer, two_layer, ufm
+from dynamics.models import cp_factorization, tubal_factorization
 
 MODELS = {
     "mlp": mlp,
@@ -35,6 +36,8 @@ MODELS = {
     "transformer": transformer,
     "ufm": ufm,
     "matrix_factorization": matrix_factorization,
+    "cp_factorization": cp_factorization,
+    "tubal_factorization": tubal_factorization,
 }
 
 

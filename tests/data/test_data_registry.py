@@ -10,7 +10,7 @@ from dynamics.config_utils import ConfigError
 
 NAMES = ["digits", "linear_teacher", "gaussian_clusters", "xor_clusters", "teacher_student",
          "cifar10", "mnist", "modular", "cifar_digits", "ufm_samples", "matrix_sensing",
-         "matrix_completion"]
+         "matrix_completion", "tensor_completion", "tubal_sensing"]
 
 
 def test_names_and_exports():

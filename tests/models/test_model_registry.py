@@ -24,7 +24,8 @@ def small_cfg(name, **kw):
 
 def test_registry_contents_and_defaults():
   assert set(models.MODELS) == {"mlp", "deep_linear", "two_layer", "transformer", "ufm",
-                                 "matrix_factorization"}
+                                 "matrix_factorization", "cp_factorization",
+                                 "tubal_factorization"}
   for name, mod in models.MODELS.items():
     cfg = models.default_config(name)
     assert isinstance(cfg, ml_collections.ConfigDict)
