@@ -94,10 +94,8 @@ def _sum_directions(p: int, ks: Sequence[int], dtype) -> jax.Array:
   orthonormal basis (REFERENCE.md Sec. 3); ||cos(w(a+b))||^2 = p^2 / 2 over the grid.
   """
   a, b = np.divmod(np.arange(p * p), p)
-  U = [np.stack([np.cos(2 * np.pi * k * (a + b) / p), np.sin(2 * np.pi * k * (a + b) / p)], -1)
-       for k in ks]
-  U = np.stack(U) * (np.sqrt(2.0) / p) if ks else np.zeros((0, p * p, 2))
-  return jnp.asarray(U, dtype)
+  w = 2 * np.pi * np.reshape(ks, (-1, 1)) * (a + b) / p                 # [m, p*p]
+  return jnp.asarray(np.stack([np.cos(w), np.sin(w)], -1) * (np.sqrt(2.0) / p), dtype)
 
 
 def _key_components(T_nxc, p, ks):
@@ -145,14 +143,8 @@ def excluded_logits(table, key_freqs) -> jax.Array:
   """The table minus its projections on cos(w(a+b)), sin(w(a+b)) of the key frequencies.
 
   Nanda et al. 2023, Sec. 5.1 "excluded loss": the constant component is kept (only the
-  key-frequency directions are removed); projections are over the full p x p grid.
-
-  Args:
-    table: [p*p, C] or [p, p, C].
-    key_freqs: static sequence of distinct frequencies in 1..(p-1)/2 (all removed at once).
-
-  Returns:
-    Same shape and dtype as table.
+  key-frequency directions are removed, all at once); projections are over the full p x p
+  grid. Args and result as restricted_logits.
   """
   T, p = _as_table(table)
   return _restore(_project(T, _key_freqs(key_freqs, p), False), table)
@@ -198,18 +190,9 @@ def restricted_loss(table, labels, key_freqs, idx=None, float64: bool = False) -
 def excluded_loss(table, labels, key_freqs, idx, float64: bool = False) -> jax.Array:
   """Mean cross-entropy of excluded_logits (all key frequencies removed: "full") over idx.
 
-  Nanda et al. 2023, Sec. 5.1 evaluate it on the TRAIN split: it rises during circuit
-  formation, when the train loss starts to depend on the generalizing circuit.
-
-  Args:
-    table: logit table [p*p, p] or [p, p, p].
-    labels: integer labels [p*p] (or [p, p]) in table order.
-    key_freqs: static sequence of key frequencies.
-    idx: integer indices into table order (the train split in the paper; None: all pairs).
-    float64: see restricted_loss.
-
-  Returns:
-    Scalar loss in the table's dtype.
+  Nanda et al. 2023, Sec. 5.1 evaluate it on the TRAIN split (idx; None: all pairs): it rises
+  during circuit formation, when the train loss starts to depend on the generalizing circuit.
+  Args and result as restricted_loss.
   """
   T, p = _as_table(table)
   return _projected_loss(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), False,
@@ -272,11 +255,8 @@ def _trig_fit(T, ks):
   p = T.shape[1]
   L = T - jnp.mean(T, axis=1, keepdims=True)
   a, b = np.divmod(np.arange(p * p), p)
-  s = (a + b)[:, None] - np.arange(p)[None, :]
-  F = np.zeros((len(ks), p * p, p))
-  for j, k in enumerate(ks):
-    F[j] = np.cos(2 * np.pi * k * s / p)                             # cos(w_k (a + b - c))
-  F = jnp.asarray(F, T.dtype)
+  s = (a + b)[:, None] - np.arange(p)[None, :]                     # a + b - c
+  F = jnp.asarray(np.cos(2 * np.pi * np.reshape(ks, (-1, 1, 1)) * s / p), T.dtype)
   alphas = jnp.einsum("mnc,nc->m", F, L, precision=_HI) / (p ** 3 / 2)
   resid = L - jnp.einsum("m,mnc->nc", alphas, F, precision=_HI)
   ev = 1 - jnp.sum(jnp.square(resid)) / jnp.sum(jnp.square(L))
@@ -390,18 +370,6 @@ def gini(x) -> jax.Array:
   return 2 * jnp.sum(i * x, axis=-1) / (n * jnp.sum(x, axis=-1)) - (n + 1) / n
 
 
-def _path_name(path) -> str:
-  parts = []
-  for key in path:
-    for attr in ("key", "idx", "name"):
-      if hasattr(key, attr):
-        parts.append(str(getattr(key, attr)))
-        break
-    else:
-      parts.append(str(key))
-  return "/".join(parts)
-
-
 class WeightNorms(NamedTuple):
   """Sum of squared weights (Nanda et al. 2023, Fig. 7: it falls during cleanup).
 
@@ -416,7 +384,8 @@ class WeightNorms(NamedTuple):
 def weight_norms(params: Any) -> WeightNorms:
   """Sum of squared weights of a params pytree, in total and per leaf (in the leaves' dtype)."""
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  per_leaf = {_path_name(path): jnp.sum(jnp.square(jnp.asarray(x))) for path, x in leaves}
+  per_leaf = {jax.tree_util.keystr(path, simple=True, separator="/"):
+              jnp.sum(jnp.square(jnp.asarray(x))) for path, x in leaves}
   total = sum(per_leaf.values()) if per_leaf else jnp.zeros(())
   return WeightNorms(jnp.asarray(total), per_leaf)
 

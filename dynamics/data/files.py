@@ -95,10 +95,8 @@ def mnist_files(path: str) -> dict[str, str]:
   for d in (path, os.path.join(path, MNIST_SUBDIR)):
     found = {}
     for f in MNIST_FILES:
-      for candidate in (os.path.join(d, f), os.path.join(d, f + ".gz")):
-        if os.path.isfile(candidate):
-          found[f] = candidate
-          break
+      hits = [c for c in (os.path.join(d, f), os.path.join(d, f + ".gz")) if os.path.isfile(c)]
+      found.update({f: hits[0]} if hits else {})
     if len(found) == len(MNIST_FILES):
       return found
     if found:
@@ -124,12 +122,8 @@ def read_cifar10_bin(filename: str) -> tuple[np.ndarray, np.ndarray]:
 def read_idx(filename: str, magic: int) -> np.ndarray:
   """An IDX file of unsigned bytes (optionally gzipped), checking its magic number and size."""
   try:
-    if filename.endswith(".gz"):
-      with gzip_lib.open(filename, "rb") as f:
-        buf = f.read()
-    else:
-      with open(filename, "rb") as f:
-        buf = f.read()
+    with (gzip_lib.open if filename.endswith(".gz") else open)(filename, "rb") as f:
+      buf = f.read()
   except (gzip_lib.BadGzipFile, EOFError) as e:
     raise ValueError(f"{filename}: not a readable gzip file ({e})") from e
   got = int.from_bytes(buf[:4], "big") if len(buf) >= 4 else None
