@@ -105,11 +105,8 @@ def parse_value(raw: str) -> Any:
 
 
 def _component_defaults(section: str, name: Any) -> ml_collections.ConfigDict:
-  if section == "model":
-    return models.default_config(name)
-  if section == "data":
-    return data_lib.default_config(name)
-  return experiment.opt_defaults(name)
+  return dict(model=models.default_config, data=data_lib.default_config).get(
+      section, experiment.opt_defaults)(name)
 
 
 def _switch(config: ml_collections.ConfigDict, section: str, name: Any) -> None:

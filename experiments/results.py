@@ -18,15 +18,16 @@ MAX_WIDTH = 1000          # gallery images: at most this many pixels wide ...
 MAX_BYTES = 150_000       # ... and this many bytes
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
+  """A measured value as the reports show it: 4 significant digits, n/a for None."""
   if isinstance(x, bool):
     return str(x)
   if isinstance(x, float):
     return f"{x:.4g}"
   if isinstance(x, (list, tuple)):
-    return "[" + ", ".join(_fmt(v) for v in x) + "]"
+    return "[" + ", ".join(fmt(v) for v in x) + "]"
   if isinstance(x, dict):
-    return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items()) + "}"
+    return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in x.items()) + "}"
   return "n/a" if x is None else str(x)
 
 
@@ -64,7 +65,7 @@ def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str
       lines.append("")
     lines += ["| claim | measured | expected | verdict |", "| --- | --- | --- | --- |"]
     for c in r["claims"]:
-      lines.append(f"| {_cell(c['claim'])} | {_cell(_fmt(c['measured']))} | "
+      lines.append(f"| {_cell(c['claim'])} | {_cell(fmt(c['measured']))} | "
                    f"{_cell(str(c['expected']))} | {'holds' if c['holds'] else 'FAILS'} |")
     lines.append("")
     for note in r.get("notes", []):
