@@ -68,10 +68,6 @@ def mse(outputs: jax.Array, y: jax.Array) -> jax.Array:
   return 0.5 * jnp.sum(jnp.square(diff), axis=axes)
 
 
-def _x64_enabled() -> bool:
-  return jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.dtype(jnp.float64)
-
-
 @jax.custom_jvp
 def _accurate_nll(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """logsumexp(z) - z_y computed without absorbing small terms into 1.
@@ -134,9 +130,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -
     raise ValueError(f"cross_entropy needs logits [N, classes] and labels [N]; got "
                      f"{logits.shape} and {labels.shape}")
   if float64:
-    if not _x64_enabled():
-      raise RuntimeError("loss.float64=True needs float64 arrays but jax x64 is disabled: set "
-                         "train.float64=True or jax.config.update('jax_enable_x64', True)")
+    cu.require_x64("loss.float64=True")
     return _accurate_nll(logits.astype(jnp.float64), labels).astype(logits.dtype)
   logp = jax.nn.log_softmax(logits, axis=-1)
   return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
@@ -174,13 +168,9 @@ def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array,
   if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
     raise ValueError(f"stablemax needs logits [N, classes] and integer labels [N]; got "
                      f"{logits.shape} and {labels.shape} {labels.dtype}")
-  z = logits
   if float64:
-    if not _x64_enabled():
-      raise RuntimeError("loss.float64=True needs jax x64: set train.float64=True or "
-                         "jax.config.update('jax_enable_x64', True)")
-    z = logits.astype(jnp.float64)
-  s = stablemax_s(z)
+    cu.require_x64("loss.float64=True")
+  s = stablemax_s(logits.astype(jnp.float64) if float64 else logits)
   s_y = jnp.take_along_axis(s, labels[:, None], axis=-1)[:, 0]
   return (jnp.log(jnp.sum(s, axis=-1)) - jnp.log(s_y)).astype(logits.dtype)
 
