@@ -71,11 +71,6 @@ def _check(cfg) -> None:
 validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
-def _dims(cfg) -> list[int]:
-  in_dim, out_dim = common.require_dims(cfg)
-  return [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
-
-
 def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
   """The forward multiplier m_l of each layer (see module docstring)."""
   dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
@@ -91,7 +86,8 @@ def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   cfg = validate(cfg)
   dtype = common.check_dtype(dtype)
-  dims = _dims(cfg)
+  in_dim, out_dim = common.require_dims(cfg)
+  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
   n_layers = len(dims) - 1
   scale = float(cfg.init_scale)
   keys = jax.random.split(key, n_layers)
@@ -152,7 +148,4 @@ def layers(params: dict, x: jax.Array, cfg: Any) -> list:
 
 def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   out, hiddens = _forward(params, x, cfg)
-  h = hiddens[-1]
-  if return_features:
-    return out, h
-  return out
+  return (out, hiddens[-1]) if return_features else out

@@ -227,9 +227,7 @@ def apply(params: dict, x: Any, cfg: Any, return_features: bool = False):
   position (after the final LayerNorm when layernorm=True).
   """
   logits, cache = _forward(params, x, cfg, with_cache=False)
-  if return_features:
-    return logits, cache["features"]
-  return logits
+  return (logits, cache["features"]) if return_features else logits
 
 
 def run_with_cache(params: dict, x: Any, cfg: Any) -> tuple[jax.Array, dict]:

@@ -72,6 +72,4 @@ def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   out = feats @ v
   if cfg.output_scale != 1.0:
     out = cfg.output_scale * out
-  if return_features:
-    return out, feats
-  return out
+  return (out, feats) if return_features else out
