@@ -13,6 +13,12 @@ def member_colors(n: int):
   return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
 
 
+def plot_finite(ax, x, y, *args, **kw):
+  """ax.plot of the points where y is finite (a stopped member's NaN tail left out)."""
+  ok = np.isfinite(y)
+  return ax.plot(np.asarray(x)[ok], np.asarray(y)[ok], *args, **kw)
+
+
 def plot_metric(ax, traj: Trajectory, name: str, log_y: bool = False, title: str = "",
                 style: str = "-", label: bool = True):
   """One line per sweep member; a diverged member ends with an x at its divergence step."""

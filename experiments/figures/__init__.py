@@ -23,6 +23,19 @@ def setup_label(cfg: dict, quick: bool) -> str:
           f"{cfg['data']['name']} ({'quick' if quick else 'full'})")
 
 
+def quick_runs(config, label: str = "main"):
+  """runs(quick) of a figure with one run: `config`'s variant 'quick', or its full settings."""
+  return lambda quick: {label: config.get_config("quick" if quick else "")}
+
+
+def tidy(axes, fontsize: int = 8, **settings) -> None:
+  """ax.set(**settings) (e.g. xlabel='step'), a light grid and a legend on every axis."""
+  for ax in axes:
+    ax.set(**settings)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=fontsize)
+
+
 def save(fig, out: str, name: str, dpi: int = 120) -> str:
   """Lays out, writes OUT/NAME.png and closes the figure; returns the path."""
   import matplotlib.pyplot as plt

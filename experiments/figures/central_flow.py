@@ -7,7 +7,7 @@ import numpy as np
 from analysis import central_flow_processes as cfp
 from experiments.configs import (central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop,
                                  central_flow_speed)
-from experiments.figures import claim, finite_claim, save
+from experiments.figures import claim, finite_claim, save, tidy
 
 CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
            "rmsprop": central_flow_rmsprop}
@@ -80,9 +80,7 @@ def _plot(r, cfg, out, quick, figure):
     ax[4].plot(steps, r["gf"].effective_lr, "C0:", label="stable flow")
     titles.append("effective learning rate 1/mean(P)")
   for a, t in zip(ax, titles):
-    a.set(title=t, xlabel=f"step (after {s['start']} {lab} steps)")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
+    tidy([a], 7, title=t, xlabel=f"step (after {s['start']} {lab} steps)")
   o, m, d = cfg["opt"], cfg["model"], cfg["data"]
   hp = f"eta={o['learning_rate']:g}" + (f", b2={o['b2']:g}" if name != "gd" else "")
   ds = f"{d['n_train']} digits (0-3)" if d["name"] == "digits" else d["name"]

@@ -5,7 +5,7 @@ import numpy as np
 
 from analysis import curvature, plots
 from experiments.configs import eos_gd
-from experiments.figures import claim, finite_claim, save, setup_label
+from experiments.figures import claim, finite_claim, save, setup_label, tidy
 
 
 # A crossing counts as the arrival at the edge only if the sharpness then stays within 10% of
@@ -82,22 +82,19 @@ def _draw(trajs, out, quick):
   label = f"{'Nesterov' if nesterov else 'heavy-ball'}, beta={beta:g}" if beta else "GD"
   plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title=f"train loss ({label})")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
-    ok = np.isfinite(S[i])
-    axes[1].plot(gd.steps[ok], S[i][ok], color=c, lw=1.2, label=f"eta={lr:g}")
+    plots.plot_finite(axes[1], gd.steps, S[i], color=c, lw=1.2, label=f"eta={lr:g}")
     axes[1].axhline(factor / lr, color=c, ls="--", lw=1)
     if gf is not None:
-      axes[2].plot(gd.steps[ok] * lr / (1 - beta), S[i][ok], color=c, lw=1.2)
+      plots.plot_finite(axes[2], gd.steps * lr / (1 - beta), S[i], color=c, lw=1.2)
       axes[2].axhline(factor / lr, color=c, ls="--", lw=1)
   if gf is not None:
-    t_flow, S_flow = gf.metrics["flow_time"][0], gf.metrics["sharpness/max"][0]
-    ok = np.isfinite(S_flow)
-    axes[2].plot(t_flow[ok], S_flow[ok], color="k", lw=1.8, label="gradient flow")
+    S_flow = gf.metrics["sharpness/max"][0]
+    plots.plot_finite(axes[2], gf.metrics["flow_time"][0], S_flow, color="k", lw=1.8,
+                      label="gradient flow")
     axes[2].set(title="sharpness vs time (step x eta/(1-beta)); black: gradient flow",
                 xlabel="time")
   axes[1].set(title=f"sharpness ({label}); dashed: {thr}", xlabel="step")
-  for ax in axes[1:]:
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+  tidy(axes[1:])
   fig.suptitle(f"Edge of stability, {label}: {setup_label(gd.config, quick)}", fontsize=11)
   path = save(fig, out, name)
 

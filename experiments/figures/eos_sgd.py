@@ -5,7 +5,7 @@ import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_sgd
-from experiments.figures import claim, save, setup_label
+from experiments.figures import claim, save, setup_label, tidy
 
 TAIL = 0.25     # summaries are medians over the last quarter of the log points (SGD is noisy)
 
@@ -34,21 +34,14 @@ def _draw(trajs, out, quick):
   grid.ravel()[5].axis("off")
   for label, bs, c in zip(labels, sizes, plots.member_colors(len(labels))):
     t = trajs[label]
-    ok = np.isfinite(t.metrics["train_loss"][0])
-    axes[0].plot(t.steps[ok], t.metrics["train_loss"][0][ok], color=c, lw=1.2, label=f"B={bs}")
-    for ax, (name, _) in zip(axes[1:], panels):
-      y = t.metrics[name][0]
-      ok = np.isfinite(y)
-      ax.plot(t.steps[ok], y[ok], color=c, lw=1.2, label=f"B={bs}")
+    for ax, name in zip(axes, ["train_loss"] + [name for name, _ in panels]):
+      plots.plot_finite(ax, t.steps, t.metrics[name][0], color=c, lw=1.2, label=f"B={bs}")
   axes[0].set(title="train loss (SGD)", yscale="log")
   for ax, (_, title) in zip(axes[1:], panels):
     ax.set(title=title)
   for ax in axes[1:4]:
     ax.axhline(2 / lr, color="k", ls="--", lw=1, label=f"2/eta = {2 / lr:g}")
-  for ax in axes:
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+  tidy(axes, xlabel="step")
   setup = setup_label(trajs[labels[0]].config, quick)
   fig.suptitle(f"SGD, eta={lr:g}, batch sizes {sizes}: {setup}; curvature on the full "
                "training set", fontsize=11)

@@ -6,13 +6,9 @@ import numpy as np
 from analysis import plots
 from analysis.grokking import progress_measures
 from experiments.configs import grokking as grokking_cfg
-from experiments.figures import claim, save
+from experiments.figures import claim, quick_runs, save, tidy
 
 LOSS_LEVEL = 1.0      # nats: "falls" = first kept step below this (log p ~ 4-4.7 at the start)
-
-
-def _runs(quick):
-  return {"main": grokking_cfg.get_config("quick" if quick else "")}
 
 
 def _first(steps, values, pred):
@@ -67,9 +63,7 @@ def _draw(trajs, out, quick):
   ax[5].set(title="weight norm")
   for a in ax[3:]:
     _mark(a, ph)
-    a.set_xlabel("step")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+  tidy(ax[3:], xlabel="step")
   cfg = t.config
   m = cfg["model"]
   fig.suptitle(f"Grokking on (a + b) mod {pm['p']}: {m['n_layers']}-layer transformer "
@@ -122,5 +116,5 @@ def _claims(t, pm, ph, quick):
 FIGURES = {
     "grokking": ("grokking on (a+b) mod p, Nanda et al. 2023: loss and accuracy of every seed, "
                  "key frequencies, restricted / excluded loss, Gini, weight norm",
-                 _runs, _draw),
+                 quick_runs(grokking_cfg), _draw),
 }
