@@ -46,11 +46,9 @@ def resolve(config: Any) -> ml_collections.ConfigDict:
   for s in ("model", "data", "opt"):
     if s not in config or "name" not in config[s]:
       raise cu.ConfigError(f"config.{s}.name is required")
-  seed = config.get("seed", 0)
-  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-    raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
   out = ml_collections.ConfigDict()
-  out.seed = seed
+  out.seed = config.get("seed", 0)
+  fields.Field(0, lo=0).check("seed", out.seed)
   out.model = models.validate(config.model)
   out.data = data_lib.validate(config.data)
   out.loss = losses.validate(config.get("loss", ml_collections.ConfigDict(dict(name="mse"))))
@@ -347,10 +345,8 @@ def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
 
 
 def _write_summary(rd, runner, host, step) -> None:
-  members = []
-  for i, coords in enumerate(runner.sweep.members):
-    members.append(dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
-                        stop_step=int(host.stop_step[i])))
+  members = [dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
+                  stop_step=int(host.stop_step[i])) for i, coords in enumerate(runner.sweep.members)]
   runs.write_json_atomic(rd.file(runs.SUMMARY), dict(step=step, members=members))
 
 
