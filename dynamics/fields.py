@@ -9,6 +9,7 @@ allowed values, and everything else is derived from that list.
     defaults(FIELDS)                      # ConfigDict of the defaults
     complete("model", FIELDS, cfg)        # cfg completed by the defaults, every value checked
     describe("model", FIELDS, cfg)        # one line per field: value, allowed values, doc
+    validate, default_config = declare("train", FIELDS, check)   # a section's two functions
 
 A bad value stops with a ConfigError that names the dotted field, the value and what is allowed;
 an unknown field names the closest declared ones. Cross-field constraints (a batch no larger
@@ -221,6 +222,19 @@ def complete(section: str, schema: Schema, cfg: Any,
     else:
       f.check(f"{section}.{k}", out[k])
   return out
+
+
+def declare(section: str, schema: Schema, check: Callable[[Any], None] = lambda cfg: None,
+            **extra: Any) -> tuple[Callable, Callable]:
+  """A section's (validate, default_config) from its declared fields: validate(cfg) -> cfg
+  completed by the defaults and every field checked (ConfigError naming section.field), then
+  the cross-field `check(out)`; default_config() -> every field at its default. `extra` are
+  keys the section holds beside its fields (e.g. name='flow')."""
+  def validate(cfg: Any) -> ml_collections.ConfigDict:
+    out = complete(section, schema, cfg, extra=extra)
+    check(out)
+    return out
+  return validate, lambda: defaults(schema, **extra)
 
 
 def _section(path: str, v: Any) -> Any:

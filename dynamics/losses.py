@@ -11,7 +11,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from dynamics import config_utils as cu
 from dynamics import fields
@@ -219,18 +218,13 @@ FIELDS = dict(
 )
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the `loss` section, with its default."""
-  return fields.defaults(FIELDS)
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The section completed by its defaults; raises ConfigError naming the loss.* field."""
-  cfg = fields.complete("loss", FIELDS, cfg)
+def _check(cfg) -> None:
   if cfg.float64 and cfg.name == "mse":
     raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
                          "'stablemax'; got loss.name='mse'")
-  return cfg
+
+
+validate, default_config = fields.declare("loss", FIELDS, _check)
 
 
 def build(cfg: Any = None) -> Loss:

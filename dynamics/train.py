@@ -20,7 +20,6 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -61,19 +60,14 @@ FIELDS = dict(
 )
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the `train` section, with its default."""
-  return fields.defaults(FIELDS)
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The section completed by its defaults; raises ConfigError naming the train.* field."""
-  cfg = fields.complete("train", FIELDS, cfg)
+def _check(cfg) -> None:
   if cfg.steps % cfg.log_every:
     raise cu.ConfigError(f"train.steps={cfg.steps} is not allowed; it must be a multiple of "
                          f"train.log_every={cfg.log_every}")
   keep_steps(cfg.keep, cfg.steps, cfg.log_every)
-  return cfg
+
+
+validate, default_config = fields.declare("train", FIELDS, _check)
 
 
 def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:

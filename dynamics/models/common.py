@@ -47,13 +47,13 @@ def declare(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: 
   section completed by the schema's defaults, every field checked (ConfigError naming
   model.<field>), then the model's cross-field `check`; default_config() -> every field at its
   default."""
+  complete, default_config = fields.declare("model", schema, check, name=name)
+
   def validate(cfg: Any):
     given = cfg.get("name", name) if hasattr(cfg, "get") else name
     config_utils.check_choice("model.name", given, [name])
-    out = fields.complete("model", schema, cfg, extra=dict(name=name))
-    check(out)
-    return out
-  return validate, lambda: fields.defaults(schema, name=name)
+    return complete(cfg)
+  return validate, default_config
 
 
 def require_dims(cfg: Any) -> tuple[int, int]:
