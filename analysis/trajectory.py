@@ -124,11 +124,9 @@ def _read_metrics(rd: runs.RunDir, log_every: int) -> tuple[np.ndarray, dict[str
   rows = [json.loads(line) for line in lines]
   steps = np.asarray([r["step"] for r in rows], dtype=np.int64)
   names = [k for k in (rows[0] if rows else {}) if k != "step"]
-  metrics = {}
-  for k in names:
-    a = np.asarray([r[k] for r in rows], dtype=np.float64)   # [log, member, ...]
-    metrics[k] = np.moveaxis(a, 0, 1)                        # [member, log, ...]
-  return steps, metrics
+  # [log, member, ...] as read, returned as [member, log, ...]
+  return steps, {k: np.moveaxis(np.asarray([r[k] for r in rows], dtype=np.float64), 0, 1)
+                 for k in names}
 
 
 def _kept_steps(rd: runs.RunDir) -> tuple[list[int], list[int]]:

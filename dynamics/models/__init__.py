@@ -58,10 +58,7 @@ class Model(NamedTuple):
 
 
 def _module(name: Any):
-  if name not in MODELS:
-    raise ConfigError(f"model.name={name!r} is not allowed; allowed values: "
-                      f"{', '.join(repr(n) for n in MODELS)}")
-  return MODELS[name]
+  return MODELS[config_utils.check_choice("model.name", name, MODELS)]
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:
