@@ -216,10 +216,8 @@ def preconditioned_sharpness(loss_fn: Optional[Callable], params: Any, batch: An
   (e.g. the previous call's eigenvectors); residuals are those of the transformed operator.
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (or None with matvec in kw: then the operator
+    loss_fn, params, batch: as top_eigenpairs (loss_fn None with matvec in kw: the operator
       P^{-1/2} A P^{-1/2} of that matvec).
-    params: pytree.
-    batch: passed to loss_fn.
     P: pytree with the params' structure; each leaf positive and broadcastable to the
       params leaf (scalar leaves allowed).
     k: number of eigenpairs.
@@ -290,12 +288,9 @@ def hutchinson_trace(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
   Probes are processed one at a time (lax.map).
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
-    params: pytree.
-    batch: passed to loss_fn.
+    loss_fn, params, batch, matvec: as top_eigenpairs (matvec replaces the Hessian).
     key: PRNG key.
     num_probes: number of probes (>= 2, static).
-    matvec: optional operator on pytrees replacing the Hessian.
 
   Returns:
     (estimate, standard_error): scalars; standard_error = std(samples, ddof=1) / sqrt(num).
@@ -329,9 +324,7 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
   tr(H) / n.
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
-    params: pytree.
-    batch: passed to loss_fn.
+    loss_fn, params, batch, matvec: as top_eigenpairs (matvec replaces the Hessian).
     key: PRNG key.
     num_iters: Lanczos steps per start (static).
     num_starts: random starts (static), processed one at a time.
@@ -340,7 +333,6 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
     sigma: Gaussian smoothing width; default 1% of the node range (max - min), or 1% of
       max(|node|, 1) when all nodes coincide.
     num_points: size of the default grid (static).
-    matvec: optional operator on pytrees replacing the Hessian.
 
   Returns:
     dict(grid [num_points], density [num_points], nodes [num_starts, m],
