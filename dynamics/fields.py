@@ -188,16 +188,19 @@ def defaults(schema: Schema, **values: Any) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(out, type_safe=False)
 
 
+def did_you_mean(name: str, allowed: Iterable[str], n: int = 2) -> str:
+  """' (did you mean A, B?)' with the allowed names closest to a misspelt `name`, or ''."""
+  close = difflib.get_close_matches(name, list(allowed), n=n)
+  return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def unknown_fields(section: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
   """Refuses keys outside `allowed`, naming each one's closest allowed fields."""
   allowed = list(allowed)
   unknown = sorted(set(keys) - set(allowed))
   if not unknown:
     return
-  named = []
-  for k in unknown:
-    close = difflib.get_close_matches(k, allowed, n=3, cutoff=0.6)
-    named.append(f"{k} (did you mean {', '.join(close)}?)" if close else k)
+  named = [k + did_you_mean(k, allowed, 3) for k in unknown]
   raise ConfigError(f"{section}: unknown field(s) {', '.join(named)}; allowed fields: "
                     f"{', '.join(sorted(allowed))}")
 
@@ -214,13 +217,17 @@ def complete(section: str, schema: Schema, cfg: Any,
   unknown_fields(section, [k for k in keys if k not in extra], [*schema, *extra])
   out = defaults(schema, **dict(extra))
   for k in keys:
-    if k not in extra:
-      out[k] = _plain(cfg[k])
+    if k not in extra:       # values as plain Python: nested ConfigDicts become dicts
+      v = cfg[k]
+      out[k] = v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
   for k, f in schema.items():
-    if isinstance(f, Section):
-      out[k] = complete(f"{section}.{k}", f.schema, _section(f"{section}.{k}", out[k]))
+    path, v = f"{section}.{k}", out[k]
+    if not isinstance(f, Section):
+      f.check(path, v)
+    elif isinstance(v, (dict, ml_collections.ConfigDict)):
+      out[k] = complete(path, f.schema, v)
     else:
-      f.check(f"{section}.{k}", out[k])
+      raise ConfigError(f"{path}={v!r} is not allowed; it must be a section of fields (a dict)")
   return out
 
 
@@ -235,19 +242,6 @@ def declare(section: str, schema: Schema, check: Callable[[Any], None] = lambda 
     check(out)
     return out
   return validate, lambda: defaults(schema, **extra)
-
-
-def _section(path: str, v: Any) -> Any:
-  if not isinstance(v, (dict, ml_collections.ConfigDict)):
-    raise ConfigError(f"{path}={v!r} is not allowed; it must be a section of fields (a dict)")
-  return v
-
-
-def _plain(v: Any) -> Any:
-  """ConfigDict values as plain Python (nested ConfigDicts become dicts)."""
-  if isinstance(v, ml_collections.ConfigDict):
-    return v.to_dict()
-  return v
 
 
 def describe(section: str, schema: Schema, cfg: Any = None) -> list[str]:
