@@ -499,9 +499,7 @@ def build(cfg: Any = None) -> Optimizer:
     return updates, OptState(count=count, hparams=hp, mu=mu, nu=nu)
 
   def preconditioner(state: OptState, params=None):
-    template = params
-    if template is None:
-      template = state.nu if nu_kind == "tree" else state.mu
+    template = params if params is not None else state.nu if nu_kind == "tree" else state.mu
     if template is None:
       raise ValueError(f"optimizer {name!r} keeps no params-shaped state: call "
                        "preconditioner(state, params)")
