@@ -52,17 +52,13 @@ class Trajectory:
 
   def label(self, i: int) -> str:
     """A short legend label for member i, from its sweep coordinates."""
-    if not self.members[i]:
-      return "run"
-    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items())
+    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items()) or "run"
 
   def params(self, step: int, member: int | None = None) -> dict:
     """Params kept at `step`: leaves [member, ...] (numpy), or member `member`'s params as jax
     arrays; KeyError naming the kept steps when `step` was not kept."""
     params = self._restore(step)["params"]
-    if member is None:
-      return params
-    return jax.tree.map(lambda v: jnp.asarray(v[member]), params)
+    return params if member is None else jax.tree.map(lambda v: jnp.asarray(v[member]), params)
 
   # ---- what made the run, rebuilt from its config ------------------------------------------
   def _problem(self):

@@ -23,9 +23,11 @@ def setup_label(cfg: dict, quick: bool) -> str:
           f"{cfg['data']['name']} ({'quick' if quick else 'full'})")
 
 
-def quick_runs(config, label: str = "main"):
-  """runs(quick) of a figure with one run: `config`'s variant 'quick', or its full settings."""
-  return lambda quick: {label: config.get_config("quick" if quick else "")}
+def variant_runs(config, **variants: str):
+  """A figure's runs(quick): {label: the config file's variant}, with 'quick' joined in front
+  when quick (e.g. gd='', flow='flow' -> 'quick' and 'quick_flow')."""
+  join = lambda quick, v: "_".join(p for p in ("quick" if quick else "", v) if p)
+  return lambda quick: {label: config.get_config(join(quick, v)) for label, v in variants.items()}
 
 
 def tidy(axes, fontsize: int = 8, **settings) -> None:

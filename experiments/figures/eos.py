@@ -5,7 +5,7 @@ import numpy as np
 
 from analysis import curvature, plots
 from experiments.configs import eos_gd
-from experiments.figures import claim, finite_claim, save, setup_label, tidy
+from experiments.figures import claim, finite_claim, save, setup_label, tidy, variant_runs
 
 
 # A crossing counts as the arrival at the edge only if the sharpness then stays within 10% of
@@ -48,21 +48,6 @@ def eos_statistics(steps, S, lr, factor=2.0):
   after = after[np.isfinite(after)]
   return dict(first_crossing_step=int(steps[i]), n_log_points_after=int(after.size),
               median_ratio=float(np.median(after * lr / factor)) if after.size else None)
-
-
-def _variant(*parts):
-  return "_".join(p for p in parts if p)
-
-
-def _runs_gd(quick):
-  v = "quick" if quick else ""
-  return {"gd": eos_gd.get_config(v), "flow": eos_gd.get_config(_variant(v, "flow"))}
-
-
-def _runs_momentum(quick):
-  # no flow run: heavy-ball trains past 99% accuracy long before it sharpens to (2+2 beta)/eta,
-  # so this figure runs a fixed number of steps, longer than the flow's accuracy-goal run
-  return {"gd": eos_gd.get_config(_variant("quick" if quick else "", "momentum"))}
 
 
 def _draw(trajs, out, quick):
@@ -142,7 +127,11 @@ def _flow_claims(S_flow, top, thr):
 
 FIGURES = {
     "eos_gd": ("GD at 4 learning rates hovers at 2/eta; gradient flow sharpens "
-               "(Cohen et al. 2021), fc-tanh on digits", _runs_gd, _draw),
+               "(Cohen et al. 2021), fc-tanh on digits", variant_runs(eos_gd, gd="", flow="flow"),
+               _draw),
+    # no flow run: heavy-ball trains past 99% accuracy long before it sharpens to (2+2 beta)/eta,
+    # so this figure runs a fixed number of steps, longer than the flow's accuracy-goal run
     "eos_momentum": ("heavy-ball momentum (beta = 0.9) hovers at (2 + 2 beta)/eta "
-                     "(Cohen et al. 2021, App. B), fc-tanh on digits", _runs_momentum, _draw),
+                     "(Cohen et al. 2021, App. B), fc-tanh on digits",
+                     variant_runs(eos_gd, gd="momentum"), _draw),
 }

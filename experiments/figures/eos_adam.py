@@ -5,7 +5,7 @@ import numpy as np
 
 from analysis import curvature, plots
 from experiments.configs import eos_adam
-from experiments.figures import claim, finite_claim, quick_runs, save, setup_label, tidy
+from experiments.figures import claim, finite_claim, variant_runs, save, setup_label, tidy
 from experiments.figures.eos import eos_statistics
 
 BAND = (0.9, 1.1)   # P drifts with nu, so the band is wider than GD's (0.95, 1.10)
@@ -63,5 +63,5 @@ def _draw(trajs, out, quick):
 FIGURES = {
     "eos_adam": ("Adam's preconditioned sharpness hovers at (2+2 b1)/(1-b1) = 38 once it "
                  "reaches it (at least 2 rates of the sweep must; Cohen et al. 2022), fc-tanh "
-                 "on digits", quick_runs(eos_adam, "adam"), _draw),
+                 "on digits", variant_runs(eos_adam, adam=""), _draw),
 }

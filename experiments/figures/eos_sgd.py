@@ -5,14 +5,9 @@ import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_sgd
-from experiments.figures import claim, save, setup_label, tidy
+from experiments.figures import claim, save, setup_label, tidy, variant_runs
 
 TAIL = 0.25     # summaries are medians over the last quarter of the log points (SGD is noisy)
-
-
-def _runs(quick):
-  q = "quick_" if quick else ""
-  return {f"bs{b}": eos_sgd.get_config(f"{q}bs{b}") for b in eos_sgd.BATCH_SIZES}
 
 
 def tail_median(values: np.ndarray) -> float:
@@ -80,5 +75,7 @@ def _claims(trajs, labels, sizes, lr):
 
 FIGURES = {
     "eos_sgd": ("SGD at 3 batch sizes: full-batch sharpness and Hessian trace grow with the "
-                "batch size; batch sharpness beside 2/eta, fc-tanh on digits", _runs, _draw),
+                "batch size; batch sharpness beside 2/eta, fc-tanh on digits",
+                variant_runs(eos_sgd, **{f"bs{b}": f"bs{b}" for b in eos_sgd.BATCH_SIZES}),
+                _draw),
 }

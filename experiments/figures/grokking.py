@@ -6,7 +6,7 @@ import numpy as np
 from analysis import plots
 from analysis.grokking import progress_measures
 from experiments.configs import grokking as grokking_cfg
-from experiments.figures import claim, quick_runs, save, tidy
+from experiments.figures import claim, variant_runs, save, tidy
 
 LOSS_LEVEL = 1.0      # nats: "falls" = first kept step below this (log p ~ 4-4.7 at the start)
 
@@ -116,5 +116,5 @@ def _claims(t, pm, ph, quick):
 FIGURES = {
     "grokking": ("grokking on (a+b) mod p, Nanda et al. 2023: loss and accuracy of every seed, "
                  "key frequencies, restricted / excluded loss, Gini, weight norm",
-                 quick_runs(grokking_cfg), _draw),
+                 variant_runs(grokking_cfg, main=""), _draw),
 }

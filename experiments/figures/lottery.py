@@ -18,7 +18,7 @@ import numpy as np
 from analysis import fourier
 from analysis import plots
 from experiments.configs import lottery as lottery_cfg
-from experiments.figures import claim, quick_runs, save
+from experiments.figures import claim, variant_runs, save
 
 SHARE_LEVEL = 0.8          # "single-frequency": the dominant frequency holds >= 80% of the energy
 CHANCE_MULTIPLE = 3        # a prediction "works" at >= 3x the chance level 1/K
@@ -233,5 +233,5 @@ def _claims(t, lm):
 FIGURES = {
     "lottery": ("lottery ticket of two-layer ReLU nets on (a+b) mod p, [MA25]: "
                 "single-frequency neurons, phase alignment, winners predicted from the initial "
-                "spectra", quick_runs(lottery_cfg), _draw),
+                "spectra", variant_runs(lottery_cfg, main=""), _draw),
 }

@@ -4,17 +4,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.configs import softmax_collapse as sc_cfg
-from experiments.figures import claim, finite_claim, save, tidy
+from experiments.figures import claim, finite_claim, save, tidy, variant_runs
 
 RUNS = ("softmax", "stablemax", "perpgrad")
 COLORS = {"softmax": "tab:red", "stablemax": "tab:blue", "perpgrad": "tab:green"}
 
 
-def _runs(quick):
-  q = "quick" if quick else ""
-  return {name: sc_cfg.get_config("_".join(p for p in (q, "" if name == "softmax" else name)
-                                           if p))
-          for name in RUNS}
+_runs = variant_runs(sc_cfg, softmax="", stablemax="stablemax", perpgrad="perpgrad")
 
 
 def _final(t, name):
