@@ -35,6 +35,11 @@ def _cell(text: str) -> str:
   return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _block(lines: list) -> list:
+  """The lines and a blank line after them, or nothing."""
+  return lines + [""] if lines else []
+
+
 def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str]) -> str:
   """The results page: per figure (in `descriptions`' order) its gallery image, settings,
   device, date, run time and each claim with measured value, expectation and verdict."""
@@ -59,19 +64,12 @@ def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str
     if r.get("git_commit"):
       meta.append(f"commit {r['git_commit'][:10]}")
     lines += ["; ".join(meta) + ".", ""]
-    for run, summary in (r.get("settings") or {}).items():
-      lines.append(f"- `{run}`: {summary}")
-    if r.get("settings"):
-      lines.append("")
+    lines += _block([f"- `{run}`: {summary}" for run, summary in (r.get("settings") or {}).items()])
     lines += ["| claim | measured | expected | verdict |", "| --- | --- | --- | --- |"]
     for c in r["claims"]:
       lines.append(f"| {_cell(c['claim'])} | {_cell(fmt(c['measured']))} | "
                    f"{_cell(str(c['expected']))} | {'holds' if c['holds'] else 'FAILS'} |")
-    lines.append("")
-    for note in r.get("notes", []):
-      lines.append(f"Note: {note}")
-    if r.get("notes"):
-      lines.append("")
+    lines += [""] + _block([f"Note: {note}" for note in r.get("notes", [])])
   return "\n".join(lines)
 
 
