@@ -170,10 +170,7 @@ def describe(config: Any) -> str:
     if section in choices:
       lines.append(f"{section}.name = {cfg[section].name!r}   # another name brings its own "
                    f"fields; allowed: {', '.join(map(repr, choices[section]))}")
-    if schema is None:
-      lines += [f"{section}.{k} = {v!r}" for k, v in cfg[section].items()]
-    else:
-      lines += fields.describe(section, schema, cfg[section])
+    lines += fields.describe(section, schema, cfg[section])
   lines += probes.describe(cfg.probes)
   axes = sweep_lib.allowed_axes(opt_lib(cfg.opt).build(cfg.opt).hparam_names)
   lines.append(f"sweep = {cfg.sweep.to_dict()!r}   # sweepable axes (lists of values): "
@@ -184,12 +181,10 @@ def describe(config: Any) -> str:
 
 
 def schemas(cfg) -> dict:
-  """section -> its declared fields for the config's chosen components (None: undeclared)."""
-  def of(module, name=None):
-    fn = getattr(module, "fields_of", None)
-    return fn(name) if fn is not None else getattr(module, "FIELDS", None)
-  return dict(model=of(models, cfg.model.name), data=of(data_lib, cfg.data.name),
-              loss=of(losses), opt=of(opt_lib(cfg.opt), cfg.opt.name), train=train.FIELDS)
+  """section -> its declared fields for the config's chosen components."""
+  opt = flow.FIELDS if cfg.opt.name == flow.NAME else optimizers.fields_of(cfg.opt.name)
+  return dict(model=models.fields_of(cfg.model.name), data=data_lib.fields_of(cfg.data.name),
+              loss=losses.FIELDS, opt=opt, train=train.FIELDS)
 
 
 def dtype(cfg) -> Any:

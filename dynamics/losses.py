@@ -99,6 +99,14 @@ def _accurate_nll_jvp(primals, tangents):
   return loss, jnp.sum(coef * dlogits, axis=-1)
 
 
+def _logits_and_labels(loss: str, logits, labels) -> tuple[jax.Array, jax.Array]:
+  logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+  if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
+    raise ValueError(f"{loss} needs logits [N, classes] and integer labels [N]; got "
+                     f"{logits.shape} and {labels.shape} {labels.dtype}")
+  return logits, labels
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -> jax.Array:
   """Per-example softmax cross-entropy -log softmax(logits)[label].
 
@@ -121,13 +129,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -
     RuntimeError: float64=True while jax x64 is disabled.
     ValueError: labels are not integers or shapes do not match.
   """
-  logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels)
-  if not _is_int(labels):
-    raise ValueError(f"cross_entropy needs integer labels; got dtype {labels.dtype}")
-  if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-    raise ValueError(f"cross_entropy needs logits [N, classes] and labels [N]; got "
-                     f"{logits.shape} and {labels.shape}")
+  logits, labels = _logits_and_labels("cross_entropy", logits, labels)
   if float64:
     cu.require_x64("loss.float64=True")
     return _accurate_nll(logits.astype(jnp.float64), labels).astype(logits.dtype)
@@ -162,11 +164,7 @@ def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array,
   Returns:
     [N] losses in the logits' dtype.
   """
-  logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels)
-  if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
-    raise ValueError(f"stablemax needs logits [N, classes] and integer labels [N]; got "
-                     f"{logits.shape} and {labels.shape} {labels.dtype}")
+  logits, labels = _logits_and_labels("stablemax", logits, labels)
   if float64:
     cu.require_x64("loss.float64=True")
   s = stablemax_s(logits.astype(jnp.float64) if float64 else logits)

@@ -10,10 +10,6 @@ from dynamics.fields import Field
 from dynamics.config_utils import ConfigError
 
 
-def _linear(z):
-  return z
-
-
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,
     "relu": jax.nn.relu,
@@ -21,7 +17,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
     "elu": jax.nn.elu,            # alpha = 1
     "softplus": jax.nn.softplus,  # log(1 + exp(z))
-    "linear": _linear,
+    "linear": lambda z: z,
 }
 
 
@@ -43,10 +39,8 @@ ACTIVATION = lambda default, names=tuple(ACTIVATIONS): Field(
 
 
 def declare(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: None):
-  """A model's (validate, default_config) from its declared fields: validate(cfg) -> the model
-  section completed by the schema's defaults, every field checked (ConfigError naming
-  model.<field>), then the model's cross-field `check`; default_config() -> every field at its
-  default."""
+  """fields.declare of the model section of model `name` (validate, default_config), whose
+  validate also refuses another model.name."""
   complete, default_config = fields.declare("model", schema, check, name=name)
 
   def validate(cfg: Any):
