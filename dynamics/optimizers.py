@@ -459,8 +459,7 @@ def build(cfg: Any = None) -> Optimizer:
     if wide:
       cu.require_x64("opt.moments_float64=True")
     dtype = _hparam_dtype(params)
-    zeros = lambda: jax.tree.map(
-        lambda p: jnp.zeros_like(p, jnp.float64) if wide else jnp.zeros_like(p), params)
+    zeros = lambda: jax.tree.map(lambda p: jnp.zeros_like(p, jnp.float64 if wide else None), params)
     nu = (zeros() if nu_kind == "tree" else
           jnp.zeros((), jnp.float64 if wide else dtype) if nu_kind == "scalar" else None)
     return OptState(count=jnp.zeros((), jnp.int32),
