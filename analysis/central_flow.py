@@ -250,11 +250,10 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
   Returns:
     (params at the end, nu at the end, Step with a leading [num_steps] axis).
   """
-  if method not in METHODS:
-    raise ValueError(f"method={method!r} is not allowed; allowed: {', '.join(METHODS)}")
-  if eig_method not in EIG_METHODS:
-    raise ValueError(f"eig_method={eig_method!r} is not allowed; allowed: "
-                     f"{', '.join(EIG_METHODS)}")
+  for name, value, allowed in (("method", method, METHODS),
+                               ("eig_method", eig_method, EIG_METHODS)):
+    if value not in allowed:
+      raise ValueError(f"{name}={value!r} is not allowed; allowed: {', '.join(allowed)}")
   flat0, unravel = ravel_pytree(params)
   if nu0 is None:
     nu0 = form.init_state(jax.grad(lambda x: loss_fn(unravel(x), batch))(flat0))
