@@ -263,11 +263,8 @@ class RunDir:
   # ---- metrics ---------------------------------------------------------------------------
   def append_metrics(self, steps: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
     """Appends one line per log point; metrics[name] is [log point, member, ...]."""
-    lines = []
-    for i, step in enumerate(steps):
-      row = {"step": int(step)}
-      row.update({k: v[i].tolist() for k, v in metrics.items()})
-      lines.append(json.dumps(row))
+    lines = [json.dumps({"step": int(step), **{k: v[i].tolist() for k, v in metrics.items()}})
+             for i, step in enumerate(steps)]
     with writing(self.file(METRICS)), open(self.file(METRICS), "a") as f:
       f.write("\n".join(lines) + "\n")
       f.flush()

@@ -39,10 +39,6 @@ def tidy(axes, fontsize: int = 8, **settings) -> None:
 
 
 def save(fig, out: str, name: str, dpi: int = 120) -> str:
-  """Lays out, writes OUT/NAME.png and closes the figure; returns the path."""
-  import matplotlib.pyplot as plt
-  fig.tight_layout()
-  path = os.path.join(out, f"{name}.png")
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
-  return path
+  """Lays out, writes OUT/NAME.png and closes the figure (analysis.plots.save); its path."""
+  from analysis import plots
+  return plots.save(fig, os.path.join(out, f"{name}.png"), dpi)
