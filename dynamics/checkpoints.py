@@ -34,11 +34,10 @@ def write_error(e: BaseException) -> Optional[str]:
   if isinstance(e, OSError):
     return e.strerror or str(e)
   text = str(e)
-  for reason in ("No space left on device", "File too large", "Disk quota exceeded",
-                 "Read-only file system", "Permission denied"):
-    if reason in text:
-      return reason
-  return "an operating-system error" if "os_error_code" in text else None
+  reasons = ("No space left on device", "File too large", "Disk quota exceeded",
+             "Read-only file system", "Permission denied")
+  return next((r for r in reasons if r in text),
+              "an operating-system error" if "os_error_code" in text else None)
 
 
 @contextlib.contextmanager

@@ -261,11 +261,6 @@ def fields_of(name: str) -> dict:
   return {**COMMON, **RULES[name].fields}
 
 
-def default_schedule_config() -> ml_collections.ConfigDict:
-  """Every field of the `opt.schedule` section, with its default."""
-  return fields.defaults(SCHEDULE_FIELDS)
-
-
 def default_config(name: str = "gd") -> ml_collections.ConfigDict:
   """Every field of the `opt` section for optimizer `name`, with its default."""
   return fields.defaults(fields_of(name), name=name)
@@ -303,6 +298,11 @@ def _check_schedule(s: Any) -> None:
     raise ConfigError(f"opt.schedule.warmup_steps={w} is not allowed; with 'wsd' it must be "
                       f"<= opt.schedule.total_steps * (1 - opt.schedule.decay_fraction) = "
                       f"{total * (1.0 - s.decay_fraction):g}")
+
+
+# the opt.schedule section on its own (schedule_fn; validate checks it as part of opt)
+_schedule, default_schedule_config = fields.declare("opt.schedule", SCHEDULE_FIELDS,
+                                                    _check_schedule)
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
@@ -352,8 +352,7 @@ def schedule_fn(cfg: Any = None) -> Callable[..., jax.Array]:
     fn(count, dtype=None) -> multiplier with count's shape, in `dtype` (default: the widest
     float jax allows, float64 under x64).
   """
-  cfg = fields.complete("opt.schedule", SCHEDULE_FIELDS, cfg)
-  _check_schedule(cfg)
+  cfg = _schedule(cfg)
   name, w, total = cfg.name, cfg.warmup_steps, cfg.total_steps
   ff, decay = float(cfg.final_fraction), float(cfg.decay_fraction) * cfg.total_steps
 

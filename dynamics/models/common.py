@@ -7,7 +7,6 @@ import jax.numpy as jnp
 
 from dynamics import config_utils, fields
 from dynamics.fields import Field
-from dynamics.config_utils import ConfigError
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -54,8 +53,8 @@ def require_dims(cfg: Any) -> tuple[int, int]:
   """(in_dim, out_dim), refusing a config that leaves either unset."""
   for f in ("in_dim", "out_dim"):
     if cfg[f] is None:
-      raise ConfigError(f"model.{f} is None; set it or build the model with "
-                        f"dynamics.models.build(cfg, in_dim=..., out_dim=...)")
+      raise config_utils.ConfigError(f"model.{f} is None; set it or build the model with "
+                                     f"dynamics.models.build(cfg, in_dim=..., out_dim=...)")
   return int(cfg.in_dim), int(cfg.out_dim)
 
 
