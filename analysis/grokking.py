@@ -150,11 +150,13 @@ def excluded_logits(table, key_freqs) -> jax.Array:
   return _restore(_project(T, _key_freqs(key_freqs, p), False), table)
 
 
-def _labels(labels, n):
+def _loss_inputs(table, labels, key_freqs):
+  """(table [p*p, C], labels [p*p], key frequencies) of a loss, each checked."""
+  T, p = _as_table(table)
   y = jnp.reshape(jnp.asarray(labels), (-1,))
-  if y.shape[0] != n:
-    raise ValueError(f"labels must cover all {n} pairs in table order; got {y.shape[0]}")
-  return y
+  if y.shape[0] != p * p:
+    raise ValueError(f"labels must cover all {p * p} pairs in table order; got {y.shape[0]}")
+  return T, y, _key_freqs(key_freqs, p)
 
 
 def _mean_ce(logits_nxc, y, idx, float64):
@@ -164,7 +166,7 @@ def _mean_ce(logits_nxc, y, idx, float64):
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "restrict", "float64"))
-def _projected_loss(T_nxc, y, idx, ks, restrict, float64):
+def _projected_loss(T_nxc, y, ks, idx, restrict, float64):
   return _mean_ce(_project(T_nxc, ks, restrict), y, idx, float64)
 
 
@@ -182,9 +184,7 @@ def restricted_loss(table, labels, key_freqs, idx=None, float64: bool = False) -
   Returns:
     Scalar loss in the table's dtype.
   """
-  T, p = _as_table(table)
-  return _projected_loss(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), True,
-                         float64)
+  return _projected_loss(*_loss_inputs(table, labels, key_freqs), idx, True, float64)
 
 
 def excluded_loss(table, labels, key_freqs, idx, float64: bool = False) -> jax.Array:
@@ -194,9 +194,7 @@ def excluded_loss(table, labels, key_freqs, idx, float64: bool = False) -> jax.A
   during circuit formation, when the train loss starts to depend on the generalizing circuit.
   Args and result as restricted_loss.
   """
-  T, p = _as_table(table)
-  return _projected_loss(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), False,
-                         float64)
+  return _projected_loss(*_loss_inputs(table, labels, key_freqs), idx, False, float64)
 
 
 def excluded_loss_per_frequency(table, labels, key_freqs, idx,
@@ -205,12 +203,11 @@ def excluded_loss_per_frequency(table, labels, key_freqs, idx,
 
   Args and dtype as excluded_loss.
   """
-  T, p = _as_table(table)
-  return _excluded_each(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), float64)
+  return _excluded_each(*_loss_inputs(table, labels, key_freqs), idx, float64)
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "float64"))
-def _excluded_each(T_nxc, y, idx, ks, float64):
+def _excluded_each(T_nxc, y, ks, idx, float64):
   comps = _key_components(T_nxc, math.isqrt(T_nxc.shape[0]), ks)
   return jax.vmap(lambda c: _mean_ce(T_nxc - c, y, idx, float64))(comps)
 

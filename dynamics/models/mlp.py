@@ -136,9 +136,7 @@ def _forward(params: dict, x: jax.Array, cfg: Any):
     if l < n_layers:
       h = act(z)
       hiddens.append(h)
-    else:
-      out = z
-  return out, hiddens
+  return z, hiddens                    # z: the output layer's, with no activation
 
 
 def layers(params: dict, x: jax.Array, cfg: Any) -> list:
