@@ -127,7 +127,7 @@ def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
   flat, unravel = ravel_pytree(params)
   if not jnp.issubdtype(flat.dtype, jnp.floating):
     raise ValueError(f"params must be floating point; got {flat.dtype}")
-  tree_mv = matvec or (lambda v: hvp(loss_fn, params, v, batch, num_chunks))
+  tree_mv = matvec if matvec is not None else lambda v: hvp(loss_fn, params, v, batch, num_chunks)
 
   def mv(x):
     return ravel_pytree(tree_mv(unravel(x)))[0].astype(flat.dtype)

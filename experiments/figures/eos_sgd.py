@@ -45,13 +45,11 @@ def _draw(trajs, out, quick):
 
 
 def _claims(trajs, labels, sizes, lr):
-  claims = []
   tails = {name: [tail_median(trajs[k].metrics[name][0]) for k in labels]
            for name in ("sharpness/max", "hessian_trace/estimate",
                         "batch_sharpness/mean_lambda_max", "batch_sharpness/directional")}
-  for label in labels:
-    if trajs[label].diverged[0]:
-      claims.append(claim(f"{label}: training stays finite", "diverged", "no divergence", False))
+  claims = [claim(f"{label}: training stays finite", "diverged", "no divergence", False)
+            for label in labels if trajs[label].diverged[0]]
   S, tr = tails["sharpness/max"], tails["hessian_trace/estimate"]
   claims.append(claim(
       f"full-batch sharpness at the end (median of the last {TAIL:.0%}) for batch sizes "

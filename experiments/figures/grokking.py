@@ -77,14 +77,13 @@ def _draw(trajs, out, quick):
 
 
 def _claims(t, pm, ph, quick):
-  claims = []
   limit = t.config["train"]["steps"] if quick else 15000
   grok = [phases(t, i)["test99"] for i in range(t.n_members)]
-  claims.append(claim(
+  claims = [claim(
       "steps to 99% test accuracy, per seed", grok,
       f"every seed within {limit:,} steps" + ("" if quick else " (a plain JAX version on one "
                                               "H100: 6k-9k for every seed)"),
-      all(g is not None and g <= limit for g in grok)))
+      all(g is not None and g <= limit for g in grok))]
   n = len(pm["keys"])
   claims.append(claim("number of key frequencies (neuron rule, final checkpoint)",
                       f"{n}: {sorted(int(k) for k in pm['keys'])}",
