@@ -94,10 +94,8 @@ class Field:
       text = f"a list of {noun} {self._bounds()}".strip()
       if self.min_len:
         text += f" (at least {self.min_len})"
-    elif self.kind == "str":
-      text = "a string"
     else:
-      text = "any value"
+      text = "a string" if self.kind == "str" else "any value"
     return text + (" or None" if self.none else "")
 
   # ---- checking ----------------------------------------------------------------------------
