@@ -340,8 +340,8 @@ def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
 
 
 def _write_summary(rd, runner, host, step) -> None:
-  members = [dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
-                  stop_step=int(host.stop_step[i])) for i, coords in enumerate(runner.sweep.members)]
+  members = [dict(coords=c, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
+                  stop_step=int(host.stop_step[i])) for i, c in enumerate(runner.sweep.members)]
   runs.write_json_atomic(rd.file(runs.SUMMARY), dict(step=step, members=members))
 
 

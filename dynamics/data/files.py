@@ -12,6 +12,7 @@ Pixels are scaled to [0, 1] and, with standardize=True, standardized with train-
 of n_train / n_test examples (0 = all) after the class subset, and shuffles their order.
 """
 import gzip as gzip_lib
+import itertools
 import os
 import struct
 
@@ -82,9 +83,9 @@ def _find(name: str, path: str, subdir: str, names: tuple, suffixes=("",)) -> di
   partial = {}
   for d in (path, os.path.join(path, subdir)):
     found = {}
-    for f in names:
-      hits = [os.path.join(d, f + s) for s in suffixes if os.path.isfile(os.path.join(d, f + s))]
-      found.update({f: hits[0]} if hits else {})
+    for f, s in itertools.product(names, suffixes):
+      if f not in found and os.path.isfile(os.path.join(d, f + s)):
+        found[f] = os.path.join(d, f + s)
     if len(found) == len(names):
       return found
     if found:
