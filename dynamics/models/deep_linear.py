@@ -19,10 +19,6 @@ Initialisations (c = init_scale):
                   W_l^T W_l = W_{l+1} W_{l+1}^T   (= c^2 Q_l S^(2/L) Q_l^T),  l = 1..L-1,
               holds exactly. Requires every hidden width >= min(in_dim, out_dim).
 
-init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
-of an init_scale=c model equal c times those of the init_scale=1 model (for 'balanced' the
-end-to-end matrix therefore scales as c^L).
-
 Key paths: gaussian / orthogonal: k_1..k_L = jax.random.split(key, L), W_l from k_l.
 balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim]) / sqrt(in_dim),
 Q_l from k_l.

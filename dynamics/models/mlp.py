@@ -22,9 +22,6 @@ Initialisation (`init`):
     'torch':  PyTorch nn.Linear default, W_l, b_l ~ c * U(-1/sqrt(fan_in), 1/sqrt(fan_in));
               only with parameterization='standard' and bias_init=0.0.
 
-init_scale contract: init_scale c multiplies EVERY initial parameter array (all W and b). With
-the same key, the params of an init_scale=c model equal c times those of the init_scale=1 model.
-
 Key path: k_1..k_L = jax.random.split(key, L); layer l uses (kW, kb) = jax.random.split(k_l).
 
 Leaves: {'W1', 'b1', ..., 'WL', 'bL'} (no 'b*' when bias=False). Features (return_features)
