@@ -245,10 +245,8 @@ def solve_psd_lcp(A0: jax.Array, B: jax.Array, num_iters: int = NUM_ITERS,
   X0 = jnp.zeros_like(A0) if X_init is None else psd_project(
       jnp.asarray(X_init, dtype).reshape(k, k)) * (L / a)
   Xs, iters = _fista(A0s, Bs, X0, num_iters, tol)
-  if newton_iters > 0:
-    Xs, accepted = _newton(A0s, Bs, Bs_nxn, S_nkk, Xs, newton_iters)
-  else:
-    accepted = zero_i
+  Xs, accepted = (_newton(A0s, Bs, Bs_nxn, S_nkk, Xs, newton_iters) if newton_iters > 0
+                  else (Xs, zero_i))
 
   # Shortcut (REFERENCE.md Sec. 2): A0 >= 0 -> X = 0, exactly.
   shortcut = jnp.linalg.eigvalsh(A0)[0] >= 0
