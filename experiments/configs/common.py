@@ -79,6 +79,13 @@ def central_flow_config(opt: dict, quick: bool, data_name: str = "digits", n_tra
                          "lanczos_iters": 20 if quick else 40, **flow})
 
 
+def quick_only(name: str, variant: str) -> bool:
+  """Whether `variant` of config file `name` is 'quick', its only variant (else ValueError)."""
+  if variant not in ("", "quick"):
+    raise ValueError(f"{name} variant {variant!r} is not allowed; allowed: 'quick'")
+  return variant == "quick"
+
+
 def with_flow(c: ml_collections.ConfigDict, **flow: Any) -> ml_collections.ConfigDict:
   """A central-flow config with `flow` set in analysis.central_flow, and what the run must do
   for those settings made to follow: train.steps (start + steps + 2, for the last midpoint),
