@@ -103,10 +103,6 @@ def _median(x):
   return float(np.median(x)) if np.size(x) else None
 
 
-def _within(x, lo, hi):
-  return bool(np.size(x)) and lo <= np.median(x) <= hi
-
-
 def claims(r) -> list:
   """The report's claims for one optimizer's processes (cfp.processes' output); the real run's
   loss, squared gradient norm and effective learning rate are averaged over the settings'
@@ -124,7 +120,7 @@ def claims(r) -> list:
   out = [
       claim(f"central flow's predicted time-averaged loss over {lab}'s {W}-step average "
             "loss (median over the run)", _median(ratio), "in [0.9, 1.1] (within 10%)",
-            _within(ratio, 0.9, 1.1)),
+            bool(np.size(ratio)) and 0.9 <= np.median(ratio) <= 1.1),
       # the squared gradient norm is almost all oscillation, which waxes and wanes over the
       # self-stabilization cycles (tens of steps): compared as a time average over the run
       claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s, "
