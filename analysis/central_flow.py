@@ -140,11 +140,6 @@ def scale_rows(U_kxn, d):
   return U_kxn * _lead(d, 2)
 
 
-def _rate(form: FlowForm) -> float:
-  """c = (1 - b2) / b2 of dnu/dt (GD: 0)."""
-  return 0.0 if form.name == "gd" else (1 - form.b2) / form.b2
-
-
 def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float,
                 threshold: float = THRESHOLD):
   """(A0 [k, k], B [k, k, k, k], active [k]) of the complementarity problem (module docstring).
@@ -153,7 +148,8 @@ def sdcp_inputs(t: Terms, V: jax.Array, form: FlowForm, nu: jax.Array, dt: float
   but A0_ii = ||active block of A0||_F (1 if that is 0), so X = 0 on them.
   """
   k = t.M.shape[0]
-  p, a, c = form.p(nu), form.dp_dnu(nu), _rate(form)
+  p, a = form.p(nu), form.dp_dnu(nu)
+  c = 0.0 if form.name == "gd" else (1 - form.b2) / form.b2      # of dnu/dt = c (E[g^2] - nu)
   pinv = 1 / p
   A0 = (2 * jnp.eye(k, dtype=t.M.dtype) - t.M
         + dt * (2 * _quad(V, a * c * (_grad_sq(form, t.grad) - nu))
@@ -250,11 +246,10 @@ def central_flow(loss_fn: Callable, params: Any, batch: Any, form: FlowForm, num
   Returns:
     (params at the end, nu at the end, Step with a leading [num_steps] axis).
   """
-  if method not in METHODS:
-    raise ValueError(f"method={method!r} is not allowed; allowed: {', '.join(METHODS)}")
-  if eig_method not in EIG_METHODS:
-    raise ValueError(f"eig_method={eig_method!r} is not allowed; allowed: "
-                     f"{', '.join(EIG_METHODS)}")
+  for name, value, allowed in (("method", method, METHODS),
+                               ("eig_method", eig_method, EIG_METHODS)):
+    if value not in allowed:
+      raise ValueError(f"{name}={value!r} is not allowed; allowed: {', '.join(allowed)}")
   flat0, unravel = ravel_pytree(params)
   if nu0 is None:
     nu0 = form.init_state(jax.grad(lambda x: loss_fn(unravel(x), batch))(flat0))

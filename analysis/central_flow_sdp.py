@@ -97,13 +97,10 @@ def symmetrize_B(B_kkkk: jax.Array) -> jax.Array:
 
 def _sym_basis(k, dtype):
   """[n, k, k], n = k(k+1)/2: an orthonormal basis of symmetric matrices (trace product)."""
-  E = []
-  for i in range(k):
-    for j in range(i, k):
-      e = np.zeros((k, k))
-      e[i, j] = e[j, i] = 1.0 if i == j else np.sqrt(0.5)
-      E.append(e)
-  return jnp.asarray(np.stack(E), dtype)
+  i, j = np.triu_indices(k)                  # the pairs i <= j, row by row
+  E = np.zeros((i.size, k, k))
+  E[np.arange(i.size), i, j] = E[np.arange(i.size), j, i] = np.where(i == j, 1.0, np.sqrt(0.5))
+  return jnp.asarray(E, dtype)
 
 
 def _svec(S_nkk, M_kxk):
@@ -248,10 +245,8 @@ def solve_psd_lcp(A0: jax.Array, B: jax.Array, num_iters: int = NUM_ITERS,
   X0 = jnp.zeros_like(A0) if X_init is None else psd_project(
       jnp.asarray(X_init, dtype).reshape(k, k)) * (L / a)
   Xs, iters = _fista(A0s, Bs, X0, num_iters, tol)
-  if newton_iters > 0:
-    Xs, accepted = _newton(A0s, Bs, Bs_nxn, S_nkk, Xs, newton_iters)
-  else:
-    accepted = zero_i
+  Xs, accepted = (_newton(A0s, Bs, Bs_nxn, S_nkk, Xs, newton_iters) if newton_iters > 0
+                  else (Xs, zero_i))
 
   # Shortcut (REFERENCE.md Sec. 2): A0 >= 0 -> X = 0, exactly.
   shortcut = jnp.linalg.eigvalsh(A0)[0] >= 0

@@ -93,13 +93,6 @@ def hvp(loss_fn: Callable, params: Any, v: Any, batch: Any, num_chunks: int = 1)
   return jax.lax.scan(body, acc0, chunks)[0]
 
 
-def _xy(batch):
-  if isinstance(batch, dict):
-    return batch["x"], batch["y"]
-  x, y = batch
-  return x, y
-
-
 def ggn_vp(apply_fn: Callable, loss_of_outputs: Callable, params: Any, v: Any,
            batch: Any) -> Any:
   """Generalized Gauss-Newton product G v = J^T H_out J v (Schraudolph 2002; Martens 2020).
@@ -119,23 +112,12 @@ def ggn_vp(apply_fn: Callable, loss_of_outputs: Callable, params: Any, v: Any,
   Returns:
     G v, a pytree with the params' structure.
   """
-  x, y = _xy(batch)
+  x, y = (batch["x"], batch["y"]) if isinstance(batch, dict) else batch
   f = lambda p: apply_fn(p, x)
   outputs, f_vjp = jax.vjp(f, params)
   jv = jax.jvp(f, (params,), (v,))[1]
   hjv = jax.jvp(jax.grad(lambda o: loss_of_outputs(o, y)), (outputs,), (jv,))[1]
   return f_vjp(hjv)[0]
-
-
-def hessian_matvec(loss_fn: Callable, params: Any, batch: Any, num_chunks: int = 1) -> Callable:
-  """v -> H v on pytrees (see hvp); a `matvec` for top_eigenpairs and friends."""
-  return lambda v: hvp(loss_fn, params, v, batch, num_chunks)
-
-
-def ggn_matvec(apply_fn: Callable, loss_of_outputs: Callable, params: Any,
-               batch: Any) -> Callable:
-  """v -> G v on pytrees (see ggn_vp); pass as `matvec` to get the top GGN eigenpairs."""
-  return lambda v: ggn_vp(apply_fn, loss_of_outputs, params, v, batch)
 
 
 def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
@@ -145,7 +127,7 @@ def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
   flat, unravel = ravel_pytree(params)
   if not jnp.issubdtype(flat.dtype, jnp.floating):
     raise ValueError(f"params must be floating point; got {flat.dtype}")
-  tree_mv = matvec if matvec is not None else hessian_matvec(loss_fn, params, batch, num_chunks)
+  tree_mv = matvec if matvec is not None else lambda v: hvp(loss_fn, params, v, batch, num_chunks)
 
   def mv(x):
     return ravel_pytree(tree_mv(unravel(x)))[0].astype(flat.dtype)
@@ -191,7 +173,7 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
     v0: optional warm start (see above).
     key: PRNG key for the random start / perturbation (default PRNGKey(0)).
     matvec: optional operator v -> A v on params-shaped pytrees replacing the Hessian (e.g.
-      ggn_matvec(...)); must be symmetric.
+      lambda v: ggn_vp(apply_fn, loss_of_outputs, params, v, batch)); must be symmetric.
     method: 'lanczos' or 'lobpcg'.
     num_chunks: passed to hvp (Hessian only).
     warm_start_noise: relative size of the random perturbation of a warm start.
@@ -234,10 +216,8 @@ def preconditioned_sharpness(loss_fn: Optional[Callable], params: Any, batch: An
   (e.g. the previous call's eigenvectors); residuals are those of the transformed operator.
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (or None with matvec in kw: then the operator
+    loss_fn, params, batch: as top_eigenpairs (loss_fn None with matvec in kw: the operator
       P^{-1/2} A P^{-1/2} of that matvec).
-    params: pytree.
-    batch: passed to loss_fn.
     P: pytree with the params' structure; each leaf positive and broadcastable to the
       params leaf (scalar leaves allowed).
     k: number of eigenpairs.
@@ -308,12 +288,9 @@ def hutchinson_trace(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
   Probes are processed one at a time (lax.map).
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
-    params: pytree.
-    batch: passed to loss_fn.
+    loss_fn, params, batch, matvec: as top_eigenpairs (matvec replaces the Hessian).
     key: PRNG key.
     num_probes: number of probes (>= 2, static).
-    matvec: optional operator on pytrees replacing the Hessian.
 
   Returns:
     (estimate, standard_error): scalars; standard_error = std(samples, ddof=1) / sqrt(num).
@@ -347,9 +324,7 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
   tr(H) / n.
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
-    params: pytree.
-    batch: passed to loss_fn.
+    loss_fn, params, batch, matvec: as top_eigenpairs (matvec replaces the Hessian).
     key: PRNG key.
     num_iters: Lanczos steps per start (static).
     num_starts: random starts (static), processed one at a time.
@@ -358,7 +333,6 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
     sigma: Gaussian smoothing width; default 1% of the node range (max - min), or 1% of
       max(|node|, 1) when all nodes coincide.
     num_points: size of the default grid (static).
-    matvec: optional operator on pytrees replacing the Hessian.
 
   Returns:
     dict(grid [num_points], density [num_points], nodes [num_starts, m],

@@ -185,10 +185,7 @@ def predicted_frequency(*spectra) -> jax.Array:
   if not spectra:
     raise ValueError("give at least one spectrum")
   amps = [s.amplitude if isinstance(s, NeuronSpectrum) else jnp.asarray(s) for s in spectra]
-  score = amps[0]
-  for a in amps[1:]:
-    score = score * a
-  return jnp.argmax(score, axis=1).astype(jnp.int32) + 1
+  return jnp.argmax(functools.reduce(jnp.multiply, amps), axis=1).astype(jnp.int32) + 1
 
 
 def share_agreement(pred, final) -> jax.Array:

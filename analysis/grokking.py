@@ -94,10 +94,8 @@ def _sum_directions(p: int, ks: Sequence[int], dtype) -> jax.Array:
   orthonormal basis (REFERENCE.md Sec. 3); ||cos(w(a+b))||^2 = p^2 / 2 over the grid.
   """
   a, b = np.divmod(np.arange(p * p), p)
-  U = [np.stack([np.cos(2 * np.pi * k * (a + b) / p), np.sin(2 * np.pi * k * (a + b) / p)], -1)
-       for k in ks]
-  U = np.stack(U) * (np.sqrt(2.0) / p) if ks else np.zeros((0, p * p, 2))
-  return jnp.asarray(U, dtype)
+  w = 2 * np.pi * np.reshape(ks, (-1, 1)) * (a + b) / p                 # [m, p*p]
+  return jnp.asarray(np.stack([np.cos(w), np.sin(w)], -1) * (np.sqrt(2.0) / p), dtype)
 
 
 def _key_components(T_nxc, p, ks):
@@ -145,24 +143,20 @@ def excluded_logits(table, key_freqs) -> jax.Array:
   """The table minus its projections on cos(w(a+b)), sin(w(a+b)) of the key frequencies.
 
   Nanda et al. 2023, Sec. 5.1 "excluded loss": the constant component is kept (only the
-  key-frequency directions are removed); projections are over the full p x p grid.
-
-  Args:
-    table: [p*p, C] or [p, p, C].
-    key_freqs: static sequence of distinct frequencies in 1..(p-1)/2 (all removed at once).
-
-  Returns:
-    Same shape and dtype as table.
+  key-frequency directions are removed, all at once); projections are over the full p x p
+  grid. Args and result as restricted_logits.
   """
   T, p = _as_table(table)
   return _restore(_project(T, _key_freqs(key_freqs, p), False), table)
 
 
-def _labels(labels, n):
+def _loss_inputs(table, labels, key_freqs):
+  """(table [p*p, C], labels [p*p], key frequencies) of a loss, each checked."""
+  T, p = _as_table(table)
   y = jnp.reshape(jnp.asarray(labels), (-1,))
-  if y.shape[0] != n:
-    raise ValueError(f"labels must cover all {n} pairs in table order; got {y.shape[0]}")
-  return y
+  if y.shape[0] != p * p:
+    raise ValueError(f"labels must cover all {p * p} pairs in table order; got {y.shape[0]}")
+  return T, y, _key_freqs(key_freqs, p)
 
 
 def _mean_ce(logits_nxc, y, idx, float64):
@@ -172,7 +166,7 @@ def _mean_ce(logits_nxc, y, idx, float64):
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "restrict", "float64"))
-def _projected_loss(T_nxc, y, idx, ks, restrict, float64):
+def _projected_loss(T_nxc, y, ks, idx, restrict, float64):
   return _mean_ce(_project(T_nxc, ks, restrict), y, idx, float64)
 
 
@@ -190,30 +184,17 @@ def restricted_loss(table, labels, key_freqs, idx=None, float64: bool = False) -
   Returns:
     Scalar loss in the table's dtype.
   """
-  T, p = _as_table(table)
-  return _projected_loss(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), True,
-                         float64)
+  return _projected_loss(*_loss_inputs(table, labels, key_freqs), idx, True, float64)
 
 
 def excluded_loss(table, labels, key_freqs, idx, float64: bool = False) -> jax.Array:
   """Mean cross-entropy of excluded_logits (all key frequencies removed: "full") over idx.
 
-  Nanda et al. 2023, Sec. 5.1 evaluate it on the TRAIN split: it rises during circuit
-  formation, when the train loss starts to depend on the generalizing circuit.
-
-  Args:
-    table: logit table [p*p, p] or [p, p, p].
-    labels: integer labels [p*p] (or [p, p]) in table order.
-    key_freqs: static sequence of key frequencies.
-    idx: integer indices into table order (the train split in the paper; None: all pairs).
-    float64: see restricted_loss.
-
-  Returns:
-    Scalar loss in the table's dtype.
+  Nanda et al. 2023, Sec. 5.1 evaluate it on the TRAIN split (idx; None: all pairs): it rises
+  during circuit formation, when the train loss starts to depend on the generalizing circuit.
+  Args and result as restricted_loss.
   """
-  T, p = _as_table(table)
-  return _projected_loss(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), False,
-                         float64)
+  return _projected_loss(*_loss_inputs(table, labels, key_freqs), idx, False, float64)
 
 
 def excluded_loss_per_frequency(table, labels, key_freqs, idx,
@@ -222,12 +203,11 @@ def excluded_loss_per_frequency(table, labels, key_freqs, idx,
 
   Args and dtype as excluded_loss.
   """
-  T, p = _as_table(table)
-  return _excluded_each(T, _labels(labels, p * p), idx, _key_freqs(key_freqs, p), float64)
+  return _excluded_each(*_loss_inputs(table, labels, key_freqs), idx, float64)
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "float64"))
-def _excluded_each(T_nxc, y, idx, ks, float64):
+def _excluded_each(T_nxc, y, ks, idx, float64):
   comps = _key_components(T_nxc, math.isqrt(T_nxc.shape[0]), ks)
   return jax.vmap(lambda c: _mean_ce(T_nxc - c, y, idx, float64))(comps)
 
@@ -272,11 +252,8 @@ def _trig_fit(T, ks):
   p = T.shape[1]
   L = T - jnp.mean(T, axis=1, keepdims=True)
   a, b = np.divmod(np.arange(p * p), p)
-  s = (a + b)[:, None] - np.arange(p)[None, :]
-  F = np.zeros((len(ks), p * p, p))
-  for j, k in enumerate(ks):
-    F[j] = np.cos(2 * np.pi * k * s / p)                             # cos(w_k (a + b - c))
-  F = jnp.asarray(F, T.dtype)
+  s = (a + b)[:, None] - np.arange(p)[None, :]                     # a + b - c
+  F = jnp.asarray(np.cos(2 * np.pi * np.reshape(ks, (-1, 1, 1)) * s / p), T.dtype)
   alphas = jnp.einsum("mnc,nc->m", F, L, precision=_HI) / (p ** 3 / 2)
   resid = L - jnp.einsum("m,mnc->nc", alphas, F, precision=_HI)
   ev = 1 - jnp.sum(jnp.square(resid)) / jnp.sum(jnp.square(L))
@@ -390,18 +367,6 @@ def gini(x) -> jax.Array:
   return 2 * jnp.sum(i * x, axis=-1) / (n * jnp.sum(x, axis=-1)) - (n + 1) / n
 
 
-def _path_name(path) -> str:
-  parts = []
-  for key in path:
-    for attr in ("key", "idx", "name"):
-      if hasattr(key, attr):
-        parts.append(str(getattr(key, attr)))
-        break
-    else:
-      parts.append(str(key))
-  return "/".join(parts)
-
-
 class WeightNorms(NamedTuple):
   """Sum of squared weights (Nanda et al. 2023, Fig. 7: it falls during cleanup).
 
@@ -416,7 +381,8 @@ class WeightNorms(NamedTuple):
 def weight_norms(params: Any) -> WeightNorms:
   """Sum of squared weights of a params pytree, in total and per leaf (in the leaves' dtype)."""
   leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  per_leaf = {_path_name(path): jnp.sum(jnp.square(jnp.asarray(x))) for path, x in leaves}
+  per_leaf = {jax.tree_util.keystr(path, simple=True, separator="/"):
+              jnp.sum(jnp.square(jnp.asarray(x))) for path, x in leaves}
   total = sum(per_leaf.values()) if per_leaf else jnp.zeros(())
   return WeightNorms(jnp.asarray(total), per_leaf)
 

@@ -124,8 +124,7 @@ def _tridiagonal(alphas, betas):
 
 def _finish(mv, unravel, vectors, num_matvecs):
   """Eigen from approximate eigenvectors [k, n]: Rayleigh quotients, sorting, residuals."""
-  dtype = vectors.dtype
-  tiny = jnp.finfo(dtype).tiny
+  tiny = jnp.finfo(vectors.dtype).tiny
   norms = jnp.sqrt(jnp.sum(vectors * vectors, axis=1, keepdims=True))
   vectors = vectors / jnp.maximum(norms, tiny)
   av = jax.vmap(mv)(vectors)
@@ -134,9 +133,8 @@ def _finish(mv, unravel, vectors, num_matvecs):
   lam, vectors, av = lam[order], vectors[order], av[order]
   res = jnp.sqrt(jnp.sum(jnp.square(av - lam[:, None] * vectors), axis=1))
   res = res / jnp.maximum(jnp.abs(lam), tiny)
-  k = vectors.shape[0]
   return Eigen(eigenvalues=lam, eigenvectors=jax.vmap(unravel)(vectors), residuals=res,
-               num_matvecs=jnp.asarray(num_matvecs + k, jnp.int32))
+               num_matvecs=jnp.asarray(num_matvecs + vectors.shape[0], jnp.int32))
 
 
 def _flat_block(v0, n, dtype):

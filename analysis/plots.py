@@ -7,10 +7,24 @@ import numpy as np
 from analysis.trajectory import Trajectory
 
 
+def save(fig, path: str, dpi: int = 120) -> str:
+  """Lays out, writes `path` and closes the figure; returns the path."""
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+  return path
+
+
 def member_colors(n: int):
   """n distinguishable colors, ordered (a swept value maps to a position on the colormap)."""
   cmap = plt.get_cmap("viridis")
   return [cmap(x) for x in np.linspace(0.0, 0.85, max(n, 1))]
+
+
+def plot_finite(ax, x, y, *args, **kw):
+  """ax.plot of the points where y is finite (a stopped member's NaN tail left out)."""
+  ok = np.isfinite(y)
+  return ax.plot(np.asarray(x)[ok], np.asarray(y)[ok], *args, **kw)
 
 
 def plot_metric(ax, traj: Trajectory, name: str, log_y: bool = False, title: str = "",
@@ -54,14 +68,11 @@ def training_curves(traj: Trajectory, out_dir: str, filename: str = "training_cu
   cfg = traj.config
   fig.suptitle(f"{cfg['model']['name']} on {cfg['data']['name']}, {cfg['opt']['name']}, "
                f"{cfg['loss']['name']} loss", fontsize=11)
-  fig.tight_layout()
-  paths = [os.path.join(out_dir, filename)]
-  fig.savefig(paths[0], dpi=120)
+  paths = [save(fig, os.path.join(out_dir, filename))]
   extra = [k for k in traj.metrics if k not in
            ("train_loss", "train_acc", "test_loss", "test_acc") and traj.metrics[k].ndim == 2]
   if extra:
     paths.append(probe_curves(traj, extra, out_dir))
-  plt.close(fig)
   return paths
 
 
@@ -76,8 +87,4 @@ def probe_curves(traj: Trajectory, names, out_dir: str, filename: str = "probes.
   for ax in axes.ravel()[len(names):]:
     ax.axis("off")
   axes.ravel()[0].legend(fontsize=7)
-  fig.tight_layout()
-  path = os.path.join(out_dir, filename)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return save(fig, os.path.join(out_dir, filename), dpi=110)

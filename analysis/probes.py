@@ -44,9 +44,8 @@ def preconditioned_sharpness(settings, problem):
     raise cu.ConfigError("probes.preconditioned_sharpness needs an optimizer with a "
                          "preconditioner; opt.name='flow' has none")
   opt = problem.opt
-  precondition = lambda opt_state, params: opt.preconditioner(opt_state, params)
-  probe = curvature.sharpness_probe(problem.batch_loss, k=settings.k,
-                                    num_iters=settings.num_iters, precondition_fn=precondition)
+  probe = curvature.sharpness_probe(problem.batch_loss, settings.k, settings.num_iters,
+                                    precondition_fn=opt.preconditioner)
   if not opt.adaptive:
     return _top(probe)
 

@@ -52,17 +52,13 @@ class Trajectory:
 
   def label(self, i: int) -> str:
     """A short legend label for member i, from its sweep coordinates."""
-    if not self.members[i]:
-      return "run"
-    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items())
+    return ", ".join(f"{k.split('.')[-1]}={v:g}" for k, v in self.members[i].items()) or "run"
 
   def params(self, step: int, member: int | None = None) -> dict:
     """Params kept at `step`: leaves [member, ...] (numpy), or member `member`'s params as jax
     arrays; KeyError naming the kept steps when `step` was not kept."""
     params = self._restore(step)["params"]
-    if member is None:
-      return params
-    return jax.tree.map(lambda v: jnp.asarray(v[member]), params)
+    return params if member is None else jax.tree.map(lambda v: jnp.asarray(v[member]), params)
 
   # ---- what made the run, rebuilt from its config ------------------------------------------
   def _problem(self):
@@ -124,11 +120,9 @@ def _read_metrics(rd: runs.RunDir, log_every: int) -> tuple[np.ndarray, dict[str
   rows = [json.loads(line) for line in lines]
   steps = np.asarray([r["step"] for r in rows], dtype=np.int64)
   names = [k for k in (rows[0] if rows else {}) if k != "step"]
-  metrics = {}
-  for k in names:
-    a = np.asarray([r[k] for r in rows], dtype=np.float64)   # [log, member, ...]
-    metrics[k] = np.moveaxis(a, 0, 1)                        # [member, log, ...]
-  return steps, metrics
+  # [log, member, ...] as read, returned as [member, log, ...]
+  return steps, {k: np.moveaxis(np.asarray([r[k] for r in rows], dtype=np.float64), 0, 1)
+                 for k in names}
 
 
 def _kept_steps(rd: runs.RunDir) -> tuple[list[int], list[int]]:

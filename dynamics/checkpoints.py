@@ -34,11 +34,10 @@ def write_error(e: BaseException) -> Optional[str]:
   if isinstance(e, OSError):
     return e.strerror or str(e)
   text = str(e)
-  for reason in ("No space left on device", "File too large", "Disk quota exceeded",
-                 "Read-only file system", "Permission denied"):
-    if reason in text:
-      return reason
-  return "an operating-system error" if "os_error_code" in text else None
+  reasons = ("No space left on device", "File too large", "Disk quota exceeded",
+             "Read-only file system", "Permission denied")
+  return next((r for r in reasons if r in text),
+              "an operating-system error" if "os_error_code" in text else None)
 
 
 @contextlib.contextmanager
@@ -100,26 +99,25 @@ class Checkpoints:
 
   def managers(self):
     if self._managers is None:
-      opts = dict(enable_async_checkpointing=False, create=True)
-      self._managers = dict(
-          latest=ocp.CheckpointManager(os.path.join(self.root, "latest"),
-                                       options=ocp.CheckpointManagerOptions(max_to_keep=2,
-                                                                            **opts)),
-          kept=ocp.CheckpointManager(os.path.join(self.root, "kept"),
-                                     options=ocp.CheckpointManagerOptions(max_to_keep=None,
-                                                                          **opts)))
+      self._managers = {kind: ocp.CheckpointManager(
+          os.path.join(self.root, kind), options=ocp.CheckpointManagerOptions(
+              max_to_keep=keep, enable_async_checkpointing=False, create=True))
+          for kind, keep in (("latest", 2), ("kept", None))}
     return self._managers
 
-  def _save(self, kind: str, step: int, item: dict) -> None:
+  def _write_digest(self, kind: str, step: int) -> None:
     from dynamics.runs import write_json_atomic      # (runs imports this module)
+    os.makedirs(os.path.join(self.root, DIGESTS), exist_ok=True)
+    write_json_atomic(self._digest_file(kind, step), digest_dir(self._dir(kind, step)))
+
+  def _save(self, kind: str, step: int, item: dict) -> None:
     manager = self.managers()[kind]
     with writing(self._dir(kind, step)):
       if step in manager.all_steps():     # damaged, or from a future the run left behind
         manager.delete(step)
       manager.save(step, args=ocp.args.StandardSave(item), force=True)
       manager.wait_until_finished()
-      os.makedirs(os.path.join(self.root, DIGESTS), exist_ok=True)
-      write_json_atomic(self._digest_file(kind, step), digest_dir(self._dir(kind, step)))
+      self._write_digest(kind, step)
     for name in os.listdir(os.path.join(self.root, DIGESTS)):   # digests of deleted steps
       k, _, s = name[:-5].rpartition("-")
       if k == kind and s.isdigit() and int(s) not in manager.all_steps():
@@ -158,13 +156,10 @@ class Checkpoints:
   def adopt(self) -> None:
     """Writes digests for the checkpoints of a run directory made before digests existed, so
     that its old checkpoints stay trusted once new ones have digests."""
-    if os.path.isdir(os.path.join(self.root, DIGESTS)):
-      return
-    from dynamics.runs import write_json_atomic      # (runs imports this module)
-    for kind in ("latest", "kept"):
-      for step in self.steps(kind):
-        os.makedirs(os.path.join(self.root, DIGESTS), exist_ok=True)
-        write_json_atomic(self._digest_file(kind, step), digest_dir(self._dir(kind, step)))
+    if not os.path.isdir(os.path.join(self.root, DIGESTS)):
+      for kind in ("latest", "kept"):
+        for step in self.steps(kind):
+          self._write_digest(kind, step)
 
   def steps(self, kind: str) -> list[int]:
     """The steps with a finished orbax checkpoint of `kind`, newest first."""

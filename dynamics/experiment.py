@@ -46,11 +46,9 @@ def resolve(config: Any) -> ml_collections.ConfigDict:
   for s in ("model", "data", "opt"):
     if s not in config or "name" not in config[s]:
       raise cu.ConfigError(f"config.{s}.name is required")
-  seed = config.get("seed", 0)
-  if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-    raise cu.ConfigError(f"seed={seed!r} is not allowed; it must be an integer >= 0")
   out = ml_collections.ConfigDict()
-  out.seed = seed
+  out.seed = config.get("seed", 0)
+  fields.Field(0, lo=0).check("seed", out.seed)
   out.model = models.validate(config.model)
   out.data = data_lib.validate(config.data)
   out.loss = losses.validate(config.get("loss", ml_collections.ConfigDict(dict(name="mse"))))
@@ -172,10 +170,7 @@ def describe(config: Any) -> str:
     if section in choices:
       lines.append(f"{section}.name = {cfg[section].name!r}   # another name brings its own "
                    f"fields; allowed: {', '.join(map(repr, choices[section]))}")
-    if schema is None:
-      lines += [f"{section}.{k} = {v!r}" for k, v in cfg[section].items()]
-    else:
-      lines += fields.describe(section, schema, cfg[section])
+    lines += fields.describe(section, schema, cfg[section])
   lines += probes.describe(cfg.probes)
   axes = sweep_lib.allowed_axes(opt_lib(cfg.opt).build(cfg.opt).hparam_names)
   lines.append(f"sweep = {cfg.sweep.to_dict()!r}   # sweepable axes (lists of values): "
@@ -186,12 +181,10 @@ def describe(config: Any) -> str:
 
 
 def schemas(cfg) -> dict:
-  """section -> its declared fields for the config's chosen components (None: undeclared)."""
-  def of(module, name=None):
-    fn = getattr(module, "fields_of", None)
-    return fn(name) if fn is not None else getattr(module, "FIELDS", None)
-  return dict(model=of(models, cfg.model.name), data=of(data_lib, cfg.data.name),
-              loss=of(losses), opt=of(opt_lib(cfg.opt), cfg.opt.name), train=train.FIELDS)
+  """section -> its declared fields for the config's chosen components."""
+  opt = flow.FIELDS if cfg.opt.name == flow.NAME else optimizers.fields_of(cfg.opt.name)
+  return dict(model=models.fields_of(cfg.model.name), data=data_lib.fields_of(cfg.data.name),
+              loss=losses.FIELDS, opt=opt, train=train.FIELDS)
 
 
 def dtype(cfg) -> Any:
@@ -347,10 +340,8 @@ def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
 
 
 def _write_summary(rd, runner, host, step) -> None:
-  members = []
-  for i, coords in enumerate(runner.sweep.members):
-    members.append(dict(coords=coords, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
-                        stop_step=int(host.stop_step[i])))
+  members = [dict(coords=c, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
+                  stop_step=int(host.stop_step[i])) for i, c in enumerate(runner.sweep.members)]
   runs.write_json_atomic(rd.file(runs.SUMMARY), dict(step=step, members=members))
 
 

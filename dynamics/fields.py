@@ -9,6 +9,7 @@ allowed values, and everything else is derived from that list.
     defaults(FIELDS)                      # ConfigDict of the defaults
     complete("model", FIELDS, cfg)        # cfg completed by the defaults, every value checked
     describe("model", FIELDS, cfg)        # one line per field: value, allowed values, doc
+    validate, default_config = declare("train", FIELDS, check)   # a section's two functions
 
 A bad value stops with a ConfigError that names the dotted field, the value and what is allowed;
 an unknown field names the closest declared ones. Cross-field constraints (a batch no larger
@@ -93,10 +94,8 @@ class Field:
       text = f"a list of {noun} {self._bounds()}".strip()
       if self.min_len:
         text += f" (at least {self.min_len})"
-    elif self.kind == "str":
-      text = "a string"
     else:
-      text = "any value"
+      text = "a string" if self.kind == "str" else "any value"
     return text + (" or None" if self.none else "")
 
   # ---- checking ----------------------------------------------------------------------------
@@ -187,16 +186,19 @@ def defaults(schema: Schema, **values: Any) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(out, type_safe=False)
 
 
+def did_you_mean(name: str, allowed: Iterable[str], n: int = 2) -> str:
+  """' (did you mean A, B?)' with the allowed names closest to a misspelt `name`, or ''."""
+  close = difflib.get_close_matches(name, list(allowed), n=n)
+  return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def unknown_fields(section: str, keys: Iterable[str], allowed: Iterable[str]) -> None:
   """Refuses keys outside `allowed`, naming each one's closest allowed fields."""
   allowed = list(allowed)
   unknown = sorted(set(keys) - set(allowed))
   if not unknown:
     return
-  named = []
-  for k in unknown:
-    close = difflib.get_close_matches(k, allowed, n=3, cutoff=0.6)
-    named.append(f"{k} (did you mean {', '.join(close)}?)" if close else k)
+  named = [k + did_you_mean(k, allowed, 3) for k in unknown]
   raise ConfigError(f"{section}: unknown field(s) {', '.join(named)}; allowed fields: "
                     f"{', '.join(sorted(allowed))}")
 
@@ -213,27 +215,31 @@ def complete(section: str, schema: Schema, cfg: Any,
   unknown_fields(section, [k for k in keys if k not in extra], [*schema, *extra])
   out = defaults(schema, **dict(extra))
   for k in keys:
-    if k not in extra:
-      out[k] = _plain(cfg[k])
+    if k not in extra:       # values as plain Python: nested ConfigDicts become dicts
+      v = cfg[k]
+      out[k] = v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
   for k, f in schema.items():
-    if isinstance(f, Section):
-      out[k] = complete(f"{section}.{k}", f.schema, _section(f"{section}.{k}", out[k]))
+    path, v = f"{section}.{k}", out[k]
+    if not isinstance(f, Section):
+      f.check(path, v)
+    elif isinstance(v, (dict, ml_collections.ConfigDict)):
+      out[k] = complete(path, f.schema, v)
     else:
-      f.check(f"{section}.{k}", out[k])
+      raise ConfigError(f"{path}={v!r} is not allowed; it must be a section of fields (a dict)")
   return out
 
 
-def _section(path: str, v: Any) -> Any:
-  if not isinstance(v, (dict, ml_collections.ConfigDict)):
-    raise ConfigError(f"{path}={v!r} is not allowed; it must be a section of fields (a dict)")
-  return v
-
-
-def _plain(v: Any) -> Any:
-  """ConfigDict values as plain Python (nested ConfigDicts become dicts)."""
-  if isinstance(v, ml_collections.ConfigDict):
-    return v.to_dict()
-  return v
+def declare(section: str, schema: Schema, check: Callable[[Any], None] = lambda cfg: None,
+            **extra: Any) -> tuple[Callable, Callable]:
+  """A section's (validate, default_config) from its declared fields: validate(cfg) -> cfg
+  completed by the defaults and every field checked (ConfigError naming section.field), then
+  the cross-field `check(out)`; default_config() -> every field at its default. `extra` are
+  keys the section holds beside its fields (e.g. name='flow')."""
+  def validate(cfg: Any) -> ml_collections.ConfigDict:
+    out = complete(section, schema, cfg, extra=extra)
+    check(out)
+    return out
+  return validate, lambda: defaults(schema, **extra)
 
 
 def describe(section: str, schema: Schema, cfg: Any = None) -> list[str]:

@@ -15,7 +15,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from dynamics import fields
 from dynamics.fields import Field
@@ -36,15 +35,7 @@ FIELDS = dict(
                    lo_open=True),
     power_iters=Field(5, "warm-started power iterations per step for S(w)", lo=1),
 )
-
-
-def default_config() -> ml_collections.ConfigDict:
-  return fields.defaults(FIELDS, name=NAME)
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The opt section of the flow completed by its defaults; raises ConfigError naming the field."""
-  return fields.complete("opt", FIELDS, cfg, extra=dict(name=NAME))
+validate, default_config = fields.declare("opt", FIELDS, name=NAME)
 
 
 def _dot(a, b) -> jax.Array:

@@ -11,7 +11,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from dynamics import config_utils as cu
 from dynamics import fields
@@ -68,10 +67,6 @@ def mse(outputs: jax.Array, y: jax.Array) -> jax.Array:
   return 0.5 * jnp.sum(jnp.square(diff), axis=axes)
 
 
-def _x64_enabled() -> bool:
-  return jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.dtype(jnp.float64)
-
-
 @jax.custom_jvp
 def _accurate_nll(logits: jax.Array, labels: jax.Array) -> jax.Array:
   """logsumexp(z) - z_y computed without absorbing small terms into 1.
@@ -104,6 +99,14 @@ def _accurate_nll_jvp(primals, tangents):
   return loss, jnp.sum(coef * dlogits, axis=-1)
 
 
+def _logits_and_labels(loss: str, logits, labels) -> tuple[jax.Array, jax.Array]:
+  logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+  if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
+    raise ValueError(f"{loss} needs logits [N, classes] and integer labels [N]; got "
+                     f"{logits.shape} and {labels.shape} {labels.dtype}")
+  return logits, labels
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -> jax.Array:
   """Per-example softmax cross-entropy -log softmax(logits)[label].
 
@@ -126,17 +129,9 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, float64: bool = False) -
     RuntimeError: float64=True while jax x64 is disabled.
     ValueError: labels are not integers or shapes do not match.
   """
-  logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels)
-  if not _is_int(labels):
-    raise ValueError(f"cross_entropy needs integer labels; got dtype {labels.dtype}")
-  if logits.ndim != 2 or labels.shape != logits.shape[:1]:
-    raise ValueError(f"cross_entropy needs logits [N, classes] and labels [N]; got "
-                     f"{logits.shape} and {labels.shape}")
+  logits, labels = _logits_and_labels("cross_entropy", logits, labels)
   if float64:
-    if not _x64_enabled():
-      raise RuntimeError("loss.float64=True needs float64 arrays but jax x64 is disabled: set "
-                         "train.float64=True or jax.config.update('jax_enable_x64', True)")
+    cu.require_x64("loss.float64=True")
     return _accurate_nll(logits.astype(jnp.float64), labels).astype(logits.dtype)
   logp = jax.nn.log_softmax(logits, axis=-1)
   return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
@@ -169,18 +164,10 @@ def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array,
   Returns:
     [N] losses in the logits' dtype.
   """
-  logits = jnp.asarray(logits)
-  labels = jnp.asarray(labels)
-  if not _is_int(labels) or logits.ndim != 2 or labels.shape != logits.shape[:1]:
-    raise ValueError(f"stablemax needs logits [N, classes] and integer labels [N]; got "
-                     f"{logits.shape} and {labels.shape} {labels.dtype}")
-  z = logits
+  logits, labels = _logits_and_labels("stablemax", logits, labels)
   if float64:
-    if not _x64_enabled():
-      raise RuntimeError("loss.float64=True needs jax x64: set train.float64=True or "
-                         "jax.config.update('jax_enable_x64', True)")
-    z = logits.astype(jnp.float64)
-  s = stablemax_s(z)
+    cu.require_x64("loss.float64=True")
+  s = stablemax_s(logits.astype(jnp.float64) if float64 else logits)
   s_y = jnp.take_along_axis(s, labels[:, None], axis=-1)[:, 0]
   return (jnp.log(jnp.sum(s, axis=-1)) - jnp.log(s_y)).astype(logits.dtype)
 
@@ -229,18 +216,13 @@ FIELDS = dict(
 )
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the `loss` section, with its default."""
-  return fields.defaults(FIELDS)
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The section completed by its defaults; raises ConfigError naming the loss.* field."""
-  cfg = fields.complete("loss", FIELDS, cfg)
+def _check(cfg) -> None:
   if cfg.float64 and cfg.name == "mse":
     raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
                          "'stablemax'; got loss.name='mse'")
-  return cfg
+
+
+validate, default_config = fields.declare("loss", FIELDS, _check)
 
 
 def build(cfg: Any = None) -> Loss:

@@ -11,11 +11,8 @@ Updates follow optax's sign convention (params + updates; optax.apply_updates wo
 Each optimizer is one small definition (a Rule in RULES): its fields beyond the common ones,
 the moments it keeps and its step, written as u = -lr_t d / q with d the direction (the
 gradient, a momentum buffer or Adam's m_hat) and q the denominator (1, or sqrt(nu_hat) + eps).
-Its diagonal preconditioner is P = q / lr_t, so the step is u = -P^{-1} d. Edge-of-stability
-theory compares the largest eigenvalue of the preconditioned Hessian P^{-1} H with the rule's
-stability factor: 2 (gd: sharpness vs 2/eta, Cohen et al. 2021), 2 + 2 beta (heavy-ball),
-(2 + 2 beta) / (1 + 2 beta) (Nesterov), or (2 + 2 b1)/(1 - b1) (adam: Cohen et al. 2022,
-"Adaptive Gradient Methods at the Edge of Stability", Eq. 2): stability_factor(cfg). The
+Its diagonal preconditioner is P = q / lr_t, so the step is u = -P^{-1} d; edge-of-stability
+theory compares lambda_max(P^{-1} H) with the rule's stability factor (stability_factor). The
 continuous-time forms the central flows integrate live beside the flows (analysis/flow_forms.py).
 """
 import math
@@ -26,6 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from dynamics import config_utils as cu
 from dynamics import fields
 from dynamics.config_utils import ConfigError
 from dynamics.fields import Field, Section
@@ -104,12 +102,12 @@ def _sqrt_nu_hat(nu, hp, count, cfg):
   return _map(lambda v: jnp.sqrt(v / _c(bc2, v)) + _c(eps, v), nu)
 
 
+# the rules' steps: (d, q, mu, nu) as Rule.step says (their formulas: build's docstring)
 def _gd(g, mu, nu, hp, count, cfg):
   return g, None, mu, nu
 
 
 def _momentum(g, mu, nu, hp, count, cfg):
-  """m <- momentum m + g; d = m, or Nesterov g + momentum m (optax.sgd's convention)."""
   beta = hp["momentum"]
   mu = _map(lambda m, x: _c(beta, x) * m + x, mu, g)
   d = _map(lambda x, m: x + _c(beta, x) * m, g, mu) if cfg.nesterov else mu
@@ -117,7 +115,6 @@ def _momentum(g, mu, nu, hp, count, cfg):
 
 
 def _rmsprop(g, mu, nu, hp, count, cfg):
-  """nu <- b2 nu + (1 - b2) g^2 (first_grad: nu_0 = g_0^2); d = g, q = sqrt(nu_hat) + eps."""
   b2, fresh = hp["b2"], count == 1
   if cfg.nu_init == "first_grad":
     nu = _map(lambda v, x: jnp.where(fresh, x * x, v), nu, g)
@@ -126,7 +123,6 @@ def _rmsprop(g, mu, nu, hp, count, cfg):
 
 
 def _scalar_rmsprop(g, mu, nu, hp, count, cfg):
-  """As rmsprop with one scalar nu of the squared norm ||g||^2 summed over all parameters."""
   b2 = hp["b2"]
   sq = sum(jnp.sum(jnp.square(x)).astype(nu.dtype) for x in jax.tree.leaves(g))
   nu = b2 * (jnp.where(count == 1, sq, nu) if cfg.nu_init == "first_grad" else nu) + (1 - b2) * sq
@@ -134,8 +130,6 @@ def _scalar_rmsprop(g, mu, nu, hp, count, cfg):
 
 
 def _adam(g, mu, nu, hp, count, cfg):
-  """m <- b1 m + (1 - b1) g, nu <- b2 nu + (1 - b2) g^2; d = m / (1 - b1^t), q = sqrt(nu_hat)
-  + eps (Kingma & Ba 2015, Alg. 1)."""
   b1, b2 = hp["b1"], hp["b2"]
   mu = _map(lambda m, x: _c(b1, x) * m + (1 - _c(b1, x)) * x, mu, g)
   nu = _map(lambda v, x: _c(b2, x) * v + (1 - _c(b2, x)) * x * x, nu, g)
@@ -267,11 +261,6 @@ def fields_of(name: str) -> dict:
   return {**COMMON, **RULES[name].fields}
 
 
-def default_schedule_config() -> ml_collections.ConfigDict:
-  """Every field of the `opt.schedule` section, with its default."""
-  return fields.defaults(SCHEDULE_FIELDS)
-
-
 def default_config(name: str = "gd") -> ml_collections.ConfigDict:
   """Every field of the `opt` section for optimizer `name`, with its default."""
   return fields.defaults(fields_of(name), name=name)
@@ -311,6 +300,11 @@ def _check_schedule(s: Any) -> None:
                       f"{total * (1.0 - s.decay_fraction):g}")
 
 
+# the opt.schedule section on its own (schedule_fn; validate checks it as part of opt)
+_schedule, default_schedule_config = fields.declare("opt.schedule", SCHEDULE_FIELDS,
+                                                    _check_schedule)
+
+
 def validate(cfg: Any) -> ml_collections.ConfigDict:
   """The opt section completed by its declared defaults (opt.schedule too); raises ConfigError
   naming the opt.* field at fault."""
@@ -327,10 +321,11 @@ def validate(cfg: Any) -> ml_collections.ConfigDict:
 def stability_factor(cfg: Any) -> float:
   """The c for which the optimizer of the `opt` section is stable on a quadratic with
   curvature H iff lambda_max(P^{-1} H) < c (P held fixed; its constant-step limit):
-  gd, sgd, rmsprop, scalar_rmsprop: 2; heavy-ball momentum beta: 2 + 2 beta; Nesterov:
-  (2 + 2 beta) / (1 + 2 beta); adam, adamw: (2 + 2 b1) / (1 - b1) (38 at b1 = 0.9). For GD
-  and momentum P = 1 / eta, so this is the sharpness threshold c / eta. Weight decay and
-  schedules are not included.
+  gd, sgd, rmsprop, scalar_rmsprop: 2 (GD: sharpness vs 2/eta, Cohen et al. 2021); heavy-ball
+  momentum beta: 2 + 2 beta; Nesterov: (2 + 2 beta) / (1 + 2 beta); adam, adamw:
+  (2 + 2 b1) / (1 - b1) (38 at b1 = 0.9; Cohen et al. 2022, "Adaptive Gradient Methods at the
+  Edge of Stability", Eq. 2). For GD and momentum P = 1 / eta, so this is the sharpness
+  threshold c / eta. Weight decay and schedules are not included.
   """
   cfg = validate(cfg)
   return RULES[cfg.name].stability(cfg)
@@ -357,8 +352,7 @@ def schedule_fn(cfg: Any = None) -> Callable[..., jax.Array]:
     fn(count, dtype=None) -> multiplier with count's shape, in `dtype` (default: the widest
     float jax allows, float64 under x64).
   """
-  cfg = fields.complete("opt.schedule", SCHEDULE_FIELDS, cfg)
-  _check_schedule(cfg)
+  cfg = _schedule(cfg)
   name, w, total = cfg.name, cfg.warmup_steps, cfg.total_steps
   ff, decay = float(cfg.final_fraction), float(cfg.decay_fraction) * cfg.total_steps
 
@@ -418,7 +412,7 @@ def build(cfg: Any = None) -> Optimizer:
   Every step (g = gradient, w = params, t = count + 1, lr_t = learning_rate * schedule(count)):
   with perpgrad=True g is first replaced by its PerpGrad projection (perpgrad_project); then
   weight decay is coupled, g <- g + weight_decay * w (adamw: decoupled, u <- u - lr_t wd w);
-  then the rule's step u = -lr_t d / q (see RULES and each rule's function):
+  then the rule's step u = -lr_t d / q (see RULES):
     gd, sgd:  d = g. P = 1 / lr_t.
     momentum: m <- momentum m + g; d = m, or nesterov: d = g + momentum m (optax.sgd's
       convention). P = 1 / lr_t; for heavy-ball the step is -P^{-1} m with the new m.
@@ -428,7 +422,8 @@ def build(cfg: Any = None) -> Optimizer:
     scalar_rmsprop: as rmsprop with one scalar nu <- b2 nu + (1 - b2) ||g||^2, ||g||^2 the
       squared norm summed over ALL parameters. P = q / lr_t, broadcast.
     adam, adamw: m <- b1 m + (1 - b1) g; nu <- b2 nu + (1 - b2) g^2; d = m / (1 - b1^t),
-      q = sqrt(nu / (1 - b2^t)) + eps. P = q / lr_t (adamw's decoupled decay is not in P).
+      q = sqrt(nu / (1 - b2^t)) + eps (Kingma & Ba 2015, Alg. 1). P = q / lr_t (adamw's
+      decoupled decay is not in P).
 
   moments_float64 (needs jax x64): keep the moments m, nu in float64 and compute the update
   there (from the gradient cast up), then cast it to the params' dtype; the params, the model
@@ -459,16 +454,11 @@ def build(cfg: Any = None) -> Optimizer:
   wide = bool(cfg.get("moments_float64", False))
   sched = schedule_fn(cfg.schedule)
 
-  def check_x64():
-    if wide and jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.dtype(jnp.float64):
-      raise RuntimeError("opt.moments_float64=True needs jax x64: set train.float64=True or "
-                         "jax.config.update('jax_enable_x64', True)")
-
   def init(params) -> OptState:
-    check_x64()
+    if wide:
+      cu.require_x64("opt.moments_float64=True")
     dtype = _hparam_dtype(params)
-    zeros = lambda: jax.tree.map(
-        lambda p: jnp.zeros_like(p, jnp.float64) if wide else jnp.zeros_like(p), params)
+    zeros = lambda: jax.tree.map(lambda p: jnp.zeros_like(p, jnp.float64 if wide else None), params)
     nu = (zeros() if nu_kind == "tree" else
           jnp.zeros((), jnp.float64 if wide else dtype) if nu_kind == "scalar" else None)
     return OptState(count=jnp.zeros((), jnp.int32),
@@ -490,7 +480,7 @@ def build(cfg: Any = None) -> Optimizer:
     if not rule.decoupled_decay:
       grads = _map(lambda g, w: g + _c(wd, g) * w, grads, params)
     if wide:
-      check_x64()
+      cu.require_x64("opt.moments_float64=True")
       grads = _map(lambda g: g.astype(jnp.float64), grads)
     count = state.count + 1
     d, q, mu, nu = rule.step(grads, state.mu, state.nu, hp, count, cfg)
@@ -507,9 +497,7 @@ def build(cfg: Any = None) -> Optimizer:
     return updates, OptState(count=count, hparams=hp, mu=mu, nu=nu)
 
   def preconditioner(state: OptState, params=None):
-    template = params
-    if template is None:
-      template = state.nu if nu_kind == "tree" else state.mu
+    template = params if params is not None else state.nu if nu_kind == "tree" else state.mu
     if template is None:
       raise ValueError(f"optimizer {name!r} keeps no params-shaped state: call "
                        "preconditioner(state, params)")

@@ -12,7 +12,6 @@ that need only the model and the optimizer live here; the curvature and grokking
 register themselves from analysis/probes.py (imported by `import analysis`), since measurement
 code lives in analysis/ and dynamics/ never imports it.
 """
-import difflib
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -42,11 +41,9 @@ def register(name: str, **settings: Field) -> Callable:
 
 def _spec(name: str) -> Spec:
   if name not in PROBES:
-    close = difflib.get_close_matches(name, list(PROBES), n=2)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise cu.ConfigError(f"probes={name!r} is not allowed{hint}; allowed values: "
-                         f"{', '.join(repr(p) for p in sorted(PROBES))} (the curvature and "
-                         "grokking probes are registered by `import analysis`)")
+    raise cu.ConfigError(f"probes={name!r} is not allowed{fields.did_you_mean(name, PROBES)}; "
+                         f"allowed values: {', '.join(repr(p) for p in sorted(PROBES))} (the "
+                         "curvature and grokking probes are registered by `import analysis`)")
   return PROBES[name]
 
 

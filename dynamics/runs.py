@@ -1,13 +1,7 @@
 """The run directory: the trajectory on disk, written so that a kill at any moment is harmless.
-
-    WORKDIR/config.json          resolved config, command line, git commit, versions, devices,
-                                 sweep; each resume's step, commit, command and devices
-    WORKDIR/metrics.jsonl        one line per log point: {"step": s, name: [value per member]}
-    WORKDIR/summary.json         per member: sweep coordinates, stop step, diverged, last metrics
-    WORKDIR/checkpoints/         the latest states (resume) and the kept ones (analysis), each
-                                 with a digest (dynamics.checkpoints)
-    WORKDIR/lock                 host, pid and start of the launch writing the directory
-    WORKDIR/figures/
+Its files are listed in docs/architecture.md ("The run directory"); metrics.jsonl holds one line
+per log point, {"step": s, name: [value per member]}, and the lock the host, pid and start of
+the launch writing the directory.
 
 One writer at a time: a launch holds an exclusive lock on WORKDIR/lock (flock) while it runs,
 so a second launch stops at once, naming the first; a lock left by a process that is gone is
@@ -269,11 +263,8 @@ class RunDir:
   # ---- metrics ---------------------------------------------------------------------------
   def append_metrics(self, steps: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
     """Appends one line per log point; metrics[name] is [log point, member, ...]."""
-    lines = []
-    for i, step in enumerate(steps):
-      row = {"step": int(step)}
-      row.update({k: v[i].tolist() for k, v in metrics.items()})
-      lines.append(json.dumps(row))
+    lines = [json.dumps({"step": int(step), **{k: v[i].tolist() for k, v in metrics.items()}})
+             for i, step in enumerate(steps)]
     with writing(self.file(METRICS)), open(self.file(METRICS), "a") as f:
       f.write("\n".join(lines) + "\n")
       f.flush()

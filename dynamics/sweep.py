@@ -44,12 +44,9 @@ class Sweep(NamedTuple):
 
 
 def _flatten(prefix: str, node: Any) -> list[tuple[str, Any]]:
-  if hasattr(node, "items"):
-    out = []
-    for k, v in node.items():
-      out += _flatten(f"{prefix}.{k}" if prefix else k, v)
-    return out
-  return [(prefix, node)]
+  if not hasattr(node, "items"):
+    return [(prefix, node)]
+  return [kv for k, v in node.items() for kv in _flatten(f"{prefix}.{k}" if prefix else k, v)]
 
 
 def allowed_axes(opt_hparams: tuple[str, ...]) -> list[str]:

@@ -20,7 +20,6 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -61,19 +60,14 @@ FIELDS = dict(
 )
 
 
-def default_config() -> ml_collections.ConfigDict:
-  """Every field of the `train` section, with its default."""
-  return fields.defaults(FIELDS)
-
-
-def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """The section completed by its defaults; raises ConfigError naming the train.* field."""
-  cfg = fields.complete("train", FIELDS, cfg)
+def _check(cfg) -> None:
   if cfg.steps % cfg.log_every:
     raise cu.ConfigError(f"train.steps={cfg.steps} is not allowed; it must be a multiple of "
                          f"train.log_every={cfg.log_every}")
   keep_steps(cfg.keep, cfg.steps, cfg.log_every)
-  return cfg
+
+
+validate, default_config = fields.declare("train", FIELDS, _check)
 
 
 def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
@@ -85,22 +79,18 @@ def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
   last = -(-steps // log_every) * log_every
   msg = (f"train.keep={spec!r} is not allowed; use 'log:N', 'every:K', 'none' or a list of "
          "steps such as '1,10,100'")
-  if isinstance(spec, str) and spec.startswith("log:"):
+  kind, _, count = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+  if kind in ("log", "every"):
     try:
-      n = int(spec[4:])
+      n = int(count)
     except ValueError:
       raise cu.ConfigError(msg) from None
-    if n < 0:
+    if n < (0 if kind == "log" else 1):
       raise cu.ConfigError(msg)
-    raw = np.geomspace(1, max(last, 1), max(n, 1)) if n > 0 else []
-  elif isinstance(spec, str) and spec.startswith("every:"):
-    try:
-      k = int(spec[6:])
-    except ValueError:
-      raise cu.ConfigError(msg) from None
-    if k < 1:
-      raise cu.ConfigError(msg)
-    raw = range(k, last + 1, k)
+    if kind == "every":
+      raw = range(n, last + 1, n)
+    else:
+      raw = np.geomspace(1, max(last, 1), n) if n > 0 else []
   elif spec in ("none", "", None):
     raw = []
   else:
@@ -324,8 +314,7 @@ class Runner:
     self._init_params = init_params
     self._base_seed, self._base_scale = base_seed, base_init_scale
     self.data = jax.device_put(program.data, self.replicated)
-    max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
-    self.max_logs = max_logs
+    self.max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
     self._chunk = jax.jit(self._chunk_fn, donate_argnums=(0,),
                           in_shardings=(self.member_sharding, self.replicated, self.replicated),
                           out_shardings=(self.member_sharding, self.buffer_sharding))

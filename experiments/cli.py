@@ -7,7 +7,6 @@ and one-line errors.
 """
 import ast
 import contextlib
-import difflib
 import importlib.util
 import os
 import signal
@@ -18,7 +17,7 @@ from typing import Any
 import ml_collections
 
 from dynamics import data as data_lib
-from dynamics import experiment, models, runs
+from dynamics import experiment, fields, models, runs
 from dynamics.config_utils import ConfigError
 
 # bad input: nothing ran (exit status 2)
@@ -105,11 +104,8 @@ def parse_value(raw: str) -> Any:
 
 
 def _component_defaults(section: str, name: Any) -> ml_collections.ConfigDict:
-  if section == "model":
-    return models.default_config(name)
-  if section == "data":
-    return data_lib.default_config(name)
-  return experiment.opt_defaults(name)
+  return dict(model=models.default_config, data=data_lib.default_config).get(
+      section, experiment.opt_defaults)(name)
 
 
 def _switch(config: ml_collections.ConfigDict, section: str, name: Any) -> None:
@@ -146,8 +142,7 @@ def apply_overrides(config: ml_collections.ConfigDict,
       continue
     parts = key.split(".")
     if parts[0] not in experiment.SECTIONS:
-      close = difflib.get_close_matches(parts[0], experiment.SECTIONS, n=2)
-      hint = f" (did you mean {', '.join(close)}?)" if close else ""
+      hint = fields.did_you_mean(parts[0], experiment.SECTIONS)
       raise ConfigError(f"--config.{key}: unknown section {parts[0]!r}{hint}; allowed: "
                         f"{', '.join(experiment.SECTIONS)}")
     value = parse_value(raw)

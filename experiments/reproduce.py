@@ -17,11 +17,9 @@ import time
 from typing import Callable, NamedTuple, Optional
 
 from absl import app, flags, logging
-from ml_collections import config_flags  # noqa: F401  (the same config files the launcher uses)
 
 from dynamics import experiment, runs
 from experiments import cli, results
-from experiments.figures import claim  # noqa: F401  (re-exported for figure modules)
 
 README = os.path.join(os.path.dirname(results.DOCS), "README.md")
 
@@ -84,7 +82,7 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
   runs.write_json_atomic(os.path.join(out, "report.json"), report)
   for c in report["claims"]:
     log(f"[{name}] {'HOLDS ' if c['holds'] else 'FAILS '} {c['claim']}: measured "
-        f"{_fmt(c['measured'])}, expected {c['expected']}")
+        f"{results.fmt(c['measured'])}, expected {c['expected']}")
   for note in report.get("notes", []):     # context that is not a pass/fail claim
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
@@ -117,14 +115,6 @@ def _configs(name: str, fig: Figure, quick: bool, steps: Optional[int]) -> dict:
         raise ValueError(f"--steps={steps} is not allowed for --figure={name} (run {label}): "
                          f"{e}") from None
   return configs
-
-
-def _fmt(x) -> str:
-  if isinstance(x, float):
-    return f"{x:.4g}"
-  if isinstance(x, (list, tuple)):
-    return "[" + ", ".join(_fmt(v) for v in x) + "]"
-  return str(x)
 
 
 _FIGURE = flags.DEFINE_string("figure", None, "Figure to reproduce (see --list).")

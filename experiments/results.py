@@ -18,20 +18,26 @@ MAX_WIDTH = 1000          # gallery images: at most this many pixels wide ...
 MAX_BYTES = 150_000       # ... and this many bytes
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
+  """A measured value as the reports show it: 4 significant digits, n/a for None."""
   if isinstance(x, bool):
     return str(x)
   if isinstance(x, float):
     return f"{x:.4g}"
   if isinstance(x, (list, tuple)):
-    return "[" + ", ".join(_fmt(v) for v in x) + "]"
+    return "[" + ", ".join(fmt(v) for v in x) + "]"
   if isinstance(x, dict):
-    return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in x.items()) + "}"
+    return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in x.items()) + "}"
   return "n/a" if x is None else str(x)
 
 
 def _cell(text: str) -> str:
   return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _block(lines: list) -> list:
+  """The lines and a blank line after them, or nothing."""
+  return lines + [""] if lines else []
 
 
 def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str]) -> str:
@@ -58,19 +64,12 @@ def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str
     if r.get("git_commit"):
       meta.append(f"commit {r['git_commit'][:10]}")
     lines += ["; ".join(meta) + ".", ""]
-    for run, summary in (r.get("settings") or {}).items():
-      lines.append(f"- `{run}`: {summary}")
-    if r.get("settings"):
-      lines.append("")
+    lines += _block([f"- `{run}`: {summary}" for run, summary in (r.get("settings") or {}).items()])
     lines += ["| claim | measured | expected | verdict |", "| --- | --- | --- | --- |"]
     for c in r["claims"]:
-      lines.append(f"| {_cell(c['claim'])} | {_cell(_fmt(c['measured']))} | "
+      lines.append(f"| {_cell(c['claim'])} | {_cell(fmt(c['measured']))} | "
                    f"{_cell(str(c['expected']))} | {'holds' if c['holds'] else 'FAILS'} |")
-    lines.append("")
-    for note in r.get("notes", []):
-      lines.append(f"Note: {note}")
-    if r.get("notes"):
-      lines.append("")
+    lines += [""] + _block([f"Note: {note}" for note in r.get("notes", [])])
   return "\n".join(lines)
 
 

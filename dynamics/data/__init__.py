@@ -1,11 +1,5 @@
-"""Dataset registry: every dataset is a name, a builder and the fields it declares once.
-
-  DATASETS[name] = (builder_fn, default_config_fn)
-  default_config(name) -> ConfigDict   all fields of dataset `name` with defaults, incl. `name`
-  validate(cfg) -> ConfigDict          raises ConfigError naming `data.<field>`; returns cfg
-                                       completed with the defaults
-  fields_of(name) -> dict              the declared fields (dynamics.fields) of dataset `name`
-  load(cfg) -> Dataset                 validate, fill defaults, call the builder
+"""Dataset registry: every dataset is a name, a builder and the fields it declares once
+(DATASETS[name] = (builder, default_config)).
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
 CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'teacher_student'

@@ -38,11 +38,7 @@ def dataset(name: str, schema: fields.Schema, check: Callable[[Any], None] = lam
   signature = inspect.Signature([
       inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default)
       for k, f in schema.items()])
-
-  def validate(cfg: Any):
-    out = fields.complete("data", schema, cfg, extra=dict(name=name))
-    check(out)
-    return out
+  validate, default_config = fields.declare("data", schema, check, name=name)
 
   def wrap(fn):
     @functools.wraps(fn)
@@ -50,8 +46,8 @@ def dataset(name: str, schema: fields.Schema, check: Callable[[Any], None] = lam
       cfg = validate(signature.bind(*args, **kwargs).arguments)
       return fn(**{k: cfg[k] for k in schema})
     build.__signature__ = signature
-    build.name, build.FIELDS, build.validate = name, schema, validate
-    build.default_config = lambda: fields.defaults(schema, name=name)
+    build.name, build.FIELDS = name, schema
+    build.validate, build.default_config = validate, default_config
     return build
   return wrap
 

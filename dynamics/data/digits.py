@@ -93,12 +93,6 @@ def _check_cifar_digits(c) -> None:
   Field(0, lo=1, hi=most).check("data.per_class", c.per_class)
 
 
-def _shift_right(img_hxw: np.ndarray) -> np.ndarray:
-  out = np.zeros_like(img_hxw)
-  out[:, 1:] = img_hxw[:, :-1]
-  return out
-
-
 @common.dataset("cifar_digits", CIFAR_DIGITS_FIELDS, _check_cifar_digits)
 def load_cifar_digits(classes, per_class, flatten) -> Dataset:
   """Digits dressed as a CIFAR-10 subset: the data of the central-flow speed configuration.
@@ -119,8 +113,9 @@ def load_cifar_digits(classes, per_class, flatten) -> Dataset:
   imgs, labels = [], []
   for label, k in enumerate(classes):
     orig = x[y == k].reshape(-1, 8, 8)
-    both = np.concatenate([orig, np.stack([_shift_right(im) for im in orig])])[:per_class]
-    imgs.append(both)
+    shifted = np.zeros_like(orig)
+    shifted[:, :, 1:] = orig[:, :, :-1]                                    # one pixel right
+    imgs.append(np.concatenate([orig, shifted])[:per_class])
     labels.append(np.full(per_class, label, np.int32))
   img = np.concatenate(imgs).astype(np.float64) * (255.0 / 16.0)          # [N, 8, 8], 0..255
   img = np.repeat(np.repeat(img, 4, axis=1), 4, axis=2)                    # [N, 32, 32]

@@ -12,6 +12,7 @@ Pixels are scaled to [0, 1] and, with standardize=True, standardized with train-
 of n_train / n_test examples (0 = all) after the class subset, and shuffles their order.
 """
 import gzip as gzip_lib
+import itertools
 import os
 import struct
 
@@ -76,34 +77,30 @@ def _not_found(name: str, path: str, partial: dict[str, list[str]]) -> DataFiles
                            f"{_expected(name)}. This package never downloads data.")
 
 
+def _find(name: str, path: str, subdir: str, names: tuple, suffixes=("",)) -> dict[str, str]:
+  """Full paths of the files `names` (each with the first of `suffixes` present) in path or
+  path/subdir; raises DataFilesNotFound naming what the closest directory lacks."""
+  partial = {}
+  for d in (path, os.path.join(path, subdir)):
+    found = {}
+    for f, s in itertools.product(names, suffixes):
+      if f not in found and os.path.isfile(os.path.join(d, f + s)):
+        found[f] = os.path.join(d, f + s)
+    if len(found) == len(names):
+      return found
+    if found:
+      partial[d] = [f for f in names if f not in found]
+  raise _not_found(name, path, partial)
+
+
 def cifar10_files(path: str) -> dict[str, str]:
   """Full paths of the six CIFAR-10 files under path; raises DataFilesNotFound."""
-  partial = {}
-  for d in (path, os.path.join(path, CIFAR10_SUBDIR)):
-    found = {f: os.path.join(d, f) for f in CIFAR10_FILES}
-    missing = [f for f, p in found.items() if not os.path.isfile(p)]
-    if not missing:
-      return found
-    if len(missing) < len(CIFAR10_FILES):
-      partial[d] = missing
-  raise _not_found("cifar10", path, partial)
+  return _find("cifar10", path, CIFAR10_SUBDIR, CIFAR10_FILES)
 
 
 def mnist_files(path: str) -> dict[str, str]:
   """Full paths of the four MNIST files (plain or .gz) under path; raises DataFilesNotFound."""
-  partial = {}
-  for d in (path, os.path.join(path, MNIST_SUBDIR)):
-    found = {}
-    for f in MNIST_FILES:
-      for candidate in (os.path.join(d, f), os.path.join(d, f + ".gz")):
-        if os.path.isfile(candidate):
-          found[f] = candidate
-          break
-    if len(found) == len(MNIST_FILES):
-      return found
-    if found:
-      partial[d] = [f for f in MNIST_FILES if f not in found]
-  raise _not_found("mnist", path, partial)
+  return _find("mnist", path, MNIST_SUBDIR, MNIST_FILES, ("", ".gz"))
 
 
 def read_cifar10_bin(filename: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,12 +121,8 @@ def read_cifar10_bin(filename: str) -> tuple[np.ndarray, np.ndarray]:
 def read_idx(filename: str, magic: int) -> np.ndarray:
   """An IDX file of unsigned bytes (optionally gzipped), checking its magic number and size."""
   try:
-    if filename.endswith(".gz"):
-      with gzip_lib.open(filename, "rb") as f:
-        buf = f.read()
-    else:
-      with open(filename, "rb") as f:
-        buf = f.read()
+    with (gzip_lib.open if filename.endswith(".gz") else open)(filename, "rb") as f:
+      buf = f.read()
   except (gzip_lib.BadGzipFile, EOFError) as e:
     raise ValueError(f"{filename}: not a readable gzip file ({e})") from e
   got = int.from_bytes(buf[:4], "big") if len(buf) >= 4 else None

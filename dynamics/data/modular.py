@@ -39,14 +39,7 @@ ENCODINGS = ("tokens", "onehot")
 
 def is_prime(n: int) -> bool:
   """Trial division (p is at most a few thousand in practice)."""
-  if n < 2:
-    return False
-  d = 2
-  while d * d <= n:
-    if n % d == 0:
-      return False
-    d += 1
-  return True
+  return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
 FIELDS = dict(
@@ -73,18 +66,10 @@ def table(p: int, op: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   b_values = np.arange(1, p) if op == "div" else np.arange(p)
   a, b = np.meshgrid(np.arange(p), b_values, indexing="ij")   # a-major: index a * n_b + j
   a, b = a.reshape(-1).astype(np.int64), b.reshape(-1).astype(np.int64)
-  if op == "add":
-    c = a + b
-  elif op == "sub":
-    c = a - b
-  elif op == "mul":
-    c = a * b
-  elif op == "div":
-    # Fermat: b^(p-2) is the inverse of b mod a prime p.
-    inv = np.array([0] + [pow(int(v), p - 2, p) for v in range(1, p)], dtype=np.int64)
-    c = a * inv[b]
-  else:  # poly
-    c = a * a + a * b + b * b
+  if op == "div":   # Fermat: b^(p-2) is the inverse of b mod a prime p
+    return a, b, np.mod(a * np.array([pow(int(v), p - 2, p) for v in b], np.int64), p)
+  c = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
+       "poly": lambda: a * a + a * b + b * b}[op]()
   return a, b, np.mod(c, p)
 
 

@@ -29,7 +29,6 @@ def _label_noise(default: float) -> Field:
   return Field(default, "fraction of the TRAIN labels moved to another class", lo=0.0, hi=1.0)
 
 
-
 LINEAR_TEACHER = dict(
     seed=SEED, in_dim=Field(8, "input dimension", lo=1),
     out_dim=Field(8, "output dimension", lo=1), **_sizes(1000, 0),
@@ -59,10 +58,6 @@ def _check_linear_teacher(c) -> None:
   if c.whiten and c.n_train < c.in_dim:
     raise cu.ConfigError(f"data.n_train={c.n_train} is not allowed with data.whiten=True; "
                          f"whitening needs n_train >= data.in_dim={c.in_dim}")
-
-
-def _streams(seed: int, n: int) -> list[np.random.Generator]:
-  return np.random.default_rng(seed).spawn(n)
 
 
 def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
@@ -98,7 +93,7 @@ def linear_teacher(seed, in_dim, out_dim, n_train, n_test, singular_values, whit
     Dataset with y [N, out_dim], num_classes=0 and info 'W_star' [out_dim, in_dim], 'U'
     [out_dim, k], 'S' [k] (the singular values in the given order), 'V' [in_dim, k].
   """
-  r_teacher, r_train, r_test = _streams(seed, 3)
+  r_teacher, r_train, r_test = np.random.default_rng(seed).spawn(3)
   s = np.asarray(singular_values, dtype=np.float64)
   u = _orthonormal(r_teacher, out_dim, s.size)
   v = _orthonormal(r_teacher, in_dim, s.size)
@@ -124,7 +119,7 @@ def gaussian_clusters(seed, n_train, n_test, dim, num_classes, separation, std,
   Returns:
     Dataset with info 'means' [K, dim], 'clean_train_labels', 'flipped' (bool mask).
   """
-  r_means, r_train, r_test, r_noise = _streams(seed, 4)
+  r_means, r_train, r_test, r_noise = np.random.default_rng(seed).spawn(4)
   if num_classes <= dim:
     dirs = _orthonormal(r_means, dim, num_classes).T
   else:
@@ -155,7 +150,7 @@ def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise) -> Dat
     Dataset (num_classes=2) with info 'mu1', 'mu2', 'clean_train_labels', 'flipped',
     'train_clusters' and 'test_clusters' (cluster ids 0..3 for +mu1, -mu1, +mu2, -mu2).
   """
-  r_means, r_train, r_test, r_noise = _streams(seed, 4)
+  r_means, r_train, r_test, r_noise = np.random.default_rng(seed).spawn(4)
   mu = mean_norm * _orthonormal(r_means, dim, 2).T
   means = np.stack([mu[0], -mu[0], mu[1], -mu[1]])
   cluster_label = np.array([1, 1, 0, 0], dtype=np.int32)
@@ -185,7 +180,7 @@ def teacher_student(seed, in_dim, teacher_width, n_train, n_test, activation,
   Returns:
     Dataset with y [N, 1], num_classes=0, info 'w_teacher' [width, in_dim], 'a_teacher' [width].
   """
-  r_teacher, r_train, r_test = _streams(seed, 3)
+  r_teacher, r_train, r_test = np.random.default_rng(seed).spawn(3)
   w = r_teacher.standard_normal((teacher_width, in_dim))
   w /= np.linalg.norm(w, axis=1, keepdims=True)
   a = r_teacher.choice(np.array([-1.0, 1.0]), size=teacher_width)

@@ -1,16 +1,10 @@
 """Pure functional models and their registry.
 
-Every model module defines
-  default_config() -> ConfigDict   every field with its default (name, in_dim=None, out_dim=None, ...)
-  validate(cfg) -> ConfigDict      raises ConfigError naming `model.<field>`; returns cfg completed
-  init(key, cfg, dtype=jnp.float32) -> params   a plain dict of arrays
-  apply(params, x, cfg, return_features=False) -> outputs [N, out_dim]
-                                   (or (outputs, features [N, d]) with the penultimate features)
-  readout(params, cfg) -> (W [out_dim, d], b or None)   the last layer acting on the features
-  penalty(params, cfg) -> scalar   (optional) a term the training loss adds (ufm's weight decays)
-  layers(params, x, cfg) -> [h_1, ..., h_{L-1}]   (optional) every hidden layer's features
-and honours the init_scale contract: init_scale multiplies EVERY initial parameter array, so the
-params of an init_scale=c model equal c times those of the init_scale=1 model from the same key.
+Every model module declares its FIELDS (validate and default_config: common.declare) and defines
+init, apply, readout and optionally penalty and layers, as docs/architecture.md ("Adding
+things") lists them and the Model below returns them. It honours the init_scale contract:
+init_scale multiplies EVERY initial parameter array, so the params of an init_scale=c model
+equal c times those of the init_scale=1 model from the same key.
 
     model = build(cfg, in_dim=data.in_dim, out_dim=data.out_dim)
     params = model.init(key, dtype=jnp.float32)
@@ -64,10 +58,7 @@ class Model(NamedTuple):
 
 
 def _module(name: Any):
-  if name not in MODELS:
-    raise ConfigError(f"model.name={name!r} is not allowed; allowed values: "
-                      f"{', '.join(repr(n) for n in MODELS)}")
-  return MODELS[name]
+  return MODELS[config_utils.check_choice("model.name", name, MODELS)]
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:

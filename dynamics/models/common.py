@@ -7,11 +7,6 @@ import jax.numpy as jnp
 
 from dynamics import config_utils, fields
 from dynamics.fields import Field
-from dynamics.config_utils import ConfigError
-
-
-def _linear(z):
-  return z
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -21,7 +16,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "gelu": lambda z: jax.nn.gelu(z, approximate=False),
     "elu": jax.nn.elu,            # alpha = 1
     "softplus": jax.nn.softplus,  # log(1 + exp(z))
-    "linear": _linear,
+    "linear": lambda z: z,
 }
 
 
@@ -43,25 +38,23 @@ ACTIVATION = lambda default, names=tuple(ACTIVATIONS): Field(
 
 
 def declare(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: None):
-  """A model's (validate, default_config) from its declared fields: validate(cfg) -> the model
-  section completed by the schema's defaults, every field checked (ConfigError naming
-  model.<field>), then the model's cross-field `check`; default_config() -> every field at its
-  default."""
+  """fields.declare of the model section of model `name` (validate, default_config), whose
+  validate also refuses another model.name."""
+  complete, default_config = fields.declare("model", schema, check, name=name)
+
   def validate(cfg: Any):
     given = cfg.get("name", name) if hasattr(cfg, "get") else name
     config_utils.check_choice("model.name", given, [name])
-    out = fields.complete("model", schema, cfg, extra=dict(name=name))
-    check(out)
-    return out
-  return validate, lambda: fields.defaults(schema, name=name)
+    return complete(cfg)
+  return validate, default_config
 
 
 def require_dims(cfg: Any) -> tuple[int, int]:
   """(in_dim, out_dim), refusing a config that leaves either unset."""
   for f in ("in_dim", "out_dim"):
     if cfg[f] is None:
-      raise ConfigError(f"model.{f} is None; set it or build the model with "
-                        f"dynamics.models.build(cfg, in_dim=..., out_dim=...)")
+      raise config_utils.ConfigError(f"model.{f} is None; set it or build the model with "
+                                     f"dynamics.models.build(cfg, in_dim=..., out_dim=...)")
   return int(cfg.in_dim), int(cfg.out_dim)
 
 

@@ -29,15 +29,12 @@ Initialisations (c = init_scale):
               the modes then evolve independently (analysis.linear_theory.saxe_curve,
               deep_mode_curve); other inputs are refused. Requires every hidden width >= k.
 
-init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
-of an init_scale=c model equal c times those of the init_scale=1 model (for 'balanced' the
-end-to-end matrix therefore scales as c^L).
-
 Key paths: gaussian / orthogonal: k_1..k_L = jax.random.split(key, L), W_l from k_l.
 decoupled: k_1..k_L = jax.random.split(key, L), Q_l from k_{l+1}.
 balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim]) / sqrt(in_dim),
 Q_l from k_l.
 """
+import functools
 import math
 from typing import Any
 
@@ -170,11 +167,7 @@ def _n_layers(params: dict) -> int:
 
 def end_to_end(params: dict) -> jax.Array:
   """The product W_1 W_2 ... W_L [in_dim, out_dim]."""
-  n = _n_layers(params)
-  p = params["W1"]
-  for l in range(2, n + 1):
-    p = p @ params[f"W{l}"]
-  return p
+  return functools.reduce(jnp.matmul, [params[f"W{l}"] for l in range(1, _n_layers(params) + 1)])
 
 
 def readout(params: dict, cfg: Any = None):
@@ -192,11 +185,7 @@ def layers(params: dict, x: jax.Array, cfg: Any = None) -> list:
 
 
 def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = False):
-  n = _n_layers(params)
-  h = common.flatten(x, params["W1"].dtype)
-  for l in range(1, n):
-    h = h @ params[f"W{l}"]
-  out = h @ params[f"W{n}"]
-  if return_features:
-    return out, h
-  return out
+  hidden = layers(params, x)
+  h = hidden[-1] if hidden else common.flatten(x, params["W1"].dtype)
+  out = h @ params[f"W{_n_layers(params)}"]
+  return (out, h) if return_features else out

@@ -22,9 +22,6 @@ Initialisation (`init`):
     'torch':  PyTorch nn.Linear default, W_l, b_l ~ c * U(-1/sqrt(fan_in), 1/sqrt(fan_in));
               only with parameterization='standard' and bias_init=0.0.
 
-init_scale contract: init_scale c multiplies EVERY initial parameter array (all W and b). With
-the same key, the params of an init_scale=c model equal c times those of the init_scale=1 model.
-
 Key path: k_1..k_L = jax.random.split(key, L); layer l uses (kW, kb) = jax.random.split(k_l).
 
 Leaves: {'W1', 'b1', ..., 'WL', 'bL'} (no 'b*' when bias=False). Features (return_features)
@@ -71,11 +68,6 @@ def _check(cfg) -> None:
 validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
-def _dims(cfg) -> list[int]:
-  in_dim, out_dim = common.require_dims(cfg)
-  return [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
-
-
 def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
   """The forward multiplier m_l of each layer (see module docstring)."""
   dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
@@ -91,7 +83,8 @@ def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   cfg = validate(cfg)
   dtype = common.check_dtype(dtype)
-  dims = _dims(cfg)
+  in_dim, out_dim = common.require_dims(cfg)
+  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
   n_layers = len(dims) - 1
   scale = float(cfg.init_scale)
   keys = jax.random.split(key, n_layers)
@@ -140,9 +133,7 @@ def _forward(params: dict, x: jax.Array, cfg: Any):
     if l < n_layers:
       h = act(z)
       hiddens.append(h)
-    else:
-      out = z
-  return out, hiddens
+  return z, hiddens                    # z: the output layer's, with no activation
 
 
 def layers(params: dict, x: jax.Array, cfg: Any) -> list:
@@ -152,7 +143,4 @@ def layers(params: dict, x: jax.Array, cfg: Any) -> list:
 
 def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   out, hiddens = _forward(params, x, cfg)
-  h = hiddens[-1]
-  if return_features:
-    return out, h
-  return out
+  return (out, hiddens[-1]) if return_features else out

@@ -36,10 +36,9 @@ token) are inputs only and their logits are dropped, as in Nanda et al.'s loss
 
 Initialisation (c = init_scale): every matrix c * N(0, 1) / sqrt(d_model), except W_U
 c * N(0, 1) / sqrt(d_vocab); b_in, b_out = 0; LayerNorm gains c * 1 and biases 0. The init_scale
-contract (every initial parameter array is multiplied by c, so params(c) = c * params(1) from the
-same key) therefore holds for the LayerNorm gains too: they start at c, not 1. (Each LayerNorm
-divides out the scale of its input, so with layernorm=True the initial function is not the
-polynomial in c that it is without LayerNorm.)
+contract (dynamics.models) therefore holds for the LayerNorm gains too: they start at c, not 1.
+(Each LayerNorm divides out the scale of its input, so with layernorm=True the initial function
+is not the polynomial in c that it is without LayerNorm.)
 
 Key path: ONE standard normal draw z = jax.random.normal(key, (total,), dtype) is cut, in this
 order and row-major, into W_E, W_pos, W_U, then for each block l = 0..L-1 W_Q, W_K, W_V, W_O,
@@ -227,9 +226,7 @@ def apply(params: dict, x: Any, cfg: Any, return_features: bool = False):
   position (after the final LayerNorm when layernorm=True).
   """
   logits, cache = _forward(params, x, cfg, with_cache=False)
-  if return_features:
-    return logits, cache["features"]
-  return logits
+  return (logits, cache["features"]) if return_features else logits
 
 
 def run_with_cache(params: dict, x: Any, cfg: Any) -> tuple[jax.Array, dict]:

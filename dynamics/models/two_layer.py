@@ -13,9 +13,6 @@ Initialisation (c = init_scale, m = width):
 output_scale (a fixed multiplier, not a parameter) gives e.g. the mean-field scaling with
 output_scale = 1/m.
 
-init_scale contract: c multiplies EVERY initial parameter array, so with the same key the params
-of an init_scale=c model equal c times those of the init_scale=1 model.
-
 Key path: k_w, k_v = jax.random.split(key); w from k_w; v (or the directions u_j, normalised
 rows of a standard Gaussian [m, out_dim]) from k_v.
 """
@@ -72,6 +69,4 @@ def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   out = feats @ v
   if cfg.output_scale != 1.0:
     out = cfg.output_scale * out
-  if return_features:
-    return out, feats
-  return out
+  return (out, feats) if return_features else out

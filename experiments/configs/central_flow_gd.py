@@ -24,13 +24,11 @@ settings 4.7 min.
 """
 import ml_collections
 
-from experiments.configs.common import central_flow_config
+from experiments.configs.common import central_flow_config, quick_only
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  if variant not in ("", "quick"):
-    raise ValueError(f"central_flow_gd variant {variant!r} is not allowed; allowed: 'quick'")
-  quick = variant == "quick"
+  quick = quick_only("central_flow_gd", variant)
   # 2/eta below the initial sharpness (full: 6.7 against 12-14 for seeds 0-2; quick: 4): GD
   # catapults first. At 0.5 the full network diverges near step 135 from seeds 0-3 (measured
   # 2026-12-04); at 0.3 it reaches the edge from seeds 0-2.

@@ -23,13 +23,11 @@ Run time (2-core CPU, measured before the runs moved onto run directories):
 """
 import ml_collections
 
-from experiments.configs.common import central_flow_config
+from experiments.configs.common import central_flow_config, quick_only
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  if variant not in ("", "quick"):
-    raise ValueError(f"central_flow_rmsprop variant {variant!r} is not allowed; allowed: 'quick'")
-  quick = variant == "quick"
+  quick = quick_only("central_flow_rmsprop", variant)
   return central_flow_config(
       dict(name="rmsprop", learning_rate=3e-3 if quick else 1e-3, b2=0.99, eps=1e-8),
       quick=quick,

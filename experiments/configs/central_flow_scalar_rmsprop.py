@@ -26,14 +26,11 @@ Run time (2-core CPU, measured before the runs moved onto run directories):
 """
 import ml_collections
 
-from experiments.configs.common import central_flow_config
+from experiments.configs.common import central_flow_config, quick_only
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  if variant not in ("", "quick"):
-    raise ValueError(f"central_flow_scalar_rmsprop variant {variant!r} is not allowed; "
-                     "allowed: 'quick'")
-  quick = variant == "quick"
+  quick = quick_only("central_flow_scalar_rmsprop", variant)
   return central_flow_config(
       dict(name="scalar_rmsprop", learning_rate=1.0 if quick else 0.2, b2=0.99, eps=1e-8),
       quick=quick, seed=4 if quick else 0,

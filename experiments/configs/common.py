@@ -55,17 +55,15 @@ def central_flow_config(opt: dict, quick: bool, data_name: str = "digits", n_tra
                         widths: tuple = (), activation: str = "tanh", init: str = "normal",
                         seed: int = 0, **flow: Any) -> ml_collections.ConfigDict:
   """A central-flow figure's run (experiments/figures/central_flow.py): fc-ACTIVATION with MSE
-  on digits of classes 0-3 (or 'cifar_digits'), full-batch `opt` in float64, every step logged
-  with its effective sharpness, squared gradient norm and effective learning rate, and the
-  parameters kept where the processes need them; `analysis.central_flow` holds the processes'
-  settings (analysis.central_flow_processes.FIELDS; `flow` overrides its defaults).
+  on digits of classes 0-3 (or 'cifar_digits'), full-batch `opt` in float64, an ordinary run
+  directory with every step logged (effective sharpness, squared gradient norm, effective
+  learning rate) and the parameters kept where the processes need them.
+  analysis.central_flow_processes.processes(trajectory.load(DIR)) computes the flows from it
+  with the settings of `analysis.central_flow` (central_flow_processes.FIELDS; `flow` overrides
+  their defaults, as does e.g. --config.analysis.central_flow.k=4) and caches them in
+  DIR/analysis/central_flow/.
 
   quick: 200 images and one hidden layer of 32 (CPU tests); full: 500 images, 64x64.
-
-  The real run is an ordinary run directory (every step logged, the parameters kept where the
-  processes need them); analysis.central_flow_processes.processes(trajectory.load(DIR))
-  computes the flows from it with the settings of `analysis.central_flow` (overridable, e.g.
-  --config.analysis.central_flow.k=4) and caches them in DIR/analysis/central_flow/.
   """
   c = base_config(model="mlp", data_name=data_name, opt=opt["name"], loss="mse", seed=seed)
   c.model.widths = widths or ((32,) if quick else (64, 64))
@@ -79,6 +77,13 @@ def central_flow_config(opt: dict, quick: bool, data_name: str = "digits", n_tra
   c.analysis = ml_collections.ConfigDict()
   return with_flow(c, **{"steps": 200 if quick else 400,
                          "lanczos_iters": 20 if quick else 40, **flow})
+
+
+def quick_only(name: str, variant: str) -> bool:
+  """Whether `variant` of config file `name` is 'quick', its only variant (else ValueError)."""
+  if variant not in ("", "quick"):
+    raise ValueError(f"{name} variant {variant!r} is not allowed; allowed: 'quick'")
+  return variant == "quick"
 
 
 def with_flow(c: ml_collections.ConfigDict, **flow: Any) -> ml_collections.ConfigDict:

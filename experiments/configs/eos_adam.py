@@ -32,15 +32,11 @@ VARIANTS = {"quick": {**QUICK_DIGITS, "opt.learning_rate": QUICK_LEARNING_RATES[
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = digits_mlp("adam")
-  c.opt.b1 = B1
-  c.opt.b2 = 0.999
-  c.opt.eps = 1e-7                            # Cohen et al. 2022 use 1e-7
-  c.opt.learning_rate = LEARNING_RATES[0]
+  c.opt.update(b1=B1, b2=0.999, eps=1e-7, learning_rate=LEARNING_RATES[0])   # eps: Cohen et al.'s
   c.sweep.opt = ml_collections.ConfigDict(dict(learning_rate=LEARNING_RATES))
   c.train.steps = 3000                        # no accuracy goal: the plateau at 38 is the point
   c.train.log_every = 10                      # metrics and both sharpnesses every 10 steps
-  c.train.chunk_steps = 500
-  c.train.keep = "none"
+  c.train.update(chunk_steps=500, keep="none")
   # P^-1/2 H P^-1/2 with the state's P; warm-started from the previous vectors
   c.probes.preconditioned_sharpness = ml_collections.ConfigDict(dict(k=1, num_iters=20))
   c.probes.sharpness = ml_collections.ConfigDict(dict(k=1, num_iters=8, cold_iters=40))

@@ -58,9 +58,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = digits_mlp("gd")
   c.train.steps = 20000                       # upper bound; members stop at 99% train accuracy
   c.train.log_every = 1                       # metrics and sharpness at every step, on device
-  c.train.chunk_steps = 500
-  c.train.acc_goal = 0.99
-  c.train.keep = "log:6"
+  c.train.update(chunk_steps=500, acc_goal=0.99, keep="log:6")
   c.probes.sharpness = ml_collections.ConfigDict(_SHARPNESS)
   c.opt.learning_rate = LEARNING_RATES[0]
   c.sweep.opt = ml_collections.ConfigDict(dict(learning_rate=LEARNING_RATES))

@@ -33,11 +33,7 @@ PATTERNS = {r"bs([0-9]+)": lambda n: {"train.batch_size": int(n)}}
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = digits_mlp("sgd")
   c.opt.learning_rate = LEARNING_RATE
-  c.train.batch_size = 64
-  c.train.steps = 5000
-  c.train.log_every = 50
-  c.train.chunk_steps = 1000
-  c.train.keep = "none"
+  c.train.update(batch_size=64, steps=5000, log_every=50, chunk_steps=1000, keep="none")
   c.probes.sharpness = ml_collections.ConfigDict(dict(k=1, num_iters=8, cold_iters=40))
   # batch_size 0: minibatches of the training batch size
   c.probes.batch_sharpness = ml_collections.ConfigDict(dict(num_batches=8, num_iters=10))

@@ -55,20 +55,11 @@ PATTERNS = {r"frac([0-9]+)": lambda nn: {"data.train_frac": int(nn) / 100}}
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = base_config(model="transformer", data_name="modular", opt="adamw", loss="cross_entropy")
-  c.data.p = 113
-  c.data.op = "add"
-  c.data.train_frac = 0.3
-  c.data.seed = 0
+  c.data.update(p=113, op="add", train_frac=0.3, seed=0)
   c.loss.float64 = True                  # float64 cross-entropy: no loss spikes from absorption
-  c.opt.learning_rate = 1e-3
-  c.opt.weight_decay = 1.0
-  c.opt.b1, c.opt.b2 = 0.9, 0.98
-  c.opt.schedule.name = "warmup"
-  c.opt.schedule.warmup_steps = 10
-  c.train.steps = 40000
-  c.train.log_every = 100
-  c.train.chunk_steps = 5000
-  c.train.keep = "every:1000"
+  c.opt.update(learning_rate=1e-3, weight_decay=1.0, b1=0.9, b2=0.98)
+  c.opt.schedule.update(name="warmup", warmup_steps=10)
+  c.train.update(steps=40000, log_every=100, chunk_steps=5000, keep="every:1000")
   c.probes.weight_norm = ml_collections.ConfigDict()
   c.sweep.seed = SEEDS
   return with_variant(c, variant, VARIANTS, PATTERNS, exclusive=(("wd", "nowd"),))

@@ -51,9 +51,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model.balanced = True          # ||v_j|| = ||w_j||: both layers on the same scale
   c.opt.learning_rate = 5.0        # full-batch GD; the race is over by step ~100
   c.opt.weight_decay = 1e-4        # coupled L2; only the held-out accuracy needs it
-  c.train.steps = 4000
-  c.train.log_every = 10
-  c.train.chunk_steps = 1000
+  c.train.update(steps=4000, log_every=10, chunk_steps=1000)
   c.train.keep = "log:30"          # 0, 10, 20, ... log-spaced to the end
   c.sweep.seed = SEEDS
   return with_variant(c, variant, VARIANTS)

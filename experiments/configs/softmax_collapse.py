@@ -51,23 +51,15 @@ VARIANTS = {
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = base_config(model="mlp", data_name="modular", opt="adamw", loss="cross_entropy")
-  c.data.p = 113
-  c.data.train_frac = 0.4
+  c.data.update(p=113, train_frac=0.4)
   c.data.encoding = "onehot"                 # [onehot(a), onehot(b)], width 2p
-  c.model.widths = (200, 200)
-  c.model.bias = False
-  c.model.activation = "relu"
+  c.model.update(widths=(200, 200), bias=False, activation="relu")
   c.model.init = "torch"                     # their PyTorch MLP: U(+-1/sqrt(fan_in)) weights
   c.loss.float64 = False
   c.opt.learning_rate = 1e-2                # at 1e-3 PerpGrad needs far more than 4k steps
   c.opt.weight_decay = 0.0                   # the point: no weight decay
   c.opt.b1, c.opt.b2 = 0.9, 0.99
-  c.opt.eps = 1e-25
-  c.opt.moments_float64 = True
-  c.opt.perpgrad = False
-  c.train.steps = 20000
-  c.train.log_every = 100
-  c.train.chunk_steps = 5000
-  c.train.keep = "none"
+  c.opt.update(eps=1e-25, moments_float64=True, perpgrad=False)
+  c.train.update(steps=20000, log_every=100, chunk_steps=5000, keep="none")
   c.probes.softmax_collapse = ml_collections.ConfigDict()
   return with_variant(c, variant, VARIANTS, exclusive=(("stablemax", "perpgrad", "float64"),))

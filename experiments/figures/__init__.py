@@ -23,11 +23,22 @@ def setup_label(cfg: dict, quick: bool) -> str:
           f"{cfg['data']['name']} ({'quick' if quick else 'full'})")
 
 
+def variant_runs(config, **variants: str):
+  """A figure's runs(quick): {label: the config file's variant}, with 'quick' joined in front
+  when quick (e.g. gd='', flow='flow' -> 'quick' and 'quick_flow')."""
+  join = lambda quick, v: "_".join(p for p in ("quick" if quick else "", v) if p)
+  return lambda quick: {label: config.get_config(join(quick, v)) for label, v in variants.items()}
+
+
+def tidy(axes, fontsize: int = 8, **settings) -> None:
+  """ax.set(**settings) (e.g. xlabel='step'), a light grid and a legend on every axis."""
+  for ax in axes:
+    ax.set(**settings)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=fontsize)
+
+
 def save(fig, out: str, name: str, dpi: int = 120) -> str:
-  """Lays out, writes OUT/NAME.png and closes the figure; returns the path."""
-  import matplotlib.pyplot as plt
-  fig.tight_layout()
-  path = os.path.join(out, f"{name}.png")
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
-  return path
+  """Lays out, writes OUT/NAME.png and closes the figure (analysis.plots.save); its path."""
+  from analysis import plots
+  return plots.save(fig, os.path.join(out, f"{name}.png"), dpi)

@@ -7,7 +7,7 @@ import numpy as np
 from analysis import central_flow_processes as cfp
 from experiments.configs import (central_flow_gd, central_flow_rmsprop, central_flow_scalar_rmsprop,
                                  central_flow_speed)
-from experiments.figures import claim, finite_claim, save
+from experiments.figures import claim, finite_claim, save, tidy, variant_runs
 
 CONFIGS = {"gd": central_flow_gd, "scalar_rmsprop": central_flow_scalar_rmsprop,
            "rmsprop": central_flow_rmsprop}
@@ -17,11 +17,6 @@ LABEL = {"gd": "GD", "scalar_rmsprop": "scalar RMSProp", "rmsprop": "RMSProp"}
 def window_average(x, T, window):
   """The centred `window`-step moving average of x, its first T entries."""
   return np.convolve(x, np.ones(window) / window, mode="same")[:T]
-
-
-def _runs_for(config, variant):
-  """The figure's runs: one run directory of `config`'s variant(quick) (a sweep: per member)."""
-  return lambda quick: {"run": config.get_config(variant(quick))}
 
 
 def _draw_for(extra=None, figure=None):
@@ -80,9 +75,7 @@ def _plot(r, cfg, out, quick, figure):
     ax[4].plot(steps, r["gf"].effective_lr, "C0:", label="stable flow")
     titles.append("effective learning rate 1/mean(P)")
   for a, t in zip(ax, titles):
-    a.set(title=t, xlabel=f"step (after {s['start']} {lab} steps)")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
+    tidy([a], 7, title=t, xlabel=f"step (after {s['start']} {lab} steps)")
   o, m, d = cfg["opt"], cfg["model"], cfg["data"]
   hp = f"eta={o['learning_rate']:g}" + (f", b2={o['b2']:g}" if name != "gd" else "")
   ds = f"{d['n_train']} digits (0-3)" if d["name"] == "digits" else d["name"]
@@ -110,10 +103,6 @@ def _median(x):
   return float(np.median(x)) if np.size(x) else None
 
 
-def _within(x, lo, hi):
-  return bool(np.size(x)) and lo <= np.median(x) <= hi
-
-
 def claims(r) -> list:
   """The report's claims for one optimizer's processes (cfp.processes' output); the real run's
   loss, squared gradient norm and effective learning rate are averaged over the settings'
@@ -131,7 +120,7 @@ def claims(r) -> list:
   out = [
       claim(f"central flow's predicted time-averaged loss over {lab}'s {W}-step average "
             "loss (median over the run)", _median(ratio), "in [0.9, 1.1] (within 10%)",
-            _within(ratio, 0.9, 1.1)),
+            bool(np.size(ratio)) and 0.9 <= np.median(ratio) <= 1.1),
       # the squared gradient norm is almost all oscillation, which waxes and wanes over the
       # self-stabilization cycles (tens of steps): compared as a time average over the run
       claim(f"central flow's predicted time-averaged squared gradient norm over {lab}'s, "
@@ -192,22 +181,22 @@ def public_comparison(r) -> list:
                 f"public code at step 180: {PUBLIC_AT_180}", ok)]
 
 
-_QUICK = lambda quick: "quick" if quick else ""
 FIGURES = {
     f"central_flow_{name}": (
         f"{LABEL[name]} beside its central flow and stable flow (Cohen et al. 2025): predicted "
         "time-averaged loss and gradient norm, effective sharpness at 2"
         + (", effective learning rate" if name != "gd" else "") + ", distances",
-        _runs_for(CONFIGS[name], _QUICK), _draw_for())
+        variant_runs(CONFIGS[name], run=""), _draw_for())
     for name in CONFIGS
 }
 FIGURES["central_flow_speed"] = (
     "GD and its central flow on the public code's minimal example (CIFAR-shaped digits, "
     "MLP 3072-256-256-4 GELU, lr 0.02, 400 steps, directions added from 3): --quick: 40 steps",
-    _runs_for(central_flow_speed, _QUICK), _draw_for(public_comparison, "central_flow_speed"))
+    variant_runs(central_flow_speed, run=""), _draw_for(public_comparison, "central_flow_speed"))
 FIGURES["central_flow_speed_seeds"] = (
     "central_flow_speed with initialization seeds 0-4 (one sweep), to step 180 (the public "
     "code's comparison step) only: how much the step-180 numbers move with the draw of the "
     "weights; --quick: 40 steps",
-    _runs_for(central_flow_speed, lambda quick: "quick_seeds" if quick else "seeds_steps180"),
+    lambda quick: {"run": central_flow_speed.get_config("quick_seeds" if quick else
+                                                        "seeds_steps180")},
     _draw_for(public_comparison, "central_flow_speed"))

@@ -5,7 +5,7 @@ import numpy as np
 
 from analysis import curvature, plots
 from experiments.configs import eos_gd
-from experiments.figures import claim, finite_claim, save, setup_label
+from experiments.figures import claim, finite_claim, save, setup_label, tidy, variant_runs
 
 
 # A crossing counts as the arrival at the edge only if the sharpness then stays within 10% of
@@ -50,21 +50,6 @@ def eos_statistics(steps, S, lr, factor=2.0):
               median_ratio=float(np.median(after * lr / factor)) if after.size else None)
 
 
-def _variant(*parts):
-  return "_".join(p for p in parts if p)
-
-
-def _runs_gd(quick):
-  v = "quick" if quick else ""
-  return {"gd": eos_gd.get_config(v), "flow": eos_gd.get_config(_variant(v, "flow"))}
-
-
-def _runs_momentum(quick):
-  # no flow run: heavy-ball trains past 99% accuracy long before it sharpens to (2+2 beta)/eta,
-  # so this figure runs a fixed number of steps, longer than the flow's accuracy-goal run
-  return {"gd": eos_gd.get_config(_variant("quick" if quick else "", "momentum"))}
-
-
 def _draw(trajs, out, quick):
   gd, gf = trajs["gd"], trajs.get("flow")
   lrs = gd.coords["opt.learning_rate"]
@@ -82,22 +67,19 @@ def _draw(trajs, out, quick):
   label = f"{'Nesterov' if nesterov else 'heavy-ball'}, beta={beta:g}" if beta else "GD"
   plots.plot_metric(axes[0], gd, "train_loss", log_y=True, title=f"train loss ({label})")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
-    ok = np.isfinite(S[i])
-    axes[1].plot(gd.steps[ok], S[i][ok], color=c, lw=1.2, label=f"eta={lr:g}")
+    plots.plot_finite(axes[1], gd.steps, S[i], color=c, lw=1.2, label=f"eta={lr:g}")
     axes[1].axhline(factor / lr, color=c, ls="--", lw=1)
     if gf is not None:
-      axes[2].plot(gd.steps[ok] * lr / (1 - beta), S[i][ok], color=c, lw=1.2)
+      plots.plot_finite(axes[2], gd.steps * lr / (1 - beta), S[i], color=c, lw=1.2)
       axes[2].axhline(factor / lr, color=c, ls="--", lw=1)
   if gf is not None:
-    t_flow, S_flow = gf.metrics["flow_time"][0], gf.metrics["sharpness/max"][0]
-    ok = np.isfinite(S_flow)
-    axes[2].plot(t_flow[ok], S_flow[ok], color="k", lw=1.8, label="gradient flow")
+    S_flow = gf.metrics["sharpness/max"][0]
+    plots.plot_finite(axes[2], gf.metrics["flow_time"][0], S_flow, color="k", lw=1.8,
+                      label="gradient flow")
     axes[2].set(title="sharpness vs time (step x eta/(1-beta)); black: gradient flow",
                 xlabel="time")
   axes[1].set(title=f"sharpness ({label}); dashed: {thr}", xlabel="step")
-  for ax in axes[1:]:
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+  tidy(axes[1:])
   fig.suptitle(f"Edge of stability, {label}: {setup_label(gd.config, quick)}", fontsize=11)
   path = save(fig, out, name)
 
@@ -145,7 +127,11 @@ def _flow_claims(S_flow, top, thr):
 
 FIGURES = {
     "eos_gd": ("GD at 4 learning rates hovers at 2/eta; gradient flow sharpens "
-               "(Cohen et al. 2021), fc-tanh on digits", _runs_gd, _draw),
+               "(Cohen et al. 2021), fc-tanh on digits", variant_runs(eos_gd, gd="", flow="flow"),
+               _draw),
+    # no flow run: heavy-ball trains past 99% accuracy long before it sharpens to (2+2 beta)/eta,
+    # so this figure runs a fixed number of steps, longer than the flow's accuracy-goal run
     "eos_momentum": ("heavy-ball momentum (beta = 0.9) hovers at (2 + 2 beta)/eta "
-                     "(Cohen et al. 2021, App. B), fc-tanh on digits", _runs_momentum, _draw),
+                     "(Cohen et al. 2021, App. B), fc-tanh on digits",
+                     variant_runs(eos_gd, gd="momentum"), _draw),
 }

@@ -5,14 +5,10 @@ import numpy as np
 
 from analysis import curvature, plots
 from experiments.configs import eos_adam
-from experiments.figures import claim, finite_claim, save, setup_label
+from experiments.figures import claim, finite_claim, variant_runs, save, setup_label, tidy
 from experiments.figures.eos import eos_statistics
 
 BAND = (0.9, 1.1)   # P drifts with nu, so the band is wider than GD's (0.95, 1.10)
-
-
-def _runs(quick):
-  return {"adam": eos_adam.get_config("quick" if quick else "")}
 
 
 def _draw(trajs, out, quick):
@@ -25,20 +21,16 @@ def _draw(trajs, out, quick):
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
   plots.plot_metric(axes[0], t, "train_loss", log_y=True, title="train loss (Adam)")
   for i, (lr, c) in enumerate(zip(lrs, colors)):
-    ok = np.isfinite(PS[i])
-    axes[1].plot(t.steps[ok], PS[i][ok], color=c, lw=1.2, label=f"eta={lr:g}")
-    ok = np.isfinite(S[i])
-    axes[2].plot(t.steps[ok], S[i][ok], color=c, lw=1.2,
-                 label=f"eta={lr:g} (2/eta = {2 / lr:.3g})")
+    plots.plot_finite(axes[1], t.steps, PS[i], color=c, lw=1.2, label=f"eta={lr:g}")
+    plots.plot_finite(axes[2], t.steps, S[i], color=c, lw=1.2,
+                      label=f"eta={lr:g} (2/eta = {2 / lr:.3g})")
   axes[1].axhline(thr, color="k", ls="--", lw=1.2, label=f"(2+2 b1)/(1-b1) = {thr:g}")
   axes[1].set(title="preconditioned sharpness lambda_max(P^-1 H)", xlabel="step",
               ylim=(0, 1.6 * thr))
   # informational: what equilibrates is P^-1 H; H itself has no fixed ceiling, and GD's 2/eta
   # (in the legend) is far above it
   axes[2].set(title="raw sharpness lambda_max(H)", xlabel="step")
-  for ax in axes[1:]:
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+  tidy(axes[1:])
   opt = t.config["opt"]
   fig.suptitle(f"Adaptive edge of stability, Adam (b1={opt['b1']:g}, b2={opt['b2']:g}): "
                f"{setup_label(t.config, quick)}", fontsize=11)
@@ -71,5 +63,5 @@ def _draw(trajs, out, quick):
 FIGURES = {
     "eos_adam": ("Adam's preconditioned sharpness hovers at (2+2 b1)/(1-b1) = 38 once it "
                  "reaches it (at least 2 rates of the sweep must; Cohen et al. 2022), fc-tanh "
-                 "on digits", _runs, _draw),
+                 "on digits", variant_runs(eos_adam, adam=""), _draw),
 }

@@ -5,14 +5,9 @@ import numpy as np
 
 from analysis import plots
 from experiments.configs import eos_sgd
-from experiments.figures import claim, save, setup_label
+from experiments.figures import claim, save, setup_label, tidy, variant_runs
 
 TAIL = 0.25     # summaries are medians over the last quarter of the log points (SGD is noisy)
-
-
-def _runs(quick):
-  q = "quick_" if quick else ""
-  return {f"bs{b}": eos_sgd.get_config(f"{q}bs{b}") for b in eos_sgd.BATCH_SIZES}
 
 
 def tail_median(values: np.ndarray) -> float:
@@ -34,21 +29,14 @@ def _draw(trajs, out, quick):
   grid.ravel()[5].axis("off")
   for label, bs, c in zip(labels, sizes, plots.member_colors(len(labels))):
     t = trajs[label]
-    ok = np.isfinite(t.metrics["train_loss"][0])
-    axes[0].plot(t.steps[ok], t.metrics["train_loss"][0][ok], color=c, lw=1.2, label=f"B={bs}")
-    for ax, (name, _) in zip(axes[1:], panels):
-      y = t.metrics[name][0]
-      ok = np.isfinite(y)
-      ax.plot(t.steps[ok], y[ok], color=c, lw=1.2, label=f"B={bs}")
+    for ax, name in zip(axes, ["train_loss"] + [name for name, _ in panels]):
+      plots.plot_finite(ax, t.steps, t.metrics[name][0], color=c, lw=1.2, label=f"B={bs}")
   axes[0].set(title="train loss (SGD)", yscale="log")
   for ax, (_, title) in zip(axes[1:], panels):
     ax.set(title=title)
   for ax in axes[1:4]:
     ax.axhline(2 / lr, color="k", ls="--", lw=1, label=f"2/eta = {2 / lr:g}")
-  for ax in axes:
-    ax.set_xlabel("step")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+  tidy(axes, xlabel="step")
   setup = setup_label(trajs[labels[0]].config, quick)
   fig.suptitle(f"SGD, eta={lr:g}, batch sizes {sizes}: {setup}; curvature on the full "
                "training set", fontsize=11)
@@ -57,13 +45,11 @@ def _draw(trajs, out, quick):
 
 
 def _claims(trajs, labels, sizes, lr):
-  claims = []
   tails = {name: [tail_median(trajs[k].metrics[name][0]) for k in labels]
            for name in ("sharpness/max", "hessian_trace/estimate",
                         "batch_sharpness/mean_lambda_max", "batch_sharpness/directional")}
-  for label in labels:
-    if trajs[label].diverged[0]:
-      claims.append(claim(f"{label}: training stays finite", "diverged", "no divergence", False))
+  claims = [claim(f"{label}: training stays finite", "diverged", "no divergence", False)
+            for label in labels if trajs[label].diverged[0]]
   S, tr = tails["sharpness/max"], tails["hessian_trace/estimate"]
   claims.append(claim(
       f"full-batch sharpness at the end (median of the last {TAIL:.0%}) for batch sizes "
@@ -87,5 +73,7 @@ def _claims(trajs, labels, sizes, lr):
 
 FIGURES = {
     "eos_sgd": ("SGD at 3 batch sizes: full-batch sharpness and Hessian trace grow with the "
-                "batch size; batch sharpness beside 2/eta, fc-tanh on digits", _runs, _draw),
+                "batch size; batch sharpness beside 2/eta, fc-tanh on digits",
+                variant_runs(eos_sgd, **{f"bs{b}": f"bs{b}" for b in eos_sgd.BATCH_SIZES}),
+                _draw),
 }

@@ -6,13 +6,9 @@ import numpy as np
 from analysis import plots
 from analysis.grokking import progress_measures
 from experiments.configs import grokking as grokking_cfg
-from experiments.figures import claim, save
+from experiments.figures import claim, variant_runs, save, tidy
 
 LOSS_LEVEL = 1.0      # nats: "falls" = first kept step below this (log p ~ 4-4.7 at the start)
-
-
-def _runs(quick):
-  return {"main": grokking_cfg.get_config("quick" if quick else "")}
 
 
 def _first(steps, values, pred):
@@ -67,9 +63,7 @@ def _draw(trajs, out, quick):
   ax[5].set(title="weight norm")
   for a in ax[3:]:
     _mark(a, ph)
-    a.set_xlabel("step")
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+  tidy(ax[3:], xlabel="step")
   cfg = t.config
   m = cfg["model"]
   fig.suptitle(f"Grokking on (a + b) mod {pm['p']}: {m['n_layers']}-layer transformer "
@@ -83,14 +77,13 @@ def _draw(trajs, out, quick):
 
 
 def _claims(t, pm, ph, quick):
-  claims = []
   limit = t.config["train"]["steps"] if quick else 15000
   grok = [phases(t, i)["test99"] for i in range(t.n_members)]
-  claims.append(claim(
+  claims = [claim(
       "steps to 99% test accuracy, per seed", grok,
       f"every seed within {limit:,} steps" + ("" if quick else " (a plain JAX version on one "
                                               "H100: 6k-9k for every seed)"),
-      all(g is not None and g <= limit for g in grok)))
+      all(g is not None and g <= limit for g in grok))]
   n = len(pm["keys"])
   claims.append(claim("number of key frequencies (neuron rule, final checkpoint)",
                       f"{n}: {sorted(int(k) for k in pm['keys'])}",
@@ -122,5 +115,5 @@ def _claims(t, pm, ph, quick):
 FIGURES = {
     "grokking": ("grokking on (a+b) mod p, Nanda et al. 2023: loss and accuracy of every seed, "
                  "key frequencies, restricted / excluded loss, Gini, weight norm",
-                 _runs, _draw),
+                 variant_runs(grokking_cfg, main=""), _draw),
 }

@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis import plots
 from experiments.configs import grokking as grokking_cfg
-from experiments.figures import claim, save
+from experiments.figures import claim, save, tidy
 from experiments.figures.grokking import phases
 
 
@@ -65,9 +65,7 @@ def _draw(trajs, out, quick):
   ax[2].set_xticks(range(max(len(wds), len(fracs))))
   ax[2].set_xticklabels([f"{w:g} / {f:.0%}" for w, f in zip(wds, fracs)])
   ax[2].set(yscale="log", title="steps to 99% test accuracy", xlabel="weight decay / fraction")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+  tidy(ax)
   p = wd_run.config["data"]["p"]
   fig.suptitle(f"When grokking happens, (a + b) mod {p} ({'quick' if quick else 'full'}, "
                "seed 0)", fontsize=11)

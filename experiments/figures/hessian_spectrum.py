@@ -6,7 +6,7 @@ import numpy as np
 
 from analysis import curvature
 from experiments.configs import eos_gd
-from experiments.figures import claim, save, setup_label
+from experiments.figures import claim, save, setup_label, tidy
 
 TOP_K = 20            # top eigenvalues by Lanczos, drawn over the density
 SLQ = dict(num_iters=80, num_starts=8)
@@ -33,11 +33,9 @@ def _draw(trajs, out, quick):
     ax_d.semilogy(sp["grid"], np.maximum(sp["density"], 1e-10), color=c, lw=1.2, label=name)
     ax_d.plot(sp["top"], np.full(TOP_K, 2e-6), "|", color=c, ms=14)
     ax_t.plot(np.arange(1, TOP_K + 1), sp["top"], "o-", color=c, ms=4, label=name)
-  for ax in (ax_d, ax_t):
-    (ax.axvline if ax is ax_d else ax.axhline)(2 / lr, color="k", ls="--", lw=1,
-                                                label=f"2/eta = {2 / lr:g}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+  for line in (ax_d.axvline, ax_t.axhline):
+    line(2 / lr, color="k", ls="--", lw=1, label=f"2/eta = {2 / lr:g}")
+  tidy((ax_d, ax_t))
   ax_d.set(title=f"Hessian spectral density (SLQ, {SLQ['num_starts']} starts x "
                  f"{SLQ['num_iters']} steps); ticks: top {TOP_K} by Lanczos",
            xlabel="eigenvalue", ylabel="density", ylim=(1e-6, None))

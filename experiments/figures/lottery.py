@@ -18,7 +18,7 @@ import numpy as np
 from analysis import fourier
 from analysis import plots
 from experiments.configs import lottery as lottery_cfg
-from experiments.figures import claim, save
+from experiments.figures import claim, variant_runs, save
 
 SHARE_LEVEL = 0.8          # "single-frequency": the dominant frequency holds >= 80% of the energy
 CHANCE_MULTIPLE = 3        # a prediction "works" at >= 3x the chance level 1/K
@@ -26,10 +26,6 @@ ALIGN_LEVEL = 0.3          # rad: median |phi_a + phi_b - psi| "aligned" (unifor
 TEST_ACC_LEVEL = 0.95
 N_SHOWN = 4                # neurons whose spectra are drawn
 DECISIVE = 2.0             # a "decisive" initial race: best score >= 2x the runner-up's
-
-
-def _runs(quick):
-  return {"main": lottery_cfg.get_config("quick" if quick else "")}
 
 
 class Spectra(NamedTuple):
@@ -237,5 +233,5 @@ def _claims(t, lm):
 FIGURES = {
     "lottery": ("lottery ticket of two-layer ReLU nets on (a+b) mod p, [MA25]: "
                 "single-frequency neurons, phase alignment, winners predicted from the initial "
-                "spectra", _runs, _draw),
+                "spectra", variant_runs(lottery_cfg, main=""), _draw),
 }

@@ -4,17 +4,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from experiments.configs import softmax_collapse as sc_cfg
-from experiments.figures import claim, finite_claim, save
+from experiments.figures import claim, finite_claim, save, tidy, variant_runs
 
 RUNS = ("softmax", "stablemax", "perpgrad")
 COLORS = {"softmax": "tab:red", "stablemax": "tab:blue", "perpgrad": "tab:green"}
 
 
-def _runs(quick):
-  q = "quick" if quick else ""
-  return {name: sc_cfg.get_config("_".join(p for p in (q, "" if name == "softmax" else name)
-                                           if p))
-          for name in RUNS}
+_runs = variant_runs(sc_cfg, softmax="", stablemax="stablemax", perpgrad="perpgrad")
 
 
 def _final(t, name):
@@ -38,9 +34,7 @@ def _draw(trajs, out, quick):
       a.plot(t.steps[ok], y[ok], color=COLORS[name], lw=1.3, label=name)
       a.set(title=title, xlabel="step", yscale="log" if log else "linear")
     ax[0].plot(t.steps, t.metrics["train_acc"][0], color=COLORS[name], lw=0.8, ls=":")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+  tidy(ax)
   cfg = trajs["softmax"].config
   moments = " (moments float64)" if cfg["opt"].get("moments_float64") else ""
   fig.suptitle(f"No weight decay, float32 model (StableMax's loss in float64): MLP "
