@@ -22,7 +22,7 @@ by flag: --config.data.path=DIR.
 Figures: experiments/figures/neural_collapse.py.
 Run time (2-core CPU shared with other jobs, measured 2026-12-04): neural_collapse --quick
 ~1.2 min (both losses), full 35 min (cross-entropy 25 min, MSE 10 min, on a busier and a
-quieter machine); neural_collapse_depth --quick ~1.7 min, full TIME_DEPTH.
+quieter machine); neural_collapse_depth --quick ~1.7 min, full 49 min (beside a test run).
 """
 import ml_collections
 
