@@ -28,7 +28,6 @@ from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import optimize
 
 KINDS = ("cones", "xor")
 
@@ -95,6 +94,7 @@ def cone_extreme_rays(x, y) -> dict:
   Returns:
     dict(positive=[indices], negative=[indices]) into x.
   """
+  from scipy import optimize       # scikit-learn's dependency; only this function needs it
   x = np.asarray(x, np.float64).reshape(len(x), -1)
   pos = _positive(y)
   out = {}
