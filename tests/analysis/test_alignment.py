@@ -209,3 +209,21 @@ def test_probe_refuses_a_model_without_w_and_v_and_non_binary_labels(tmp_path):
   c.probes.alignment = {}
   with pytest.raises(ConfigError, match="probes.alignment needs binary training labels"):
     experiment.Experiment.from_config(c)
+
+
+def test_xor_probe_in_loop_equals_the_post_hoc_measure(tmp_path):
+  c = base_config(model="two_layer", data_name="xor_clusters", opt="gd")
+  c.data.update(dict(n_train=32, n_test=8, dim=20, signed=True, label_noise=0.125))
+  c.model.update(dict(width=6, init_scale=1e-2, balanced=True))
+  c.opt.learning_rate = 0.1
+  c.train.update(dict(steps=10, log_every=10, chunk_steps=10, float64=True, keep="every:10"))
+  c.probes.alignment = {"kind": "xor", "threshold": 0.5}
+  traj = trajectory.load(experiment.Experiment.from_config(c).run(str(tmp_path / "xor"),
+                                                                  log=lambda *_: None))
+  assert "alignment/matched_cosine" not in traj.metrics
+  for row, step in enumerate(traj.steps):
+    post = al.at_step(traj, int(step), 0, kind="xor", threshold=0.5)
+    assert post["cosines"].shape == (6, 4)
+    for k in ("cosines", "aligned_share", "stable_rank"):
+      np.testing.assert_allclose(traj.metrics[f"alignment/{k}"][0, row], post[k], rtol=1e-12,
+                                 atol=1e-15)
