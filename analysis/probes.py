@@ -7,7 +7,7 @@ from jax.flatten_util import ravel_pytree
 
 import numpy as np
 
-from analysis import curvature, grokking
+from analysis import alignment, curvature, grokking
 from analysis import neural_collapse as nc
 from dynamics import config_utils as cu
 from dynamics import train
@@ -184,4 +184,31 @@ def mode_strengths(settings, problem):
     c = u.T @ problem.apply(params, vt).T                     # [k, k]: U_i^T f(V_j)
     off = jnp.abs(c - jnp.diag(jnp.diagonal(c)))
     return dict(strengths=jnp.diagonal(c), coupling=jnp.max(off))
+  return probe
+
+
+@register("alignment",
+          threshold=Field(0.9, "a neuron is aligned when its best cosine with the target "
+                          "directions is at least this", lo=-1.0, hi=1.0),
+          kind=Field("cones", "target directions: 'cones' (x_+, x_-: the class sums, Min et "
+                     "al.) or 'xor' (+-u1, +-u2: the XOR cluster means, Xu et al.)",
+                     choices=alignment.KINDS))
+def alignment_probe(settings, problem):
+  """Neuron alignment of a two-layer network f(x) = sum_j v_j act(w_j . x) on binary data
+  (analysis.alignment.measures): per neuron the norm, the cosines with the target directions
+  (computed once from the training data) and dead or not; the shares aligned and dead; the first
+  layer's singular values and stable rank."""
+  x, y = problem.data["x_train"], problem.data["y_train"]
+  try:
+    targets = alignment.target_directions(np.asarray(x), np.asarray(y), settings.kind)
+  except ValueError as e:
+    raise cu.ConfigError(f"probes.alignment needs binary training labels: {e}") from None
+  targets = jnp.asarray(targets, x.dtype)
+
+  def probe(params, opt_state, batch):
+    del opt_state
+    try:
+      return alignment.of_params(params, batch["x"], targets, settings.threshold)
+    except ValueError as e:
+      raise cu.ConfigError(f"probes.alignment: {e}") from None
   return probe

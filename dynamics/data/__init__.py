@@ -2,9 +2,9 @@
 (DATASETS[name] = (builder, default_config)).
 
 Datasets: 'digits' (scikit-learn's bundled 8x8 digits), 'cifar_digits' (digits dressed as a
-CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'teacher_student'
-(synthetic), 'ufm_samples' (the unconstrained features model's one-hot samples), 'modular'
-(modular arithmetic, grokking), 'cifar10', 'mnist' (local files in data.path),
+CIFAR-10 subset), 'linear_teacher', 'gaussian_clusters', 'xor_clusters', 'separable_binary',
+'teacher_student' (synthetic), 'ufm_samples' (the unconstrained features model's one-hot
+samples), 'modular' (modular arithmetic, grokking), 'cifar10', 'mnist' (local files in data.path),
 'matrix_sensing', 'matrix_completion' (low-rank matrix recovery), 'tensor_completion',
 'tubal_sensing' (low-rank tensor recovery).
 """
@@ -18,8 +18,9 @@ from dynamics.data.base import Dataset
 
 # Each builder carries its name, FIELDS, default_config and validate (data.common.dataset).
 _BUILDERS = (digits.load_digits, digits.load_cifar_digits, synthetic.linear_teacher,
-             synthetic.gaussian_clusters, synthetic.xor_clusters, synthetic.teacher_student,
-             synthetic.ufm_samples, modular.load_modular, files.load_cifar10, files.load_mnist,
+             synthetic.gaussian_clusters, synthetic.xor_clusters, synthetic.separable_binary,
+             synthetic.teacher_student, synthetic.ufm_samples, modular.load_modular,
+             files.load_cifar10, files.load_mnist,
              matrix_sensing.matrix_sensing, matrix_sensing.matrix_completion,
              tensor.tensor_completion, tensor.tubal_sensing)
 DATASETS: dict[str, tuple[Callable[..., Dataset], Callable[[], ml_collections.ConfigDict]]] = {

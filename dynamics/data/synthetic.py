@@ -41,8 +41,19 @@ GAUSSIAN_CLUSTERS = dict(
     separation=Field(3.0, "norm of each class mean", lo=0.0), std=STD,
     label_noise=_label_noise(0.0))
 XOR_CLUSTERS = dict(
-    seed=SEED, **_sizes(256, 1024), dim=Field(50, "input dimension", lo=2),
-    mean_norm=Field(5.0, "norm of mu1 and mu2", lo=0.0), std=STD, label_noise=_label_noise(0.1))
+    seed=SEED, **_sizes(256, 1024), dim=Field(50, "input dimension d", lo=2),
+    mean_norm=Field(5.0, "norm of mu1 and mu2 (the cluster separation)", lo=0.0), std=STD,
+    label_noise=Field(0.1, "noise rate eta: fraction of the TRAIN labels flipped", lo=0.0,
+                      hi=0.5, hi_open=True),
+    signed=Field(False, "labels +-1 as float targets [N] for a one-output model (Xu et al.); "
+                 "False: class ids 0 / 1"))
+SEPARABLE_BINARY = dict(
+    seed=SEED, **_sizes(40, 200), dim=Field(2, "input dimension d", lo=2),
+    spread=Field(0.3, "size of the Gaussian perturbation of the class direction, N(0, "
+                 "spread^2 I / d), before normalizing (larger: wider cones, smaller mu)",
+                 lo=0.0),
+    min_norm=Field(1.0, "input norms are uniform in [min_norm, 1]", lo=0.0, hi=1.0,
+                   lo_open=True))
 TEACHER_STUDENT = dict(
     seed=SEED, in_dim=Field(10, "input dimension", lo=1),
     teacher_width=Field(4, "hidden units of the teacher", lo=1), **_sizes(512, 512),
@@ -140,15 +151,24 @@ def gaussian_clusters(seed, n_train, n_test, dim, num_classes, separation, std,
 
 
 @common.dataset("xor_clusters", XOR_CLUSTERS)
-def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise) -> Dataset:
+def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise,
+                 signed) -> Dataset:
   """XOR-like clusters (benign overfitting / grokking): means +-mu1 (label 1), +-mu2 (label 0).
 
-  mu1 and mu2 are orthogonal with norm mean_norm; the four clusters are equally likely
-  (balanced counts). Exactly round(label_noise * n_train) train labels are flipped.
+  Xu, Wang, Frei, Gu et al. 2023, "Benign Overfitting and Grokking in ReLU Networks for XOR
+  Cluster Data": x = mu + xi with mu one of +-mu1, +-mu2 and xi ~ N(0, std^2 I_d), usually in
+  high dimension d >> n_train, with a fraction eta = label_noise < 1/2 of the training labels
+  flipped (at eta >= 1/2 the noisy labels carry no information). mu1 and mu2 are orthogonal
+  with norm mean_norm; the four clusters are equally likely (balanced counts). Exactly
+  round(label_noise * n_train) train labels are flipped; test labels are clean (the
+  Bayes-optimal test accuracy on the noisy distribution would be 1 - eta at large separation).
+  signed=True gives their labels y in {+1 (+-mu1), -1 (+-mu2)} as float32 targets [N] for a
+  one-output model f(x) = sum_j v_j relu(w_j . x) (num_classes 0); the draws are the same.
 
   Returns:
-    Dataset (num_classes=2) with info 'mu1', 'mu2', 'clean_train_labels', 'flipped',
-    'train_clusters' and 'test_clusters' (cluster ids 0..3 for +mu1, -mu1, +mu2, -mu2).
+    Dataset (num_classes=2, or 0 with signed) with info 'mu1', 'mu2', 'clean_train_labels',
+    'flipped', 'train_clusters' and 'test_clusters' (cluster ids 0..3 for +mu1, -mu1, +mu2,
+    -mu2).
   """
   r_means, r_train, r_test, r_noise = np.random.default_rng(seed).spawn(4)
   mu = mean_norm * _orthonormal(r_means, dim, 2).T
@@ -165,8 +185,67 @@ def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise) -> Dat
   y = _flip(r_noise, clean, label_noise, 2)
   info = dict(mu1=mu[0], mu2=mu[1], clean_train_labels=clean, flipped=y != clean,
               train_clusters=k_train, test_clusters=k_test)
+  if signed:   # class 1 (+-mu1) -> +1, class 0 (+-mu2) -> -1
+    return Dataset(x.astype(np.float32), (2.0 * y - 1).astype(np.float32),
+                   x_test.astype(np.float32), (2.0 * cluster_label[k_test] - 1).astype(
+                       np.float32), 0, info)
   return Dataset(x.astype(np.float32), y.astype(np.int32), x_test.astype(np.float32),
                  cluster_label[k_test], 2, info)
+
+
+def separation_margin(x: np.ndarray, y: np.ndarray) -> float:
+  """mu = min_{i,j} <y_i x_i, y_j x_j> / (||x_i|| ||x_j||) over all pairs (i = j included), in
+  float64: > 0 exactly when every pair of same-label inputs is positively correlated and every
+  pair of opposite-label inputs negatively (Min, Mallada, Vidal 2024, Assumption 1)."""
+  z = np.asarray(x, np.float64).reshape(len(x), -1) * np.sign(np.asarray(y, np.float64))[:, None]
+  z /= np.linalg.norm(z, axis=1, keepdims=True)
+  return float(np.min(z @ z.T))
+
+
+@common.dataset("separable_binary", SEPARABLE_BINARY)
+def separable_binary(seed, n_train, n_test, dim, spread, min_norm) -> Dataset:
+  """Binary data with positively correlated classes (early neuron alignment).
+
+  Min, Mallada, Vidal 2024 ("Early Neuron Alignment in Two-layer ReLU Networks with Small
+  Initialization") assume ||x_i|| <= 1 and a margin mu > 0 with
+  <y_i x_i, y_j x_j> >= mu ||x_i|| ||x_j|| for all i, j: each class lies in a cone of half-angle
+  below 45 degrees about its direction and the two cones face away from each other. (Boursier &
+  Flammarion 2022's orthogonally separable data ask less: <x_i, x_j> y_i y_j > 0 for same
+  labels, <= 0 for opposite ones; data with mu > 0 satisfies it too.) Here, with a random unit
+  vector u: x_i = y_i r_i (u + spread g_i) / ||u + spread g_i||, g_i ~ N(0, I_d / d), norms r_i
+  uniform in [min_norm, 1], labels y_i = +-1 balanced; the same for the test split.
+
+  Raises:
+    ConfigError naming data.spread when the drawn training set has mu <= 0 (inseparable in
+    this sense): lower data.spread.
+
+  Returns:
+    Dataset with y [N] float32 in {-1, +1} (num_classes 0: a one-output model) and info 'mu'
+    (separation_margin of the train split), 'u' [d], 'x_plus' and 'x_minus' [d]: the sums of the
+    positive and negative train inputs (the directions the neurons of Min et al. align with).
+  """
+  r_dir, r_train, r_test = _streams(seed, 3)
+  u = r_dir.standard_normal(dim)
+  u /= np.linalg.norm(u)
+
+  def sample(rng, n):
+    y = 2.0 * _balanced(rng, n, 2) - 1.0
+    z = u + spread * rng.standard_normal((n, dim)) / np.sqrt(dim)
+    r = rng.uniform(min_norm, 1.0, size=n)
+    return (y * r)[:, None] * z / np.linalg.norm(z, axis=1, keepdims=True), y
+
+  x, y = sample(r_train, n_train)
+  x_test, y_test = sample(r_test, n_test)
+  x, x_test = x.astype(np.float32), x_test.astype(np.float32)
+  mu = separation_margin(x, y)
+  if not mu > 0:
+    raise cu.ConfigError(f"data.spread={spread} is not allowed with data.dim={dim}, "
+                         f"data.n_train={n_train}, data.seed={seed}: the drawn data is not "
+                         f"separable with a margin (mu = {mu:.3g}, must be > 0); lower "
+                         "data.spread")
+  info = dict(mu=mu, u=u, x_plus=x[y > 0].astype(np.float64).sum(0),
+              x_minus=x[y < 0].astype(np.float64).sum(0))
+  return Dataset(x, y.astype(np.float32), x_test, y_test.astype(np.float32), 0, info)
 
 
 @common.dataset("teacher_student", TEACHER_STUDENT)

@@ -8,7 +8,8 @@ import pytest
 from dynamics import data
 from dynamics.config_utils import ConfigError
 
-NAMES = ["digits", "linear_teacher", "gaussian_clusters", "xor_clusters", "teacher_student",
+NAMES = ["digits", "linear_teacher", "gaussian_clusters", "xor_clusters", "separable_binary",
+         "teacher_student",
          "cifar10", "mnist", "modular", "cifar_digits", "ufm_samples", "matrix_sensing",
          "matrix_completion", "tensor_completion", "tubal_sensing"]
 
@@ -51,7 +52,7 @@ def test_documented_defaults():
     (dict(name="digits", n_test=-1), "data.n_test=-1.*integer"),
     (dict(name="digits", seed=1.5), "data.seed=1.5"),
     (dict(name="gaussian_clusters", num_classes=1), "data.num_classes=1.*>= 2"),
-    (dict(name="xor_clusters", label_noise=1.5), r"data.label_noise=1.5.*\[0.0, 1.0\]"),
+    (dict(name="xor_clusters", label_noise=1.5), r"data.label_noise=1.5.*\[0.0, 0.5\)"),
     (dict(name="linear_teacher", singular_values=[1] * 9), "data.singular_values"),
     (dict(name="teacher_student", activation="elu"), "data.activation='elu'.*'relu'"),
     (dict(name="cifar10", path=""), "data.path.*required.*data_batch_1.bin"),
