@@ -224,7 +224,7 @@ def separable_binary(seed, n_train, n_test, dim, spread, min_norm) -> Dataset:
     (separation_margin of the train split), 'u' [d], 'x_plus' and 'x_minus' [d]: the sums of the
     positive and negative train inputs (the directions the neurons of Min et al. align with).
   """
-  r_dir, r_train, r_test = _streams(seed, 3)
+  r_dir, r_train, r_test = np.random.default_rng(seed).spawn(3)
   u = r_dir.standard_normal(dim)
   u /= np.linalg.norm(u)
 
