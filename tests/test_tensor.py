@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dynamics import tensor as T
+from tensor_reference import t_product_loop, t_transpose_def
 
 RNG = np.random.default_rng(0)
 
@@ -76,16 +77,6 @@ def fold(m, n, k):
   return np.stack([m[j * n:(j + 1) * n] for j in range(k)], axis=2)
 
 
-def t_product_loop(a, b):
-  """C[:, :, l] = sum_j A[:, :, (l - j) mod k] B[:, :, j] (circular convolution of the tubes)."""
-  k = a.shape[2]
-  return np.stack([sum(a[:, :, (l - j) % k] @ b[:, :, j] for j in range(k)) for l in range(k)],
-                  axis=2)
-
-
-def t_transpose_def(a):
-  k = a.shape[2]
-  return np.stack([a[:, :, (-j) % k].T for j in range(k)], axis=2)
 
 
 def t_prod(*xs):

@@ -7,6 +7,7 @@ import pytest
 
 from dynamics import data
 from dynamics.config_utils import ConfigError
+from tensor_reference import t_product_loop as tprod, t_transpose_def as ttrans
 
 COMPLETION = dict(name="tensor_completion", order=3, dimension=4, rank=2, norms=[2.0, 0.5],
                   n_observed=20, seed=1)
@@ -17,14 +18,6 @@ def unfold(w, mode):
   return np.moveaxis(w, mode, 0).reshape(w.shape[mode], -1)
 
 
-def tprod(a, b):
-  k = a.shape[2]
-  return np.stack([sum(a[:, :, (l - j) % k] @ b[:, :, j] for j in range(k)) for l in range(k)],
-                  axis=2)
-
-
-def ttrans(a):
-  return np.stack([a[:, :, (-j) % a.shape[2]].T for j in range(a.shape[2])], axis=2)
 
 
 def slice_singular_values(x):

@@ -10,6 +10,7 @@ import pytest
 from dynamics import models
 from dynamics.config_utils import ConfigError
 from dynamics.models import tubal_factorization as tf
+from tensor_reference import t_product_loop as tprod, t_transpose_def as ttrans
 
 
 def build(in_dim, **kw):
@@ -17,15 +18,6 @@ def build(in_dim, **kw):
   return models.build(cfg, in_dim=in_dim, out_dim=1)
 
 
-def tprod(a, b):
-  """C[:, :, l] = sum_j A[:, :, (l - j) mod k] B[:, :, j]."""
-  k = a.shape[2]
-  return np.stack([sum(a[:, :, (l - j) % k] @ b[:, :, j] for j in range(k)) for l in range(k)],
-                  axis=2)
-
-
-def ttrans(a):
-  return np.stack([a[:, :, (-j) % a.shape[2]].T for j in range(a.shape[2])], axis=2)
 
 
 def np_tensor(p):
