@@ -58,6 +58,14 @@ def require_dims(cfg: Any) -> tuple[int, int]:
   return int(cfg.in_dim), int(cfg.out_dim)
 
 
+def require_scalar_output(cfg: Any, reads: str) -> None:
+  """Refuses out_dim other than 1 (None: filled later) for a model that reads one scalar per
+  example (the factorization models); `reads` names that scalar, e.g. '<X, W>'."""
+  if cfg.out_dim is not None and cfg.out_dim != 1:
+    raise config_utils.ConfigError(f"model.out_dim={cfg.out_dim} is not allowed; {cfg.name} "
+                                   f"reads one scalar {reads} per example: out_dim must be 1")
+
+
 def check_dtype(dtype: Any) -> Any:
   dtype = jnp.dtype(dtype)
   if not jnp.issubdtype(dtype, jnp.floating):

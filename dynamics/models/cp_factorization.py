@@ -37,9 +37,7 @@ FIELDS = dict(
 
 
 def _check(cfg) -> None:
-  if cfg.out_dim is not None and cfg.out_dim != 1:
-    raise ConfigError(f"model.out_dim={cfg.out_dim} is not allowed; cp_factorization reads "
-                      f"one scalar <x_1 o ... o x_N, W> per example: out_dim must be 1")
+  common.require_scalar_output(cfg, "<x_1 o ... o x_N, W>")
   if cfg.in_dim is not None and cfg.in_dim % cfg.order:
     raise ConfigError(f"model.order={cfg.order} is not allowed with model.in_dim="
                       f"{cfg.in_dim}; inputs are [N, order, d], so order must divide in_dim")

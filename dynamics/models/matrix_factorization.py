@@ -62,9 +62,7 @@ def _shape(cfg) -> tuple[int, int]:
 
 
 def _check(cfg) -> None:
-  if cfg.out_dim is not None and cfg.out_dim != 1:
-    raise ConfigError(f"model.out_dim={cfg.out_dim} is not allowed; matrix_factorization reads "
-                      f"one scalar <X, W> per example: out_dim must be 1")
+  common.require_scalar_output(cfg, "<X, W>")
   if cfg.in_dim is not None:
     rows, cols = _shape(cfg)
     if cfg.factorization == "symmetric" and rows != cols:

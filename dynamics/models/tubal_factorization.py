@@ -66,9 +66,7 @@ def _shape(cfg) -> tuple[int, int, int]:
 
 
 def _check(cfg) -> None:
-  if cfg.out_dim is not None and cfg.out_dim != 1:
-    raise ConfigError(f"model.out_dim={cfg.out_dim} is not allowed; tubal_factorization reads "
-                      f"one scalar <A, X> per example: out_dim must be 1")
+  common.require_scalar_output(cfg, "<A, X>")
   if cfg.in_dim is not None:
     rows, cols, _ = _shape(cfg)
     if cfg.factorization == "symmetric" and rows != cols:
