@@ -11,7 +11,6 @@ relative to the metric's largest magnitude over the run (so a metric that passes
 is not judged by its smallest values), and the first log step whose difference exceeds `--tol`.
 """
 import json
-import os
 import sys
 import tempfile
 
