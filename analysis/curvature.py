@@ -33,7 +33,7 @@ from jax.flatten_util import ravel_pytree
 
 # The eigen-solvers (re-exported: Eigen and lanczos are part of this module's API).
 from analysis.lanczos import (  # noqa: F401
-    Eigen, _top_lanczos, _top_lobpcg, _tridiagonal, lanczos)
+    Eigen, Track, _top_lanczos, _top_lobpcg, _tridiagonal, lanczos, track_step)
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -373,11 +373,22 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   the last one (see top_eigenpairs) and num_iters can stay small once training is under way;
   the first measurement starts cold (the state starts at zero vectors).
 
+  method='track' instead carries a block (x, r, p) from call to call and makes ONE block
+  iteration of LOBPCG per call on the current Hessian (analysis.lanczos.track_step): one
+  batched product with 3k vectors per call, whatever num_iters says, where Lanczos makes
+  num_iters + k sequential ones. Its eigenvalues are Rayleigh quotients and its residuals
+  exact ones of the current Hessian, like Lanczos'; how close they are to the eigenvalues
+  depends on how far the Hessian moved since the last call (see
+  docs/notes/edge_of_stability.md for the accuracy measured against dense Hessians). With
+  cold_iters the tracker starts from a cold Lanczos solve at init (and its residuals, one
+  more batched product); without, from fixed random vectors, and it needs a few calls to
+  converge.
+
   Args:
     loss_fn: loss_fn(params, batch) -> scalar, e.g. Program.batch_loss; the probe gets the
       full training batch.
     k: number of eigenvalues.
-    num_iters: Lanczos steps per measurement.
+    num_iters: Lanczos steps per measurement ('lanczos', 'lobpcg'; unused by 'track').
     every: measure at every `every`-th call (calls 0, every, 2 every, ...); other calls report
       NaN and keep the vectors. Implemented with lax.cond: under vmap with members whose call
       counts differ the condition is batched and both branches run.
@@ -385,11 +396,11 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
       lambda s, p: opt.preconditioner(s, p)); then the eigenvalues are those of
       P^{-1/2} H P^{-1/2} (preconditioned_sharpness) and the carried vectors are in its
       transformed coordinates.
-    method: 'lanczos' or 'lobpcg'.
+    method: 'lanczos', 'lobpcg' or 'track'.
     cold_iters: if > 0, `init(params, batch)` solves once from a cold start with this many
-      iterations (Hessian probes only), so every in-loop call is warm and `num_iters` can be
-      small (5-10; see top_eigenpairs on eigenvalue crossings): the cold solve is paid once,
-      not at every step.
+      iterations (Hessian probes only; Lanczos for 'track'), so every in-loop call is warm
+      and `num_iters` can be small (5-10; see top_eigenpairs on eigenvalue crossings): the
+      cold solve is paid once, not at every step.
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
@@ -397,41 +408,89 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   from dynamics.train import Probe
   if not isinstance(every, int) or isinstance(every, bool) or every < 1:
     raise ValueError(f"every={every!r} must be a positive integer")
+  if method not in ("lanczos", "lobpcg", "track"):
+    raise ValueError(f"method={method!r} must be 'lanczos', 'lobpcg' or 'track'")
+  cold = cold_iters and precondition_fn is None
+  if method == "track":
+    init, measure = _tracker(loss_fn, k, precondition_fn, cold_iters if cold else 0)
+  else:
+    def init(params, batch=None):
+      vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)),
+                          params)
+      if cold and batch is not None:
+        e = top_eigenpairs(loss_fn, params, batch, k=k, num_iters=cold_iters,
+                           key=jax.random.PRNGKey(0), method=method)
+        vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors, vecs)
+      return {"vectors": vecs, "count": jnp.zeros((), jnp.int32)}
 
-  def init(params, batch=None):
-    vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)), params)
-    if cold_iters and batch is not None and precondition_fn is None:
-      e = top_eigenpairs(loss_fn, params, batch, k=k, num_iters=cold_iters,
-                         key=jax.random.PRNGKey(0), method=method)
-      vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors, vecs)
-    return {"vectors": vecs, "count": jnp.zeros((), jnp.int32)}
-
-  def measure(pstate, params, opt_state, batch, key):
-    kw = dict(k=k, num_iters=num_iters, v0=pstate["vectors"], key=key, method=method)
-    if precondition_fn is None:
-      e = top_eigenpairs(loss_fn, params, batch, **kw)
-    else:
-      e = preconditioned_sharpness(loss_fn, params, batch, precondition_fn(opt_state, params),
-                                   **kw)
-    vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors,
-                        pstate["vectors"])
-    return vecs, {"eigenvalues": e.eigenvalues, "residual": e.residuals}
+    def measure(pstate, params, opt_state, batch, key):
+      kw = dict(k=k, num_iters=num_iters, v0=pstate["vectors"], key=key, method=method)
+      if precondition_fn is None:
+        e = top_eigenpairs(loss_fn, params, batch, **kw)
+      else:
+        e = preconditioned_sharpness(loss_fn, params, batch,
+                                     precondition_fn(opt_state, params), **kw)
+      vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors,
+                          pstate["vectors"])
+      return {"vectors": vecs}, {"eigenvalues": e.eigenvalues, "residual": e.residuals}
 
   def apply(pstate, params, opt_state, batch, key):
     if every == 1:
-      vecs, metrics = measure(pstate, params, opt_state, batch, key)
+      carried, metrics = measure(pstate, params, opt_state, batch, key)
     else:
       shapes = jax.eval_shape(measure, pstate, params, opt_state, batch, key)[1]
 
       def skip(pstate, *_):
-        return pstate["vectors"], jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype),
-                                               shapes)
+        return ({name: v for name, v in pstate.items() if name != "count"},
+                jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes))
 
-      vecs, metrics = jax.lax.cond(pstate["count"] % every == 0, measure, skip,
-                                   pstate, params, opt_state, batch, key)
-    return {"vectors": vecs, "count": pstate["count"] + 1}, metrics
+      carried, metrics = jax.lax.cond(pstate["count"] % every == 0, measure, skip,
+                                      pstate, params, opt_state, batch, key)
+    return dict(carried, count=pstate["count"] + 1), metrics
 
   return Probe(init=init, apply=apply)
+
+
+def _fill(k, n, dtype):
+  """[k, n] fixed random unit rows (numpy, seed 0): the tracker's start without a cold solve
+  and its stand-in for zero rows (track_step's `fill`)."""
+  f = np.random.default_rng(0).standard_normal((k, n))
+  return jnp.asarray(f / np.linalg.norm(f, axis=1, keepdims=True), dtype)
+
+
+def _tracker(loss_fn, k, precondition_fn, cold_iters):
+  """init and measure of sharpness_probe(method='track'); the state is {'track': Track} of
+  flat [k, n] blocks in the flat params' dtype."""
+  def block_operator(params, batch, opt_state):
+    flat, _, mv = _flat_operator(loss_fn, params, batch, None)
+    if precondition_fn is None:
+      return flat, jax.vmap(mv)
+    d = _inv_sqrt_flat(precondition_fn(opt_state, params), params, flat.dtype)
+    return flat, jax.vmap(lambda x: d * mv(d * x))
+
+  def init(params, batch=None):
+    flat = ravel_pytree(params)[0]
+    x = _fill(k, flat.shape[0], flat.dtype)
+    r = jnp.zeros_like(x)
+    if cold_iters and batch is not None:
+      e = top_eigenpairs(loss_fn, params, batch, k=k, num_iters=cold_iters,
+                         key=jax.random.PRNGKey(0))
+      x = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
+      x = x / jnp.sqrt(jnp.sum(x * x, axis=1, keepdims=True))
+      ax = block_operator(params, batch, None)[1](x)
+      lam = jnp.sum(x * ax, axis=1)
+      r = ax - lam[:, None] * x
+    return {"track": Track(x, r, jnp.zeros_like(x)), "count": jnp.zeros((), jnp.int32)}
+
+  def measure(pstate, params, opt_state, batch, key):
+    del key
+    flat, block_mv = block_operator(params, batch, opt_state)
+    state = pstate["track"]
+    new, lam, res = track_step(block_mv, state, _fill(k, flat.shape[0], flat.dtype))
+    new = Track(*(a.astype(b.dtype) for a, b in zip(new, state)))
+    return {"track": new}, {"eigenvalues": lam, "residual": res}
+
+  return init, measure
 
 
 def spectrum(traj, step: int, member: int = 0, top_k: int = 20, num_iters: int = 80,

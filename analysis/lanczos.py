@@ -213,3 +213,99 @@ def _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, noise):
   # Matvecs: the shift's Lanczos, A X at start, 4k per iteration (A [X, P, R] and A X).
   used = ms + k + 4 * k * jnp.asarray(iters, jnp.int32)
   return _finish(mv, unravel, u.T, used)
+
+
+# ---- tracking: one block iteration per call ------------------------------------------------
+class Track(NamedTuple):
+  """State of track_step: flat blocks [k, n] carried from one call to the next.
+
+  Attributes:
+    x: the eigenvector estimates (orthonormal rows; a zero row: none yet).
+    r: their residuals A x - lambda x at the last call (zero: none yet).
+    p: the last update direction, the part of the new x outside the span of the old one
+      (zero: none yet).
+  """
+  x: jax.Array
+  r: jax.Array
+  p: jax.Array
+
+
+def _row_norms(a):
+  return jnp.sqrt(jnp.sum(a * a, axis=1))
+
+
+def _orthonormal_rows(s):
+  """Orthonormal rows spanning the rows of s [m, n], as [m, n] with zero rows where s has
+  fewer than m independent directions.
+
+  SVQB (Stathopoulos & Wu 2002), twice: rows scaled to unit norm (zero rows stay zero), Gram
+  matrix G = s s^T = V diag(d) V^T, rows V^T s / sqrt(d) for d > 100 m eps max(d) and zero
+  rows for the rest (nearly dependent directions are dropped, never amplified beyond
+  ~(100 m eps)^-1/2); the second pass restores the orthogonality the first loses to rounding.
+  No NaN for any finite s, including s = 0.
+  """
+  m, dtype = s.shape[0], s.dtype
+  tiny = jnp.finfo(dtype).tiny
+  tol = 100 * m * jnp.finfo(dtype).eps
+  for _ in range(2):
+    nr = _row_norms(s)
+    s = jnp.where((nr > tiny)[:, None], s / jnp.maximum(nr, tiny)[:, None], 0)
+    d, v = jnp.linalg.eigh(jnp.matmul(s, s.T, precision=_HI))
+    keep = d > tol * jnp.maximum(d[-1], tiny)
+    c = v * jnp.where(keep, 1 / jnp.sqrt(jnp.maximum(d, tiny)), 0)[None, :]
+    s = jnp.matmul(c.T, s, precision=_HI)
+  return s
+
+
+def track_step(block_mv: Callable, state: Track, fill: jax.Array
+               ) -> tuple[Track, jax.Array, jax.Array]:
+  """One LOBPCG iteration (Knyazev 2001) on the current operator, from the carried block.
+
+  The search space is span[x, r, p] (3k rows): its orthonormal basis Q (_orthonormal_rows) is
+  multiplied by the operator in ONE batched call block_mv(Q), then Rayleigh-Ritz on
+  T = Q (A Q)^T gives the new x (the top-k Ritz vectors, in descending order of their
+  Rayleigh quotients). A x_new is the same combination of the rows of A Q, so lambda (the
+  Rayleigh quotients of x_new) and the residual r_new = A x_new - lambda x_new are those of
+  the CURRENT operator with no further product. The new p is x_new minus its projection on
+  the old x (Hetmaniuk & Lehoucq 2006). When A changes slowly between calls (training
+  steps), x follows the top-k eigenvectors at one block product per call; r and p of the
+  previous operator stay good search directions for the next.
+
+  Degenerate blocks (zero r or p, or r parallel to p) lose those directions in Q (zero rows,
+  kept out of the Ritz selection by a shift below the spectrum), and zero rows of x are
+  replaced by the rows of `fill`, so no NaN ever appears.
+
+  Args:
+    block_mv: Q [m, n] -> A Q [m, n] (e.g. jax.vmap of a matvec), A symmetric.
+    state: the carried Track (x, r, p each [k, n]).
+    fill: [k, n] fixed vectors that stand in for zero rows of x (e.g. random unit vectors).
+
+  Returns:
+    (new state, eigenvalues [k] descending, relative residuals [k]:
+    ||A x - lambda x|| / max(|lambda|, tiny)).
+  """
+  x, r, p = state
+  k, dtype = x.shape[0], x.dtype
+  tiny = jnp.finfo(dtype).tiny
+  x = jnp.where((_row_norms(x) > tiny)[:, None], x, fill.astype(dtype))
+  q = _orthonormal_rows(jnp.concatenate([x, r, p], axis=0))
+  aq = block_mv(q)
+  t = jnp.matmul(q, aq.T, precision=_HI)
+  t = 0.5 * (t + t.T)
+  # zero rows of q (dropped directions) give zero rows of t: push them below the spectrum
+  shift = 1 + 2 * jnp.sqrt(jnp.sum(t * t))
+  t = t - jnp.diag(jnp.where(_row_norms(q) > 0.5, 0, shift).astype(dtype))
+  _, y = jnp.linalg.eigh(t)
+  y = y[:, ::-1][:, :k]                                        # top k Ritz vectors of t
+  xn = jnp.matmul(y.T, q, precision=_HI)
+  axn = jnp.matmul(y.T, aq, precision=_HI)
+  nrm = jnp.maximum(_row_norms(xn), tiny)[:, None]
+  xn, axn = xn / nrm, axn / nrm
+  lam = jnp.sum(xn * axn, axis=1)
+  order = jnp.argsort(-lam)
+  lam, xn, axn = lam[order], xn[order], axn[order]
+  rn = axn - lam[:, None] * xn
+  res = _row_norms(rn) / jnp.maximum(jnp.abs(lam), tiny)
+  xo = _orthonormal_rows(x)
+  pn = xn - jnp.matmul(jnp.matmul(xn, xo.T, precision=_HI), xo, precision=_HI)
+  return Track(xn, rn, pn), lam, res

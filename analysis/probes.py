@@ -26,14 +26,22 @@ def _top(probe):
   return train.Probe(init=probe.init, apply=apply)
 
 
-@register("sharpness", k=_K, num_iters=_ITERS,
-          cold_iters=Field(0, "one cold solve of this many steps at init (0: none), so each "
-                           "in-loop call is warm and num_iters can be small", lo=0))
+@register("sharpness", k=_K,
+          num_iters=Field(20, "warm-started Lanczos steps per measurement (method 'lanczos')",
+                          lo=1),
+          cold_iters=Field(0, "one cold Lanczos solve of this many steps at init (0: none), so "
+                           "each in-loop call is warm and num_iters can be small", lo=0),
+          method=Field("lanczos", "'lanczos': num_iters warm-started Lanczos steps per "
+                       "measurement; 'track': one LOBPCG block iteration per measurement on "
+                       "the carried block (x, r, p), one batched product of 3k Hessian-vector "
+                       "products", choices=("lanczos", "track")))
 def sharpness(settings, problem):
-  """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)."""
+  """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)
+  or tracked by one LOBPCG iteration per measurement (method 'track')."""
   return _top(curvature.sharpness_probe(problem.batch_loss, k=settings.k,
                                         num_iters=settings.num_iters,
-                                        cold_iters=settings.cold_iters))
+                                        cold_iters=settings.cold_iters,
+                                        method=settings.method))
 
 
 @register("preconditioned_sharpness", k=_K, num_iters=_ITERS)
