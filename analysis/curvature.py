@@ -366,7 +366,7 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
 # ---- in-loop probe -------------------------------------------------------------------------
 def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: int = 1,
                     precondition_fn: Optional[Callable] = None, method: str = "lanczos",
-                    cold_iters: int = 0):
+                    cold_iters: int = 0, guard: int = 0):
   """A dynamics.train.Probe reporting the top-k (preconditioned) Hessian eigenvalues.
 
   The probe's state carries the previous eigenvectors, so each measurement warm-starts from
@@ -382,7 +382,10 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   docs/notes/edge_of_stability.md for the accuracy measured against dense Hessians). With
   cold_iters the tracker starts from a cold Lanczos solve at init (and its residuals, one
   more batched product); without, from fixed random vectors, and it needs a few calls to
-  converge.
+  converge. `guard` extra vectors in the block (k + guard tracked, the top k reported; the
+  product is then one of 3 (k + guard) vectors) speed up convergence when the top
+  eigenvalues are close or the Hessian moves fast (LOBPCG's rate depends on the gap to the
+  first eigenvalue outside the block).
 
   Args:
     loss_fn: loss_fn(params, batch) -> scalar, e.g. Program.batch_loss; the probe gets the
@@ -401,6 +404,7 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
       iterations (Hessian probes only; Lanczos for 'track'), so every in-loop call is warm
       and `num_iters` can be small (5-10; see top_eigenpairs on eigenvalue crossings): the
       cold solve is paid once, not at every step.
+    guard: extra vectors tracked beyond k (method 'track' only).
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
@@ -412,7 +416,7 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     raise ValueError(f"method={method!r} must be 'lanczos', 'lobpcg' or 'track'")
   cold = cold_iters and precondition_fn is None
   if method == "track":
-    init, measure = _tracker(loss_fn, k, precondition_fn, cold_iters if cold else 0)
+    init, measure = _tracker(loss_fn, k, guard, precondition_fn, cold_iters if cold else 0)
   else:
     def init(params, batch=None):
       vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)),
@@ -458,9 +462,12 @@ def _fill(k, n, dtype):
   return jnp.asarray(f / np.linalg.norm(f, axis=1, keepdims=True), dtype)
 
 
-def _tracker(loss_fn, k, precondition_fn, cold_iters):
+def _tracker(loss_fn, k, guard, precondition_fn, cold_iters):
   """init and measure of sharpness_probe(method='track'); the state is {'track': Track} of
-  flat [k, n] blocks in the flat params' dtype."""
+  flat [k + guard, n] blocks in the flat params' dtype."""
+  if not isinstance(guard, int) or isinstance(guard, bool) or guard < 0:
+    raise ValueError(f"guard={guard!r} must be a non-negative integer")
+  b = k + guard
   def block_operator(params, batch, opt_state):
     flat, _, mv = _flat_operator(loss_fn, params, batch, None)
     if precondition_fn is None:
@@ -470,10 +477,10 @@ def _tracker(loss_fn, k, precondition_fn, cold_iters):
 
   def init(params, batch=None):
     flat = ravel_pytree(params)[0]
-    x = _fill(k, flat.shape[0], flat.dtype)
+    x = _fill(b, flat.shape[0], flat.dtype)
     r = jnp.zeros_like(x)
     if cold_iters and batch is not None:
-      e = top_eigenpairs(loss_fn, params, batch, k=k, num_iters=cold_iters,
+      e = top_eigenpairs(loss_fn, params, batch, k=b, num_iters=cold_iters,
                          key=jax.random.PRNGKey(0))
       x = jax.vmap(lambda t: ravel_pytree(t)[0])(e.eigenvectors).astype(flat.dtype)
       x = x / jnp.sqrt(jnp.sum(x * x, axis=1, keepdims=True))
@@ -486,9 +493,9 @@ def _tracker(loss_fn, k, precondition_fn, cold_iters):
     del key
     flat, block_mv = block_operator(params, batch, opt_state)
     state = pstate["track"]
-    new, lam, res = track_step(block_mv, state, _fill(k, flat.shape[0], flat.dtype))
-    new = Track(*(a.astype(b.dtype) for a, b in zip(new, state)))
-    return {"track": new}, {"eigenvalues": lam, "residual": res}
+    new, lam, res = track_step(block_mv, state, _fill(b, flat.shape[0], flat.dtype))
+    new = Track(*(a.astype(old.dtype) for a, old in zip(new, state)))
+    return {"track": new}, {"eigenvalues": lam[:k], "residual": res[:k]}
 
   return init, measure
 

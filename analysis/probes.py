@@ -34,14 +34,17 @@ def _top(probe):
           method=Field("lanczos", "'lanczos': num_iters warm-started Lanczos steps per "
                        "measurement; 'track': one LOBPCG block iteration per measurement on "
                        "the carried block (x, r, p), one batched product of 3k Hessian-vector "
-                       "products", choices=("lanczos", "track")))
+                       "products", choices=("lanczos", "track")),
+          guard=Field(0, "extra vectors tracked beyond k by method 'track' (3 (k + guard) "
+                      "products per call; faster convergence when the top eigenvalues are "
+                      "close or the Hessian moves fast)", lo=0))
 def sharpness(settings, problem):
   """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)
   or tracked by one LOBPCG iteration per measurement (method 'track')."""
   return _top(curvature.sharpness_probe(problem.batch_loss, k=settings.k,
                                         num_iters=settings.num_iters,
                                         cold_iters=settings.cold_iters,
-                                        method=settings.method))
+                                        method=settings.method, guard=settings.guard))
 
 
 @register("preconditioned_sharpness", k=_K, num_iters=_ITERS)
