@@ -46,3 +46,22 @@ def test_training_flops_are_counted_for_all_devices_together():
   assert (one["devices"], two["devices"]) == (1, 2)
   assert one["gflop"] > 0
   assert two["gflop"] == pytest.approx(one["gflop"], rel=1e-6)
+
+
+def test_curvature_overhead_variants_are_valid_eos_gd_configs():
+  # the variants timed on the GPU must resolve (a typo would surface only there)
+  from benchmarks import curvature_speed
+  from dynamics import experiment
+  from experiments.configs import eos_gd
+  import analysis  # noqa: F401  (registers the sharpness probe)
+  assert set(curvature_speed.VARIANTS) >= {"without", "lanczos", "track"}
+  for name, overrides in curvature_speed.VARIANTS.items():
+    c = eos_gd.get_config()
+    if overrides is None:
+      del c.probes["sharpness"]
+    else:
+      c.probes.sharpness.update(overrides)
+    probes = experiment.resolve(c).probes
+    assert ("sharpness" in probes) == (overrides is not None)
+    if overrides is not None:
+      assert probes.sharpness.method == overrides.get("method", "lanczos")
