@@ -366,7 +366,8 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
 # ---- in-loop probe -------------------------------------------------------------------------
 def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: int = 1,
                     precondition_fn: Optional[Callable] = None, method: str = "lanczos",
-                    cold_iters: int = 0, guard: int = 0):
+                    cold_iters: int = 0, guard: int = 0, memory: int = 0,
+                    tol: float = 0.0):
   """A dynamics.train.Probe reporting the top-k (preconditioned) Hessian eigenvalues.
 
   The probe's state carries the previous eigenvectors, so each measurement warm-starts from
@@ -391,7 +392,8 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     loss_fn: loss_fn(params, batch) -> scalar, e.g. Program.batch_loss; the probe gets the
       full training batch.
     k: number of eigenvalues.
-    num_iters: Lanczos steps per measurement ('lanczos', 'lobpcg'; unused by 'track').
+    num_iters: Lanczos steps per measurement ('lanczos', 'lobpcg'); with 'track', the most
+      block iterations per measurement when tol > 0 (otherwise unused: one iteration).
     every: measure at every `every`-th call (calls 0, every, 2 every, ...); other calls report
       NaN and keep the vectors. Implemented with lax.cond: under vmap with members whose call
       counts differ the condition is batched and both branches run.
@@ -405,6 +407,13 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
       and `num_iters` can be small (5-10; see top_eigenpairs on eigenvalue crossings): the
       cold solve is paid once, not at every step.
     guard: extra vectors tracked beyond k (method 'track' only).
+    memory: the vectors and residuals of this many previous calls join the block (method
+      'track' only; see _tracker).
+    tol: method 'track' only: with tol > 0, block iterations on the same Hessian are
+      repeated (a lax.while_loop; under vmap until every member is done) while the largest
+      relative residual of the top k exceeds tol, up to num_iters iterations in all, and the
+      metrics gain 'iterations' (the count made). The residual is small between sudden
+      changes of the Hessian (catapults), so extra iterations are paid where they are needed.
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
@@ -416,7 +425,8 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     raise ValueError(f"method={method!r} must be 'lanczos', 'lobpcg' or 'track'")
   cold = cold_iters and precondition_fn is None
   if method == "track":
-    init, measure = _tracker(loss_fn, k, guard, precondition_fn, cold_iters if cold else 0)
+    init, measure = _tracker(loss_fn, k, guard, memory, precondition_fn,
+                             cold_iters if cold else 0, tol, num_iters)
   else:
     def init(params, batch=None):
       vecs = jax.tree.map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.result_type(p)),
@@ -462,12 +472,21 @@ def _fill(k, n, dtype):
   return jnp.asarray(f / np.linalg.norm(f, axis=1, keepdims=True), dtype)
 
 
-def _tracker(loss_fn, k, guard, precondition_fn, cold_iters):
+def _tracker(loss_fn, k, guard, memory, precondition_fn, cold_iters, tol, max_iters):
   """init and measure of sharpness_probe(method='track'); the state is {'track': Track} of
-  flat [k + guard, n] blocks in the flat params' dtype."""
-  if not isinstance(guard, int) or isinstance(guard, bool) or guard < 0:
-    raise ValueError(f"guard={guard!r} must be a non-negative integer")
+  flat [b, n] blocks (b = k + guard) in the flat params' dtype and, with memory m > 0,
+  'memory' [2 m b, n]: the x and r of the last m calls (newest first; zero rows before there
+  were m calls), passed to track_step as `extra`. Memory is what follows gradient descent at
+  the edge of stability, where the parameters oscillate with period 2 along the top
+  eigenvector, so the Hessian of step t is close to that of step t - 2 and far from that of
+  t - 1: with m = 2 the block holds the Ritz vectors and residuals of both."""
+  for name, v in (("guard", guard), ("memory", memory)):
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+      raise ValueError(f"{name}={v!r} must be a non-negative integer")
+  if not tol >= 0:
+    raise ValueError(f"tol={tol!r} must be >= 0")
   b = k + guard
+
   def block_operator(params, batch, opt_state):
     flat, _, mv = _flat_operator(loss_fn, params, batch, None)
     if precondition_fn is None:
@@ -487,15 +506,34 @@ def _tracker(loss_fn, k, guard, precondition_fn, cold_iters):
       ax = block_operator(params, batch, None)[1](x)
       lam = jnp.sum(x * ax, axis=1)
       r = ax - lam[:, None] * x
-    return {"track": Track(x, r, jnp.zeros_like(x)), "count": jnp.zeros((), jnp.int32)}
+    state = {"track": Track(x, r, jnp.zeros_like(x)), "count": jnp.zeros((), jnp.int32)}
+    if memory:
+      state["memory"] = jnp.zeros((2 * memory * b, x.shape[1]), x.dtype)
+    return state
 
   def measure(pstate, params, opt_state, batch, key):
     del key
     flat, block_mv = block_operator(params, batch, opt_state)
     state = pstate["track"]
-    new, lam, res = track_step(block_mv, state, _fill(b, flat.shape[0], flat.dtype))
-    new = Track(*(a.astype(old.dtype) for a, old in zip(new, state)))
-    return {"track": new}, {"eigenvalues": lam[:k], "residual": res[:k]}
+    fill, extra = _fill(b, flat.shape[0], flat.dtype), pstate.get("memory")
+    new, lam, res = track_step(block_mv, state, fill, extra)
+    metrics = {}
+    if tol > 0:
+      def again(c):
+        i, s, _, _ = c
+        return (i + 1,) + track_step(block_mv, s, fill, extra)
+
+      def unconverged(c):
+        return (c[0] < max_iters) & (jnp.max(c[3][:k]) > tol)
+
+      iters, new, lam, res = jax.lax.while_loop(unconverged, again,
+                                                (jnp.int32(1), new, lam, res))
+      metrics["iterations"] = iters.astype(lam.dtype)
+    carried = {"track": Track(*(a.astype(old.dtype) for a, old in zip(new, state)))}
+    if memory:
+      past = pstate["memory"]
+      carried["memory"] = jnp.concatenate([state.x, state.r, past[:past.shape[0] - 2 * b]])
+    return carried, dict(metrics, eigenvalues=lam[:k], residual=res[:k])
 
   return init, measure
 

@@ -257,12 +257,13 @@ def _orthonormal_rows(s):
   return s
 
 
-def track_step(block_mv: Callable, state: Track, fill: jax.Array
-               ) -> tuple[Track, jax.Array, jax.Array]:
+def track_step(block_mv: Callable, state: Track, fill: jax.Array,
+               extra: Optional[jax.Array] = None) -> tuple[Track, jax.Array, jax.Array]:
   """One LOBPCG iteration (Knyazev 2001) on the current operator, from the carried block.
 
-  The search space is span[x, r, p] (3k rows): its orthonormal basis Q (_orthonormal_rows) is
-  multiplied by the operator in ONE batched call block_mv(Q), then Rayleigh-Ritz on
+  The search space is span[x, r, p] (3k rows, plus the rows of `extra`): its orthonormal
+  basis Q (_orthonormal_rows) is multiplied by the operator in ONE batched call
+  block_mv(Q), then Rayleigh-Ritz on
   T = Q (A Q)^T gives the new x (the top-k Ritz vectors, in descending order of their
   Rayleigh quotients). A x_new is the same combination of the rows of A Q, so lambda (the
   Rayleigh quotients of x_new) and the residual r_new = A x_new - lambda x_new are those of
@@ -279,6 +280,8 @@ def track_step(block_mv: Callable, state: Track, fill: jax.Array
     block_mv: Q [m, n] -> A Q [m, n] (e.g. jax.vmap of a matvec), A symmetric.
     state: the carried Track (x, r, p each [k, n]).
     fill: [k, n] fixed vectors that stand in for zero rows of x (e.g. random unit vectors).
+    extra: optional [j, n] further directions for the search space (e.g. the x and r of
+      earlier calls; zero rows are dropped); they add j products to the batched call.
 
   Returns:
     (new state, eigenvalues [k] descending, relative residuals [k]:
@@ -288,7 +291,8 @@ def track_step(block_mv: Callable, state: Track, fill: jax.Array
   k, dtype = x.shape[0], x.dtype
   tiny = jnp.finfo(dtype).tiny
   x = jnp.where((_row_norms(x) > tiny)[:, None], x, fill.astype(dtype))
-  q = _orthonormal_rows(jnp.concatenate([x, r, p], axis=0))
+  block = [x, r, p] + ([] if extra is None else [extra.astype(dtype)])
+  q = _orthonormal_rows(jnp.concatenate(block, axis=0))
   aq = block_mv(q)
   t = jnp.matmul(q, aq.T, precision=_HI)
   t = 0.5 * (t + t.T)

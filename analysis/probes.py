@@ -27,8 +27,8 @@ def _top(probe):
 
 
 @register("sharpness", k=_K,
-          num_iters=Field(20, "warm-started Lanczos steps per measurement (method 'lanczos')",
-                          lo=1),
+          num_iters=Field(20, "warm-started Lanczos steps per measurement (method 'lanczos'; "
+                          "with 'track' the most block iterations when tol > 0)", lo=1),
           cold_iters=Field(0, "one cold Lanczos solve of this many steps at init (0: none), so "
                            "each in-loop call is warm and num_iters can be small", lo=0),
           method=Field("lanczos", "'lanczos': num_iters warm-started Lanczos steps per "
@@ -37,14 +37,21 @@ def _top(probe):
                        "products", choices=("lanczos", "track")),
           guard=Field(0, "extra vectors tracked beyond k by method 'track' (3 (k + guard) "
                       "products per call; faster convergence when the top eigenvalues are "
-                      "close or the Hessian moves fast)", lo=0))
+                      "close or the Hessian moves fast)", lo=0),
+          memory=Field(0, "method 'track': the vectors and residuals of this many previous "
+                       "calls join the block ((3 + 2 memory) (k + guard) products per call); 2 "
+                       "follows GD's period-2 oscillation at the edge of stability", lo=0),
+          tol=Field(0.0, "method 'track': repeat the block iteration while the largest "
+                    "relative residual exceeds this, up to num_iters iterations (0: always "
+                    "one); adds the metric 'iterations'", lo=0.0))
 def sharpness(settings, problem):
   """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)
   or tracked by one LOBPCG iteration per measurement (method 'track')."""
   return _top(curvature.sharpness_probe(problem.batch_loss, k=settings.k,
                                         num_iters=settings.num_iters,
                                         cold_iters=settings.cold_iters,
-                                        method=settings.method, guard=settings.guard))
+                                        method=settings.method, guard=settings.guard,
+                                        memory=settings.memory, tol=settings.tol))
 
 
 @register("preconditioned_sharpness", k=_K, num_iters=_ITERS)
