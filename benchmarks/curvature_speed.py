@@ -10,8 +10,10 @@ and that jitted solve is timed (compile excluded). The warm-started estimate is 
 Lanczos from the previous step's eigenvector after one more GD step. The overhead factors are the
 ms/step of the eos_gd configuration (4-member sweep, log every step) with its in-loop sharpness
 probe against the same run without the probe: the probe as configured (one cold 40-step Lanczos
-at init, then 8 warm-started Lanczos steps per step) and with method='track' (one LOBPCG block
-iteration per step: a single batched product of 3 Hessian-vector products per member).
+at init, then 8 warm-started Lanczos steps per step) and with method='track': one LOBPCG block
+iteration per step, a single batched product of 3 Hessian-vector products per member (7 with
+memory=2); with tol=1e-2 the iteration repeats (up to num_iters = 8) while a member's relative
+residual is above 1e-2.
 """
 import json
 import time
@@ -64,7 +66,9 @@ def to_tolerance(loss, params, batch, k, v0=None, tol=1e-3):
 
 # The in-loop variants timed by overhead(): name -> probes.sharpness overrides of eos_gd
 # (None: no sharpness probe).
-VARIANTS = {"without": None, "lanczos": {}, "track": {"method": "track"}}
+VARIANTS = {"without": None, "lanczos": {}, "track": {"method": "track"},
+            "track_memory2": {"method": "track", "memory": 2},
+            "track_memory2_tol": {"method": "track", "memory": 2, "tol": 1e-2}}
 
 
 def overhead(variants=tuple(VARIANTS), chunk_steps: int = 100, repeats: int = 2) -> dict:

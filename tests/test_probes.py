@@ -78,6 +78,22 @@ def test_cold_solve_at_init_makes_cheap_warm_calls_accurate(tmp_path):
   assert abs(c.metrics["sharpness/max"][0, 0] / np.linalg.eigvalsh(H0)[-1] - 1) > 1e-4
 
 
+def test_tracked_sharpness_probe_matches_dense_hessian(tmp_path):
+  # method='track' with a tolerance: block iterations until the residual is below 1e-7
+  cfg = tiny.config(steps=20, float64=True, lrs=(0.05, 0.3))
+  cfg.probes.sharpness = dict(k=2, num_iters=60, cold_iters=40, method="track", memory=2,
+                              tol=1e-7)
+  t = trajectory.load(experiment.run(cfg, str(tmp_path / "t"), log=lambda *_: None))
+  for step in (0, 20):
+    j = int(np.flatnonzero(t.steps == step)[0])
+    for i in range(2):
+      H = _dense_hessian(cfg, _member(t.params(step), i))
+      eig = np.linalg.eigvalsh(np.asarray(H))[::-1]
+      np.testing.assert_allclose(t.metrics["sharpness/eigenvalues"][i, j], eig[:2], rtol=1e-9)
+      assert np.all(t.metrics["sharpness/residual"][i, j] <= 1e-7)
+      assert 1 <= t.metrics["sharpness/iterations"][i, j] <= 60
+
+
 def test_batch_sharpness_probe_of_one_full_batch_is_the_sharpness(tmp_path):
   # one "minibatch" holding every training example: lambda_max(H_B) is the full-batch
   # sharpness and g^T H g / ||g||^2 the Rayleigh quotient along the full gradient
