@@ -185,6 +185,20 @@ def test_track_probe_vmapped_float32_and_every(trajectory):
     assert outs[40]["residual"][i, 0] < 1e-2
 
 
+def test_track_preconditioned_probe_matches_dense(trajectory):
+  params, b, hessians = trajectory
+  members = [params[0], params[60]]
+  P = [jax.tree.map(lambda x: jnp.full(x.shape, 2.0 + i, x.dtype), params[0]) for i in range(2)]
+  pre = cv.sharpness_probe(mlp_loss, k=1, num_iters=60, method="track", tol=1e-8,
+                           precondition_fn=lambda s, params: s["P"])
+  outs, = _run_probes([pre], _stacked(members), {"P": _stacked(P)}, b, calls=2)
+  for i, h in enumerate((hessians[0], hessians[60])):
+    w = np.linalg.eigvalsh(h)[-1] / (2.0 + i)
+    for m in outs:
+      np.testing.assert_allclose(m["eigenvalues"][i, 0], w, rtol=1e-10)
+      assert m["residual"][i, 0] <= 1e-8
+
+
 def test_track_rejects_bad_settings():
   with pytest.raises(ValueError, match="method"):
     cv.sharpness_probe(mlp_loss, method="power")
