@@ -91,10 +91,10 @@ def overhead(variants=tuple(VARIANTS), chunk_steps: int = 100, repeats: int = 2)
       jax.block_until_ready(box["s"].params)
 
     out[name] = 1e3 * common.time_calls(chunk, repeats) / chunk_steps
+    print(f"eos_gd {name}: {out[name]:.3f} ms/step", flush=True)
   if "without" in out:
-    for name in out:
-      if name != "without":
-        out[f"factor_{name}"] = out[name] / out["without"]
+    for name in [n for n in out if n != "without"]:
+      out[f"factor_{name}"] = out[name] / out["without"]
   return out
 
 
