@@ -92,9 +92,14 @@ def overhead(variants=tuple(VARIANTS), chunk_steps: int = 100, repeats: int = 2)
 
     out[name] = 1e3 * common.time_calls(chunk, repeats) / chunk_steps
     print(f"eos_gd {name}: {out[name]:.3f} ms/step", flush=True)
-  if "without" in out:
-    for name in [n for n in out if n != "without"]:
-      out[f"factor_{name}"] = out[name] / out["without"]
+  return with_factors(out)
+
+
+def with_factors(ms: dict) -> dict:
+  """ms/step per variant, plus factor_<name> = ms[name] / ms['without'] for every other one."""
+  out = dict(ms)
+  if "without" in ms:
+    out.update({f"factor_{n}": v / ms["without"] for n, v in ms.items() if n != "without"})
   return out
 
 

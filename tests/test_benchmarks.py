@@ -1,5 +1,6 @@
 """The benchmarks' accounting: device peaks by name, FLOPs that do not depend on the device
 count (the timings themselves are measurements, not tests)."""
+import importlib
 import json
 import os
 import subprocess
@@ -53,7 +54,7 @@ def test_curvature_overhead_variants_are_valid_eos_gd_configs():
   from benchmarks import curvature_speed
   from dynamics import experiment
   from experiments.configs import eos_gd
-  import analysis  # noqa: F401  (registers the sharpness probe)
+  importlib.import_module("analysis")      # registers the sharpness probe
   assert set(curvature_speed.VARIANTS) >= {"without", "lanczos", "track"}
   for name, overrides in curvature_speed.VARIANTS.items():
     c = eos_gd.get_config()
@@ -65,3 +66,11 @@ def test_curvature_overhead_variants_are_valid_eos_gd_configs():
     assert ("sharpness" in probes) == (overrides is not None)
     if overrides is not None:
       assert probes.sharpness.method == overrides.get("method", "lanczos")
+
+
+def test_curvature_overhead_factors():
+  from benchmarks import curvature_speed
+  out = curvature_speed.with_factors({"without": 2.0, "lanczos": 25.0, "track": 5.0})
+  assert out == {"without": 2.0, "lanczos": 25.0, "track": 5.0, "factor_lanczos": 12.5,
+                 "factor_track": 2.5}
+  assert curvature_speed.with_factors({"track": 5.0}) == {"track": 5.0}
