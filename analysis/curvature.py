@@ -376,9 +376,10 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
 
   method='track' instead carries a block (x, r, p) from call to call and makes ONE block
   iteration of LOBPCG per call on the current Hessian (analysis.lanczos.track_step): one
-  batched product with 3k vectors per call, whatever num_iters says, where Lanczos makes
-  num_iters + k sequential ones. Its eigenvalues are Rayleigh quotients and its residuals
-  exact ones of the current Hessian, like Lanczos'; how close they are to the eigenvalues
+  batched product with 3k vectors per call (more with guard and memory; repeated only with
+  tol > 0), where Lanczos makes num_iters + k sequential ones. Its eigenvalues are Rayleigh
+  quotients and its residuals exact ones of the current Hessian, like Lanczos'; how close
+  they are to the eigenvalues
   depends on how far the Hessian moved since the last call (see
   docs/notes/edge_of_stability.md for the accuracy measured against dense Hessians). With
   cold_iters the tracker starts from a cold Lanczos solve at init (and its residuals, one
