@@ -46,3 +46,9 @@ def test_training_flops_are_counted_for_all_devices_together():
   assert (one["devices"], two["devices"]) == (1, 2)
   assert one["gflop"] > 0
   assert two["gflop"] == pytest.approx(one["gflop"], rel=1e-6)
+
+
+def test_flops_of_counts_a_matrix_product_as_2mnk():
+  import jax.numpy as jnp
+  a, b = jnp.ones((64, 48)), jnp.ones((48, 32))
+  assert common.flops_of(jnp.matmul, a, b) == 2 * 64 * 48 * 32
