@@ -29,6 +29,7 @@ from dynamics.fields import Field
 from dynamics.sweep import Sweep
 
 PRECISIONS = ("highest", "high", "default")
+LAYOUTS = ("auto", "vmap", "map")
 
 
 def _check_keep(path: str, value: Any) -> None:
@@ -53,6 +54,9 @@ FIELDS = dict(
     precision=Field("highest", "matmul precision: highest = full fp32 (TF32 changes the "
                     "dynamics)", choices=PRECISIONS),
     float64=Field(False, "run everything in float64"),
+    members=Field("auto", "how a sweep's members share a program: vmap (batched), map (one "
+                  "after another, each the program of a single run), auto (map on the CPU)",
+                  choices=LAYOUTS),
     keep=Field("log:12", "snapshots kept for analysis: 'log:N', 'every:K', 'none', '1,10,100'",
                kind="any", check=_check_keep),
     checkpoint_every_secs=Field(60.0, "latest-state checkpoint cadence (and at every kept "
@@ -294,11 +298,21 @@ class Program:
         key=key_run, done=jnp.bool_(False), diverged=jnp.bool_(False), stop_step=jnp.int32(-1))
 
 
+def layout(cfg, platform: str) -> str:
+  """train.members resolved for a platform: 'auto' is 'map' on the CPU, where XLA runs the
+  batched matrix products of a vmapped network at about half the throughput of plain ones (so
+  a vmapped sweep cost 2.2x more per member than single runs), and 'vmap' elsewhere."""
+  if cfg.members != "auto":
+    return cfg.members
+  return "map" if platform == "cpu" else "vmap"
+
+
 class Runner:
   """The compiled programs over all members, sharded along the sweep axis.
 
   The member axis is padded to a multiple of the device count; padding members start `done`
-  and are dropped from every output.
+  and are dropped from every output. With the 'map' layout each device runs its members one
+  after another (lax.map inside shard_map), each member exactly the program of a single run.
   """
 
   def __init__(self, program: Program, init_params: Callable, sweep: Sweep, base_seed: int,
@@ -311,16 +325,34 @@ class Runner:
     self.member_sharding = NamedSharding(self.mesh, P("members"))
     self.buffer_sharding = NamedSharding(self.mesh, P(None, "members"))
     self.replicated = NamedSharding(self.mesh, P())
+    self.layout = layout(program.cfg, self.mesh.devices.flat[0].platform)
     self._init_params = init_params
     self._base_seed, self._base_scale = base_seed, base_init_scale
     self.data = jax.device_put(program.data, self.replicated)
     self.max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
-    self._chunk = jax.jit(self._chunk_fn, donate_argnums=(0,),
+    self._chunk = jax.jit(self._local(self._chunk_fn, (P("members"), P(), P()),
+                                      (P("members"), P(None, "members"))),
+                          donate_argnums=(0,),
                           in_shardings=(self.member_sharding, self.replicated, self.replicated),
                           out_shardings=(self.member_sharding, self.buffer_sharding))
-    self._log0 = jax.jit(jax.vmap(program.log_point, in_axes=(0, None)),
+    self._log0 = jax.jit(self._local(self._over_members(program.log_point),
+                                     (P("members"), P()), (P("members"), P("members"))),
                          in_shardings=(self.member_sharding, self.replicated),
                          out_shardings=(self.member_sharding, self.member_sharding))
+
+  def _over_members(self, fn: Callable) -> Callable:
+    """fn(member, data) over the leading member axis of its first argument, in the layout."""
+    if self.layout == "vmap":
+      return jax.vmap(fn, in_axes=(0, None))
+    return lambda members, data: jax.lax.map(lambda m: fn(m, data), members)
+
+  def _local(self, fn: Callable, in_specs, out_specs) -> Callable:
+    """fn as it is (vmap: the partitioner splits the batched program over the devices), or
+    (map) run by each device on its own members, so that no device waits for another's."""
+    if self.layout == "vmap":
+      return fn
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)      # no collectives: each device's members alone
 
   def _pad(self, column: np.ndarray) -> np.ndarray:
     return np.concatenate([column, np.repeat(column[:1], self.n_pad - self.n, axis=0)])
@@ -332,9 +364,10 @@ class Runner:
     scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
     hparams = {h: self._pad(sweep.column(f"opt.{h}", np.nan))
                for h in opt.hparam_names if f"opt.{h}" in sweep.axes}
-    fn = jax.vmap(lambda sd, hp, sc, data: self.program.init_member(
-        self._init_params, sd, hp, sc, data), in_axes=(0, 0, 0, None))
-    fn = jax.jit(fn, out_shardings=self.member_sharding)
+    init = self._over_members(lambda member, data: self.program.init_member(
+        self._init_params, *member, data))
+    fn = jax.jit(lambda sd, hp, sc, data: init((sd, hp, sc), data),
+                 out_shardings=self.member_sharding)
     return fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
                 jnp.asarray(scales), self.data)
 
@@ -356,7 +389,7 @@ class Runner:
     return jax.tree.map(lambda x: np.zeros((self.n,) + x.shape[1:], x.dtype), shapes)
 
   def _chunk_fn(self, state: TrainState, data, n_logs: jax.Array):
-    interval = jax.vmap(self.program.interval, in_axes=(0, None))
+    interval = self._over_members(self.program.interval)
     shapes = jax.eval_shape(interval, state, data)[1]
     buf = jax.tree.map(lambda x: jnp.zeros((self.max_logs,) + x.shape, x.dtype), shapes)
 

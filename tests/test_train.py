@@ -48,7 +48,7 @@ import tiny
 from dynamics import experiment
 from analysis import trajectory
 import jax
-cfg = tiny.config(lrs=(0.05, 0.1, 0.2))
+cfg = tiny.config(lrs=(0.05, 0.1, 0.2), members=sys.argv[2])
 path = experiment.run(cfg, sys.argv[1], log=lambda *_: None)
 t = trajectory.load(path)
 print(json.dumps({"devices": len(jax.devices()),
@@ -57,21 +57,55 @@ print(json.dumps({"devices": len(jax.devices()),
 """
 
 
-def _in_subprocess(devices, workdir):
+def _in_subprocess(devices, workdir, layout):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(workdir)], cwd=ROOT, env=env,
+  out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(workdir), layout], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_eight_simulated_devices_equal_one(tmp_path):
-  one = _in_subprocess(1, tmp_path / "d1")
-  eight = _in_subprocess(8, tmp_path / "d8")
+@pytest.mark.parametrize("layout", ["vmap", "map"])
+def test_eight_simulated_devices_equal_one(tmp_path, layout):
+  one = _in_subprocess(1, tmp_path / "d1", layout)
+  eight = _in_subprocess(8, tmp_path / "d8", layout)
   assert (one["devices"], eight["devices"]) == (1, 8)
+  if layout == "map":     # each device runs its members' own programs: the same numbers
+    assert (eight["loss"], eight["w"]) == (one["loss"], one["w"])
   np.testing.assert_allclose(eight["loss"], one["loss"], rtol=1e-6)
   np.testing.assert_allclose(eight["w"], one["w"], rtol=1e-6, atol=1e-7)
+
+
+def _wide(lrs, members):
+  """The tiny config with two 64-wide layers."""
+  cfg = tiny.config(lrs=lrs, members=members)
+  cfg.model.widths = (64, 64)
+  cfg.opt.learning_rate = 0.2
+  return cfg
+
+
+def test_map_layout_runs_each_member_as_its_single_run(tmp_path):
+  sweep = _run(_wide((0.05, 0.2), "map"), tmp_path / "sweep")
+  single = _run(_wide(None, "map"), tmp_path / "single")
+  np.testing.assert_array_equal(sweep.metrics["train_loss"][1], single.metrics["train_loss"][0])
+  for a, b in zip(jax.tree.leaves(sweep.params(40)), jax.tree.leaves(single.params(40))):
+    np.testing.assert_array_equal(a[1], b[0])
+
+
+def test_map_and_vmap_layouts_agree_to_rounding(tmp_path):
+  by_map = _run(_wide((0.05, 0.2), "map"), tmp_path / "map")
+  by_vmap = _run(_wide((0.05, 0.2), "vmap"), tmp_path / "vmap")
+  for k in ("train_loss", "test_loss", "grad_norm"):
+    np.testing.assert_allclose(by_map.metrics[k], by_vmap.metrics[k], rtol=1e-5, err_msg=k)
+
+
+def test_auto_layout_is_map_on_the_cpu_and_vmap_elsewhere():
+  auto = train.validate(dict(members="auto"))
+  assert (train.layout(auto, "cpu"), train.layout(auto, "gpu")) == ("map", "vmap")
+  assert train.layout(train.validate(dict(members="vmap")), "cpu") == "vmap"
+  with pytest.raises(ConfigError, match="train.members"):
+    train.validate(dict(members="pmap"))
 
 
 class _Crash(Exception):
