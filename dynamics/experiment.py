@@ -29,7 +29,8 @@ SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep", 
 # Fields a run may change on resume: they decide where it ends, how the work is split into
 # compiled chunks and how often it checkpoints, never the numbers of a step it takes; and the
 # analysis section, which training never reads.
-MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs", "analysis")
+MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs",
+              "train.members_per_program", "analysis")
 
 
 def opt_lib(opt_cfg):
@@ -92,7 +93,8 @@ class Experiment(NamedTuple):
     problem: the dynamics.train.Problem (apply, loss, optimizer, data in the run's dtype).
     sweep: the dynamics.sweep Sweep (members).
     program: the dynamics.train.Program (step, log point, probes).
-    runner: the dynamics.train.Runner (the compiled programs over the devices).
+    runner: the dynamics.train.Runner (the compiled programs over the devices), or a
+      GroupedRunner running the sweep through them in groups (train.members_per_program).
   """
   config: ml_collections.ConfigDict
   dataset: Any
@@ -100,7 +102,7 @@ class Experiment(NamedTuple):
   problem: train.Problem
   sweep: sweep_lib.Sweep
   program: train.Program
-  runner: train.Runner
+  runner: Any              # train.Runner, or train.GroupedRunner for a sweep run in groups
 
   @classmethod
   def from_config(cls, config: Any, resolved: bool = False) -> "Experiment":
@@ -112,6 +114,15 @@ class Experiment(NamedTuple):
     program = train.Program(problem, cfg.train, probes.build(cfg.probes, problem))
     runner = train.Runner(program, lambda key: model.init(key, dtype=dtype(cfg)), sweep,
                           base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
+    group = cfg.train.members_per_program
+    if group > sweep.size:
+      raise cu.ConfigError(f"train.members_per_program={group} is not allowed: the sweep has "
+                           f"{sweep.size} member(s); use 1 to {sweep.size} (0: all that fit)")
+    if not group and sweep.size > 1:
+      group = train.group_size(runner.state_bytes_per_member(), sweep.size,
+                               runner.mesh.devices.flat[0])
+    if 0 < group < sweep.size:
+      runner = train.GroupedRunner(runner, group)
     return cls(cfg, dataset, model, problem, sweep, program, runner)
 
   def summary(self) -> str:

@@ -16,6 +16,8 @@ later metrics are NaN, while the other members go on.
 Randomness is `fold_in(member_key, step)`, so any chunking of the same steps (and so a resumed
 run) produces the same numbers bit for bit.
 """
+import copy
+import os
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -54,6 +56,9 @@ FIELDS = dict(
     precision=Field("highest", "matmul precision: highest = full fp32 (TF32 changes the "
                     "dynamics)", choices=PRECISIONS),
     float64=Field(False, "run everything in float64"),
+    members_per_program=Field(0, "members trained together on the devices; a larger sweep runs "
+                              "in consecutive groups through the same program (0: all that "
+                              "fit, see dynamics.train.group_size)", lo=0),
     members=Field("auto", "how a sweep's members share a program: vmap (batched), map (one "
                   "after another, each the program of a single run), auto (map on the CPU)",
                   choices=LAYOUTS),
@@ -326,7 +331,7 @@ class Runner:
     self.buffer_sharding = NamedSharding(self.mesh, P(None, "members"))
     self.replicated = NamedSharding(self.mesh, P())
     self.layout = layout(program.cfg, self.mesh.devices.flat[0].platform)
-    self._init_params = init_params
+    self._init_params, self._init_fn = init_params, None
     self._base_seed, self._base_scale = base_seed, base_init_scale
     self.data = jax.device_put(program.data, self.replicated)
     self.max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
@@ -358,18 +363,34 @@ class Runner:
     return np.concatenate([column, np.repeat(column[:1], self.n_pad - self.n, axis=0)])
 
   def _init(self):
-    """(the jitted vmapped initialization, its arguments)."""
+    """(the jitted initialization over the members, its arguments)."""
     sweep, opt = self.sweep, self.program.opt
     seeds = self._pad(sweep.column("seed", self._base_seed).astype(np.uint32))
     scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
     hparams = {h: self._pad(sweep.column(f"opt.{h}", np.nan))
                for h in opt.hparam_names if f"opt.{h}" in sweep.axes}
-    init = self._over_members(lambda member, data: self.program.init_member(
-        self._init_params, *member, data))
-    fn = jax.jit(lambda sd, hp, sc, data: init((sd, hp, sc), data),
-                 out_shardings=self.member_sharding)
-    return fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
-                jnp.asarray(scales), self.data)
+    if self._init_fn is None:     # one program for every group of a grouped sweep
+      init = self._over_members(lambda member, data: self.program.init_member(
+          self._init_params, *member, data))
+      self._init_fn = jax.jit(lambda sd, hp, sc, data: init((sd, hp, sc), data),
+                              out_shardings=self.member_sharding)
+    return self._init_fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
+                           jnp.asarray(scales), self.data)
+
+  def for_members(self, sweep: Sweep, n_pad: Optional[int] = None) -> "Runner":
+    """This runner, its compiled programs included, for other members: at most n_pad of them,
+    by default this runner's."""
+    other = copy.copy(self)
+    other.sweep, other.n = sweep, sweep.size
+    other.n_pad = self.n_pad if n_pad is None else n_pad
+    if other.n > other.n_pad:
+      raise ValueError(f"{other.n} members do not fit a program for {other.n_pad}")
+    return other
+
+  def state_bytes_per_member(self) -> int:
+    fn, args = self._init()
+    return sum(int(np.prod(x.shape[1:])) * x.dtype.itemsize
+               for x in jax.tree.leaves(jax.eval_shape(fn, *args)))
 
   def init_state(self) -> TrainState:
     """Every member's initial state, laid over the devices."""
@@ -430,3 +451,66 @@ class Runner:
     nxt = [k for k in kept if k > step]
     end = min([step + self.max_logs * le] + nxt[:1])
     return max(1, (end - step) // le)
+
+
+def group_size(state_bytes_per_member: int, n: int, device) -> int:
+  """train.members_per_program = 0: every member in one program when their states take at most
+  a quarter of the device's memory (a GPU's allocator limit, the host's memory for the CPU),
+  else as many as do. The activations of a step are not counted: where a program still runs
+  out of memory, set train.members_per_program."""
+  try:
+    limit = device.memory_stats()["bytes_limit"]
+  except Exception:           # the CPU backend keeps no statistics
+    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return int(min(n, max(1, limit // 4 // max(state_bytes_per_member, 1))))
+
+
+class GroupedRunner:
+  """A sweep larger than one program: consecutive groups of `group` members through the same
+  compiled programs (a Runner for `group` members), every chunk visiting every group, so the run
+  directory, the metrics and resuming are those of one program. Its state lives on the host
+  (numpy leaves over all members); each group is laid over the devices for its chunk."""
+
+  def __init__(self, runner: Runner, group: int):
+    self.program, self.sweep, self.n = runner.program, runner.sweep, runner.n
+    self.max_logs, self.data, self.layout = runner.max_logs, runner.data, runner.layout
+    self.plan = runner.plan
+    members = runner.sweep.members
+    groups = [members[i:i + group] for i in range(0, self.n, group)]
+    devices = runner.mesh.devices.size
+    self._first = runner.for_members(Sweep(runner.sweep.axes, groups[0]),
+                                     n_pad=-(-group // devices) * devices)
+    self._runners = [self._first.for_members(Sweep(runner.sweep.axes, g)) for g in groups]
+    self._bounds = [(i, min(i + group, self.n)) for i in range(0, self.n, group)]
+
+  def _each(self, state, fn):
+    """fn(runner, device state of its group) -> (device state, metrics) for every group; the
+    states and metrics joined along the member axis."""
+    states, metrics = [], []
+    for r, (a, b) in zip(self._runners, self._bounds):
+      part = r.from_host(jax.tree.map(lambda x: x[a:b], state))
+      part, m = fn(r, part)
+      states.append(r.to_host(part))
+      metrics.append(m)
+    joined = jax.tree.map(lambda *xs: np.concatenate(xs), *states)
+    return joined, {k: np.concatenate([m[k] for m in metrics], axis=1) for k in metrics[0]}
+
+  def init_state(self) -> TrainState:
+    parts = [r.to_host(r.init_state()) for r in self._runners]
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+  def host_template(self) -> TrainState:
+    return jax.tree.map(lambda x: np.zeros((self.n,) + x.shape[1:], x.dtype),
+                        self._first.host_template())
+
+  def log_initial(self, state: TrainState) -> tuple[TrainState, dict]:
+    return self._each(state, lambda r, s: r.log_initial(s))
+
+  def run_chunk(self, state: TrainState, n_logs: int) -> tuple[TrainState, dict]:
+    return self._each(state, lambda r, s: r.run_chunk(s, n_logs))
+
+  def to_host(self, state: TrainState) -> TrainState:
+    return state
+
+  def from_host(self, host_state: TrainState) -> TrainState:
+    return jax.tree.map(np.asarray, host_state)
