@@ -26,7 +26,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dynamics import config_utils as cu
-from dynamics import fields
+from dynamics import distributed, fields
 from dynamics.fields import Field
 from dynamics.sweep import Sweep
 
@@ -333,7 +333,7 @@ class Runner:
     self.layout = layout(program.cfg, self.mesh.devices.flat[0].platform)
     self._init_params, self._init_fn = init_params, None
     self._base_seed, self._base_scale = base_seed, base_init_scale
-    self.data = jax.device_put(program.data, self.replicated)
+    self.data = distributed.put(program.data, self.replicated)
     self.max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
     self._chunk = jax.jit(self._local(self._chunk_fn, (P("members"), P(), P()),
                                       (P("members"), P(None, "members"))),
@@ -374,8 +374,8 @@ class Runner:
           self._init_params, *member, data))
       self._init_fn = jax.jit(lambda sd, hp, sc, data: init((sd, hp, sc), data),
                               out_shardings=self.member_sharding)
-    return self._init_fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
-                           jnp.asarray(scales), self.data)
+    args = distributed.put((seeds, hparams, scales), self.replicated)
+    return self._init_fn, args + (self.data,)
 
   def for_members(self, sweep: Sweep, n_pad: Optional[int] = None) -> "Runner":
     """This runner, its compiled programs included, for other members: at most n_pad of them,
@@ -397,8 +397,8 @@ class Runner:
     fn, args = self._init()
     with jax.default_matmul_precision(self.program.cfg.precision):
       state = fn(*args)
-    padding = jnp.asarray(np.arange(self.n_pad) >= self.n)
-    return state._replace(done=jax.device_put(padding, self.member_sharding))
+    padding = np.arange(self.n_pad) >= self.n
+    return state._replace(done=distributed.put(padding, self.member_sharding))
 
   def host_template(self) -> TrainState:
     """Zeros with the structure, shapes and dtypes of to_host(init_state()), from tracing
@@ -425,25 +425,25 @@ class Runner:
     """Metrics and probes at step 0, as one log row."""
     with jax.default_matmul_precision(self.program.cfg.precision):
       state, m = self._log0(state, self.data)
-    return state, {k: np.asarray(v)[None, :self.n] for k, v in m.items()}
+    return state, {k: distributed.fetch(v)[None, :self.n] for k, v in m.items()}
 
   def run_chunk(self, state: TrainState, n_logs: int) -> tuple[TrainState, dict]:
     """n_logs * log_every steps; returns the state and metrics [n_logs, member, ...]."""
     if not 1 <= n_logs <= self.max_logs:
       raise ValueError(f"n_logs={n_logs} must lie in [1, {self.max_logs}]")
     with jax.default_matmul_precision(self.program.cfg.precision):
-      state, buf = self._chunk(state, self.data, jnp.int32(n_logs))
-    return state, {k: np.asarray(v)[:n_logs, :self.n] for k, v in buf.items()}
+      state, buf = self._chunk(state, self.data, np.int32(n_logs))
+    return state, {k: distributed.fetch(v)[:n_logs, :self.n] for k, v in buf.items()}
 
   def to_host(self, state: TrainState) -> TrainState:
     """The real members' state as host numpy arrays (for checkpoints)."""
-    return jax.tree.map(lambda x: np.asarray(x)[:self.n], state)
+    return jax.tree.map(lambda x: distributed.fetch(x)[:self.n], state)
 
   def from_host(self, host_state: TrainState) -> TrainState:
     """Inverse of to_host: pad, mark padding done, and lay over the devices."""
     padded = jax.tree.map(lambda x: self._pad(np.asarray(x)), host_state)
     padded = padded._replace(done=np.asarray(padded.done) | (np.arange(self.n_pad) >= self.n))
-    return jax.device_put(padded, self.member_sharding)
+    return distributed.put(padded, self.member_sharding)
 
   def plan(self, step: int, kept: list[int]) -> int:
     """Log points in the next chunk: up to the chunk size, never past a kept step or the end."""
