@@ -120,7 +120,9 @@ def jumps(steps: np.ndarray, norms: np.ndarray, rtol: float = SIGNIFICANT,
 
   Returns:
     dict(components [k] (indices, in order of arrival), final [k] (their final norms), rise
-    [k, 3] (the steps at 10%, 50%, 90% of the final norm), from_small [k] bool, distinct
+    [k, 3] (the steps at 10%, 50%, 90% of the final norm), overshoot [k] (the largest norm
+    over the run / the final one: > 1 when a component overshoots and comes back), from_small
+    [k] bool, distinct
     (half-way steps strictly increasing), one_at_a_time (distinct and no overlapping rise
     windows), by_norm (the order of arrival is that of decreasing final norm)).
   """
@@ -134,7 +136,7 @@ def jumps(steps: np.ndarray, norms: np.ndarray, rtol: float = SIGNIFICANT,
   distinct = bool(np.all(np.diff(half) > 0))
   apart = bool(np.all(rise[:-1, 2] <= rise[1:, 0]))
   return dict(components=comps, final=final[comps], rise=rise,
-              from_small=norms[0, comps] < start * final[comps], distinct=distinct,
+              overshoot=norms[:, comps].max(axis=0) / final[comps], from_small=norms[0, comps] < start * final[comps], distinct=distinct,
               one_at_a_time=distinct and apart,
               by_norm=bool(np.all(np.diff(final[comps]) <= 0)))
 

@@ -106,8 +106,13 @@ def test_rise_steps_and_jumps_on_known_curves():
   assert list(j["components"]) == [1, 2, 0]                        # in order of arrival
   assert j["distinct"] and j["one_at_a_time"] and not j["by_norm"]
   assert np.all(j["from_small"])
+  np.testing.assert_allclose(j["overshoot"], 1.0)                  # logistic: no overshoot
   # two rises that overlap are distinct but not one at a time
   both = height[:2] / (1 + np.exp(-(steps[:, None] - np.array([500, 520])) / 30.0))
   j = tm.jumps(steps, both)
   assert j["distinct"] and not j["one_at_a_time"] and j["by_norm"]
+  bump = both.copy()
+  bump[50, 1] = 2.0                                                  # 4 x its final 0.5
+  j = tm.jumps(steps, bump)
+  assert j["overshoot"][list(j["components"]).index(1)] == pytest.approx(4.0)
   assert np.isnan(tm.rise_steps(steps, np.zeros((steps.size, 1)))).all()
