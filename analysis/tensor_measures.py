@@ -136,7 +136,8 @@ def jumps(steps: np.ndarray, norms: np.ndarray, rtol: float = SIGNIFICANT,
   distinct = bool(np.all(np.diff(half) > 0))
   apart = bool(np.all(rise[:-1, 2] <= rise[1:, 0]))
   return dict(components=comps, final=final[comps], rise=rise,
-              overshoot=norms[:, comps].max(axis=0) / final[comps], from_small=norms[0, comps] < start * final[comps], distinct=distinct,
+              overshoot=norms[:, comps].max(axis=0) / final[comps],
+              from_small=norms[0, comps] < start * final[comps], distinct=distinct,
               one_at_a_time=distinct and apart,
               by_norm=bool(np.all(np.diff(final[comps]) <= 0)))
 
