@@ -38,7 +38,7 @@ Variant `quick`: a rank-3 target (norms 1, 0.7,
 logged test loss (the figure's test error reads all of them from W*). The contrast is weaker
 there: from 0.3 one component more (4) and a test error ~50% above the small init's.
 Run time (2-core CPU shared with other jobs, measured 2026-12-04, training + figure): full
-7 min (411 s; 80,000 steps of three members), --quick 42 s.
+6-7 min (371-411 s; 80,000 steps of three members), --quick 42 s.
 """
 import ml_collections
 

@@ -27,7 +27,7 @@ The parameters are kept at 100 log-spaced steps (the Fourier-slice singular valu
 are read from them). Variant `quick`: 1,000 steps instead of 3,000 (alpha = 1e-7 has
 converged by step ~600).
 Run time (2-core CPU shared with other jobs, measured 2026-12-04, training + figure): full
-27 s, --quick 24 s.
+27-39 s, --quick 24 s.
 """
 import ml_collections
 
