@@ -38,6 +38,13 @@ def _cp_draw(trajs, out, quick):
     ax[0].axhline(s, color="k", ls=":", lw=0.7)
   for h in jump["rise"][:, 1]:
     ax[0].axvline(h, color="0.5", ls="--", lw=0.6)
+  top = 1.25 * norms[-1, small].max()
+  ax[0].set_ylim(-0.03 * top, top)
+  for r, peak in zip(jump["components"], norms[:, small][:, jump["components"]].max(axis=0)):
+    if peak > top:                     # an overshoot off the scale: say where it went
+      at = steps[np.argmax(norms[:, small, r])]
+      ax[0].annotate(f"peaks at {peak:.2g} (step {at})", (at, 0.97 * top), fontsize=8,
+                     ha="left", va="top")
   ax[0].set(title=f"component norms, init {alphas[small]:g}\n(dotted: W*'s norms; dashed: each "
             "jump's half-way step)", xlabel="step", ylabel="||a_r^(1) o ... o a_r^(N)||")
   ax[0].grid(alpha=0.3)
