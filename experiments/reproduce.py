@@ -45,6 +45,8 @@ def _registry() -> dict[str, Figure]:
   for module in (eos, eos_adam, eos_sgd, hessian_spectrum, grokking, grokking_sweeps,
                  softmax_collapse, lottery, central_flow, neural_collapse, linear):
     specs.update(module.FIGURES)
+  from experiments.figures import tensor
+  specs.update(tensor.FIGURES)
   return {name: Figure(*spec) for name, spec in specs.items()}
 
 
