@@ -6,6 +6,8 @@ checkpoints, figures) and hands what it read (the resume point) to the others, s
 continues the same way on every process. In one process every function here is a no-op.
 """
 import os
+import socket
+import time
 from typing import Any, Optional
 
 import jax
@@ -40,6 +42,8 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
       if marker in os.environ and size in os.environ and int(os.environ[size]) != num_processes:
         raise ConfigError(f"--num_processes={num_processes} disagrees with the environment "
                           f"({size}={os.environ[size]})")
+  if process_id:      # jax ends the process (no exception) when the coordinator never answers
+    _wait_for(coordinator_address, timeout_s)
   # collectives between CPU processes (and harmless beside a GPU); set before any backend
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   try:
@@ -50,6 +54,21 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
     raise ConfigError(f"--distributed: could not join the coordinator at {where} within "
                       f"{timeout_s} s ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
                       ) from None
+
+
+def _wait_for(address: str, timeout_s: float) -> None:
+  host, _, port = address.rpartition(":")
+  deadline = time.time() + timeout_s
+  while True:
+    try:
+      with socket.create_connection((host, int(port)), timeout=1):
+        return
+    except (OSError, ValueError) as e:
+      if time.time() > deadline or isinstance(e, ValueError):
+        raise ConfigError(f"--distributed: could not join the coordinator at {address} within "
+                          f"{timeout_s} s (is process 0 running, and is "
+                          f"--coordinator_address=HOST:PORT right?)") from None
+      time.sleep(0.5)
 
 
 def is_primary() -> bool:
