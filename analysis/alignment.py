@@ -119,7 +119,8 @@ def cone_extreme_rays(x, y) -> dict:
 def driving_vector(w, x, y):
   """(1/n) sum_i y_i 1[w_j . x_i > 0] x_i for every neuron (rows of w [m, d]) -> [m, d]: the
   early-phase velocity of w_j / (sign(v_j) ||w_j||) under the mean squared loss with targets y
-  (f ~ 0), Min et al.'s x(w_j)."""
+  (f ~ 0), Min et al.'s x(w_j); under the logistic loss (loss.name='logistic') half of it
+  (|l'(0)| = 1/2), the same directions at half the speed."""
   y = jnp.asarray(y).reshape(x.shape[0]).astype(x.dtype)
   active = (x @ w.T > 0).astype(x.dtype)                      # [N, m]
   return (active * y[:, None]).T @ x / x.shape[0]

@@ -52,7 +52,10 @@ def _timed_run(loss_fn, params, batch, steps, substeps, threshold):
   run = jax.jit(lambda p: central_flow.gd_central_flow(
       loss_fn, p, batch, LR, steps, k=_K.value, substeps=substeps, threshold=threshold,
       lanczos_iters=S.lanczos_iters)).lower(params).compile()
+  print(f"  {steps} step(s), {substeps} substeps: compiled", flush=True)   # where a run stalls
+  t = time.perf_counter()
   jax.block_until_ready(run(params))
+  print(f"  warm-up run {time.perf_counter() - t:.1f} s", flush=True)
   t = time.perf_counter()
   _, logs = jax.block_until_ready(run(params))
   return time.perf_counter() - t, logs

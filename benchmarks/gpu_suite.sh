@@ -37,6 +37,13 @@ run() {   # run NAME CMD...: CMD's output in OUT_DIR/NAME.log, its status in OUT
   pack
 }
 python -c "import jax; print(jax.__version__, jax.devices())" > "$out/devices.txt" 2>&1
+python -c "
+import jax, jax.numpy as jnp
+jax.config.update('jax_enable_x64', True)
+key = jax.random.PRNGKey(3)
+print('normal(PRNGKey(3), 3):', jax.random.normal(key, (3,), jnp.float64).tolist(), 'float64',
+      jax.random.normal(key, (3,), jnp.float32).tolist(), 'float32')" \
+    >> "$out/devices.txt" 2>&1   # the random streams, to compare with a CPU's
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv \
     >> "$out/devices.txt" 2>&1
 # Does this backend flush float32 subnormals to zero inside jit (XLA:CPU does)? It decides when

@@ -3,6 +3,7 @@ r"""Training-loop speed: ms/step, achieved FLOP/s and fraction of the fp32 peak.
     python -m benchmarks.train_speed                      # fc-tanh 2x200, MSE, digits, full batch
     python -m benchmarks.train_speed --members=16 --steps_per_chunk=1000
     python -m benchmarks.train_speed --peak_tflops=0.2    # give a CPU's peak to get a fraction
+    python -m benchmarks.train_speed --layout=vmap        # the sweep as one batched program
 
 Two measurements of the same model and data (the edge-of-stability MLP, 55k parameters, full
 batch of the 1,500 digits training images, float32 at 'highest' precision): one run, and a sweep
@@ -23,6 +24,8 @@ _LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
 _PEAK = flags.DEFINE_float("peak_tflops", 0.0, "fp32 peak of the device (0: from a table).")
 _OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+_LAYOUT = flags.DEFINE_enum("layout", "auto", ["auto", "vmap", "map"],
+                            "train.members: how the sweep's members share the program.")
 
 
 def config(members: int):
@@ -33,6 +36,7 @@ def config(members: int):
   c.train.log_every = _LOG_EVERY.value
   c.train.chunk_steps = _CHUNK.value
   c.train.keep = "none"
+  c.train.members = _LAYOUT.value
   if members > 1:
     c.sweep.opt = dict(learning_rate=tuple(np.geomspace(0.001, 0.05, members).tolist()))
   return c
@@ -44,7 +48,7 @@ def measure(members: int) -> dict:
 
 def main(argv):
   del argv
-  results = dict(device=common.device_name(), jax=jax.__version__,
+  results = dict(device=common.device_name(), jax=jax.__version__, layout=_LAYOUT.value,
                  runs=[measure(1), measure(_MEMBERS.value)])
   common.report(results, _OUT.value)
 

@@ -12,6 +12,7 @@ with a ConfigError naming the field and the allowed values.
 """
 import json
 import math
+import os
 import time
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -20,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from dynamics import config_utils as cu
+from dynamics import distributed
 from dynamics import data as data_lib
 from dynamics import fields, flow, losses, models, optimizers, probes, runs, train
 from dynamics import sweep as sweep_lib
@@ -29,7 +31,8 @@ SECTIONS = ("seed", "model", "data", "loss", "opt", "train", "probes", "sweep", 
 # Fields a run may change on resume: they decide where it ends, how the work is split into
 # compiled chunks and how often it checkpoints, never the numbers of a step it takes; and the
 # analysis section, which training never reads.
-MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs", "analysis")
+MAY_CHANGE = ("train.steps", "train.chunk_steps", "train.checkpoint_every_secs",
+              "train.members_per_program", "analysis")
 
 
 def opt_lib(opt_cfg):
@@ -92,7 +95,8 @@ class Experiment(NamedTuple):
     problem: the dynamics.train.Problem (apply, loss, optimizer, data in the run's dtype).
     sweep: the dynamics.sweep Sweep (members).
     program: the dynamics.train.Program (step, log point, probes).
-    runner: the dynamics.train.Runner (the compiled programs over the devices).
+    runner: the dynamics.train.Runner (the compiled programs over the devices), or a
+      GroupedRunner running the sweep through them in groups (train.members_per_program).
   """
   config: ml_collections.ConfigDict
   dataset: Any
@@ -100,7 +104,7 @@ class Experiment(NamedTuple):
   problem: train.Problem
   sweep: sweep_lib.Sweep
   program: train.Program
-  runner: train.Runner
+  runner: Any              # train.Runner, or train.GroupedRunner for a sweep run in groups
 
   @classmethod
   def from_config(cls, config: Any, resolved: bool = False) -> "Experiment":
@@ -112,6 +116,15 @@ class Experiment(NamedTuple):
     program = train.Program(problem, cfg.train, probes.build(cfg.probes, problem))
     runner = train.Runner(program, lambda key: model.init(key, dtype=dtype(cfg)), sweep,
                           base_seed=cfg.seed, base_init_scale=cfg.model.get("init_scale", 1.0))
+    group = cfg.train.members_per_program
+    if group > sweep.size:
+      raise cu.ConfigError(f"train.members_per_program={group} is not allowed: the sweep has "
+                           f"{sweep.size} member(s); use 1 to {sweep.size} (0: all that fit)")
+    if not group and sweep.size > 1:
+      group = train.group_size(runner.state_bytes_per_member(), sweep.size,
+                               runner.mesh.devices.flat[0])
+    if 0 < group < sweep.size:
+      runner = train.GroupedRunner(runner, group)
     return cls(cfg, dataset, model, problem, sweep, program, runner)
 
   def summary(self) -> str:
@@ -144,6 +157,9 @@ class Experiment(NamedTuple):
         once the cause is gone.
       Interrupted: `stop` said so; the run resumes where it stopped.
     """
+    if not distributed.is_primary():      # process 0 keeps the run directory and reports
+      _train(self, None, lambda *_, **__: None, stop or (lambda: False))
+      return os.path.abspath(workdir)
     rd = runs.RunDir(workdir)
     rd.acquire(log)
     try:
@@ -219,54 +235,82 @@ def run(config: Any, workdir: str, log: Callable = print,
         stop: Optional[Callable[[], bool]] = None) -> str:
   """Experiment.from_config(config).run(workdir, log, stop), with the workdir checked before
   anything is built: the launcher's library call."""
-  runs.check_workdir(workdir)
+  if distributed.is_primary():
+    runs.check_workdir(workdir)
   return Experiment.from_config(config).run(workdir, log, stop)
 
 
 # ---- the life of a run: train, checkpoint, resume --------------------------------------------
-def _train(exp: Experiment, rd: runs.RunDir, log: Callable, stop: Callable[[], bool]) -> None:
+def _train(exp: Experiment, rd: Optional[runs.RunDir], log: Callable,
+           stop: Callable[[], bool]) -> None:
+  """The run's life. rd is None on the processes other than 0 of a multi-process run: they
+  compute what process 0 computes and take its decisions (resume point, when to checkpoint,
+  when to stop), so that every process calls the same programs in the same order."""
   tc, runner = exp.config.train, exp.runner
   kept = train.keep_steps(tc.keep, tc.steps, tc.log_every)
-  step, host = _resume_point(exp, rd, log)
-  if host is not None:
-    if step > tc.steps:
-      raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
-                           f"reached step {step}; give train.steps >= {step}")
-    rd.truncate_metrics(step, tc.log_every)
-    host = _reconcile(host, rd, exp.config, step, log)
-    rd.accept_changes()
-    if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
-      rd.checkpoints.save_kept(step, host)
-    _write_summary(rd, runner, host, step)
+  try:
+    step, host = _prepare(exp, rd, log) if rd else (0, None)
+  except Exception:
+    distributed.share(np.int64(-2), np.int64(0))     # the others stop too, instead of waiting
+    raise
+  resumed = distributed.share(np.int64(-1 if host is None else step), np.int64(0))
+  if resumed == -2:
+    raise RuntimeError("process 0 stopped before training; its output says why")
+  if resumed >= 0:
+    step = int(resumed)
+    host = distributed.share(host, runner.host_template())
     state = runner.from_host(host)
-    rd.record_resume(step)
-    log(f"resuming {rd.path} at step {step}")
   else:
     step = 0
-    rd.accept_changes()                # killed before its first checkpoint: a fresh start
-    rd.truncate_metrics(-1, tc.log_every)
     state, m0 = runner.log_initial(runner.init_state())
-    rd.append_metrics(np.array([0]), m0)
+    if rd:
+      rd.append_metrics(np.array([0]), m0)
     _checkpoint(rd, runner, state, 0, kept)
   t_start, t_ckpt, step_start = time.time(), time.time(), step
-  while not _all_done(state):
+  while not _all_done(runner, state):
     n = runner.plan(step, kept)
     state, m = runner.run_chunk(state, n)
     steps = step + tc.log_every * np.arange(1, n + 1)
     step = int(steps[-1])
-    finished = _all_done(state)
+    finished = _all_done(runner, state)
     if finished:  # drop the log points after the last member stopped (all NaN)
-      last = int(np.max(np.asarray(state.stop_step)[:runner.n]))
+      last = int(np.max(distributed.fetch(state.stop_step)[:runner.n]))
       keep = steps <= max(last, int(steps[0]))
       steps, m = steps[keep], {k: v[keep] for k, v in m.items()}
-    rd.append_metrics(steps, m)
+    if rd:
+      rd.append_metrics(steps, m)
     halt = not finished and stop()
-    if finished or halt or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs:
+    save = finished or halt or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs
+    halt, save = (bool(x) for x in distributed.share(np.array([halt, save]), np.zeros(2, bool)))
+    if save:
       _checkpoint(rd, runner, state, step, kept, final=finished)
       t_ckpt = time.time()
     _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
     if halt:
       raise Interrupted(f"interrupted at step {step}; run the same command to resume")
+
+
+def _prepare(exp: Experiment, rd: runs.RunDir, log: Callable):
+  """(step, host state) to resume from with the run directory made ready for it, or (0, None)
+  for a fresh start (the directory emptied of a start killed before its first checkpoint)."""
+  tc, runner = exp.config.train, exp.runner
+  step, host = _resume_point(exp, rd, log)
+  if host is None:
+    rd.accept_changes()
+    rd.truncate_metrics(-1, tc.log_every)
+    return 0, None
+  if step > tc.steps:
+    raise cu.ConfigError(f"train.steps={tc.steps} is not allowed for {rd.path}: the run has "
+                         f"reached step {step}; give train.steps >= {step}")
+  rd.truncate_metrics(step, tc.log_every)
+  host = _reconcile(host, rd, exp.config, step, log)
+  rd.accept_changes()
+  if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
+    rd.checkpoints.save_kept(step, host)
+  _write_summary(rd, runner, host, step)
+  rd.record_resume(step)
+  log(f"resuming {rd.path} at step {step}")
+  return step, host
 
 
 def _resume_point(exp: Experiment, rd: runs.RunDir, log: Callable):
@@ -327,12 +371,14 @@ def _reconcile(host: train.TrainState, rd: runs.RunDir, cfg, step: int,
   return host._replace(done=done, stop_step=stop)
 
 
-def _all_done(state) -> bool:
-  return bool(np.all(np.asarray(state.done)))
+def _all_done(runner, state) -> bool:
+  return bool(np.all(distributed.fetch(state.done)[:runner.n]))
 
 
 def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
-  host = runner.to_host(state)
+  host = runner.to_host(state)      # on every process (it gathers the members)
+  if rd is None:
+    return
   if step in kept or final:
     rd.checkpoints.save_kept(step, host)
   rd.checkpoints.save_latest(step, host)
@@ -350,8 +396,8 @@ def _progress(log, step, total, step_start, t_start, m, state, runner) -> None:
   rate = (step - step_start) / elapsed
   eta = (total - step) / rate if rate > 0 else math.inf
   loss = m["train_loss"][-1]
-  done = np.asarray(state.done)[:runner.n]
-  div = np.asarray(state.diverged)[:runner.n]
+  done = distributed.fetch(state.done)[:runner.n]
+  div = distributed.fetch(state.diverged)[:runner.n]
   finite = loss[np.isfinite(loss)]
   loss_txt = (f"train_loss min {finite.min():.4g} max {finite.max():.4g}" if finite.size
               else "train_loss n/a")

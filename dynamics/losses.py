@@ -16,7 +16,7 @@ from dynamics import config_utils as cu
 from dynamics import fields
 from dynamics.fields import Field
 
-LOSSES = ("mse", "cross_entropy", "stablemax")
+LOSSES = ("mse", "cross_entropy", "stablemax", "logistic")
 
 
 class Loss(NamedTuple):
@@ -172,6 +172,34 @@ def stablemax_cross_entropy(logits: jax.Array, labels: jax.Array,
   return (jnp.log(jnp.sum(s, axis=-1)) - jnp.log(s_y)).astype(logits.dtype)
 
 
+def logistic(outputs: jax.Array, y: jax.Array) -> jax.Array:
+  """Per-example binary logistic loss log(1 + exp(-y f(x))) for one output and +-1 targets.
+
+  The loss of the two-layer ReLU alignment papers (Min, Mallada, Vidal 2024; Boursier &
+  Flammarion 2022): on separable data it has no minimizer, the margins grow like log t and the
+  loss decays like 1/t. softplus(-y f) is exact for large margins of either sign.
+
+  Args:
+    outputs: [N, 1] (or [N]) model outputs.
+    y: float targets in {-1, +1}, [N] or [N, 1].
+
+  Returns:
+    [N] losses in outputs' dtype.
+
+  Raises:
+    ValueError: integer labels, or more than one output dim.
+  """
+  outputs = jnp.asarray(outputs)
+  if _is_int(y):
+    raise ValueError("the logistic loss needs float targets in {-1, +1} (e.g. data.signed=True)"
+                     f"; got integer labels of dtype {jnp.asarray(y).dtype}")
+  t = _targets(outputs, y)
+  if t.ndim >= 2 and t.shape[-1] != 1:
+    raise ValueError(f"the logistic loss needs one output; got outputs of shape {outputs.shape}")
+  margin = (t * outputs).reshape(outputs.shape[0])
+  return jax.nn.softplus(-margin)
+
+
 def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
   """Per-example 0/1 accuracy in outputs' dtype.
 
@@ -209,7 +237,8 @@ def mean_loss(loss: Loss, outputs: jax.Array, y: jax.Array) -> jax.Array:
 
 # The `loss` section, declared once (dynamics.fields).
 FIELDS = dict(
-    name=Field("mse", "mse (0.5 ||f - onehot(y)||^2), cross_entropy or stablemax",
+    name=Field("mse", "mse (0.5 ||f - onehot(y)||^2), cross_entropy, stablemax or logistic "
+               "(log(1 + exp(-y f)), one output, +-1 targets)",
                choices=LOSSES),
     float64=Field(False, "cross_entropy / stablemax: compute in float64 (jax x64 is switched "
                   "on)"),
@@ -217,9 +246,9 @@ FIELDS = dict(
 
 
 def _check(cfg) -> None:
-  if cfg.float64 and cfg.name == "mse":
+  if cfg.float64 and cfg.name in ("mse", "logistic"):
     raise cu.ConfigError("loss.float64=True is only used by loss.name='cross_entropy' or "
-                         "'stablemax'; got loss.name='mse'")
+                         f"'stablemax'; got loss.name={cfg.name!r}")
 
 
 validate, default_config = fields.declare("loss", FIELDS, _check)
@@ -230,5 +259,7 @@ def build(cfg: Any = None) -> Loss:
   cfg = validate(cfg)
   if cfg.name == "mse":
     return Loss(name="mse", per_example=mse)
+  if cfg.name == "logistic":
+    return Loss(name="logistic", per_example=logistic)
   fn = cross_entropy if cfg.name == "cross_entropy" else stablemax_cross_entropy
   return Loss(name=cfg.name, per_example=functools.partial(fn, float64=cfg.float64))

@@ -16,6 +16,8 @@ later metrics are NaN, while the other members go on.
 Randomness is `fold_in(member_key, step)`, so any chunking of the same steps (and so a resumed
 run) produces the same numbers bit for bit.
 """
+import copy
+import os
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -24,11 +26,12 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dynamics import config_utils as cu
-from dynamics import fields
+from dynamics import distributed, fields
 from dynamics.fields import Field
 from dynamics.sweep import Sweep
 
 PRECISIONS = ("highest", "high", "default")
+LAYOUTS = ("auto", "vmap", "map")
 
 
 def _check_keep(path: str, value: Any) -> None:
@@ -53,6 +56,12 @@ FIELDS = dict(
     precision=Field("highest", "matmul precision: highest = full fp32 (TF32 changes the "
                     "dynamics)", choices=PRECISIONS),
     float64=Field(False, "run everything in float64"),
+    members_per_program=Field(0, "members trained together on the devices; a larger sweep runs "
+                              "in consecutive groups through the same program (0: all that "
+                              "fit, see dynamics.train.group_size)", lo=0),
+    members=Field("auto", "how a sweep's members share a program: vmap (batched), map (one "
+                  "after another, each the program of a single run), auto (map on the CPU)",
+                  choices=LAYOUTS),
     keep=Field("log:12", "snapshots kept for analysis: 'log:N', 'every:K', 'none', '1,10,100'",
                kind="any", check=_check_keep),
     checkpoint_every_secs=Field(60.0, "latest-state checkpoint cadence (and at every kept "
@@ -294,11 +303,21 @@ class Program:
         key=key_run, done=jnp.bool_(False), diverged=jnp.bool_(False), stop_step=jnp.int32(-1))
 
 
+def layout(cfg, platform: str) -> str:
+  """train.members resolved for a platform: 'auto' is 'map' on the CPU, where XLA runs the
+  batched matrix products of a vmapped network at about half the throughput of plain ones (so
+  a vmapped sweep cost 2.2x more per member than single runs), and 'vmap' elsewhere."""
+  if cfg.members != "auto":
+    return cfg.members
+  return "map" if platform == "cpu" else "vmap"
+
+
 class Runner:
   """The compiled programs over all members, sharded along the sweep axis.
 
   The member axis is padded to a multiple of the device count; padding members start `done`
-  and are dropped from every output.
+  and are dropped from every output. With the 'map' layout each device runs its members one
+  after another (lax.map inside shard_map), each member exactly the program of a single run.
   """
 
   def __init__(self, program: Program, init_params: Callable, sweep: Sweep, base_seed: int,
@@ -311,40 +330,75 @@ class Runner:
     self.member_sharding = NamedSharding(self.mesh, P("members"))
     self.buffer_sharding = NamedSharding(self.mesh, P(None, "members"))
     self.replicated = NamedSharding(self.mesh, P())
-    self._init_params = init_params
+    self.layout = layout(program.cfg, self.mesh.devices.flat[0].platform)
+    self._init_params, self._init_fn = init_params, None
     self._base_seed, self._base_scale = base_seed, base_init_scale
-    self.data = jax.device_put(program.data, self.replicated)
+    self.data = distributed.put(program.data, self.replicated)
     self.max_logs = max(1, program.cfg.chunk_steps // program.cfg.log_every)
-    self._chunk = jax.jit(self._chunk_fn, donate_argnums=(0,),
+    self._chunk = jax.jit(self._local(self._chunk_fn, (P("members"), P(), P()),
+                                      (P("members"), P(None, "members"))),
+                          donate_argnums=(0,),
                           in_shardings=(self.member_sharding, self.replicated, self.replicated),
                           out_shardings=(self.member_sharding, self.buffer_sharding))
-    self._log0 = jax.jit(jax.vmap(program.log_point, in_axes=(0, None)),
+    self._log0 = jax.jit(self._local(self._over_members(program.log_point),
+                                     (P("members"), P()), (P("members"), P("members"))),
                          in_shardings=(self.member_sharding, self.replicated),
                          out_shardings=(self.member_sharding, self.member_sharding))
+
+  def _over_members(self, fn: Callable) -> Callable:
+    """fn(member, data) over the leading member axis of its first argument, in the layout."""
+    if self.layout == "vmap":
+      return jax.vmap(fn, in_axes=(0, None))
+    return lambda members, data: jax.lax.map(lambda m: fn(m, data), members)
+
+  def _local(self, fn: Callable, in_specs, out_specs) -> Callable:
+    """fn as it is (vmap: the partitioner splits the batched program over the devices), or
+    (map) run by each device on its own members, so that no device waits for another's."""
+    if self.layout == "vmap":
+      return fn
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)      # no collectives: each device's members alone
 
   def _pad(self, column: np.ndarray) -> np.ndarray:
     return np.concatenate([column, np.repeat(column[:1], self.n_pad - self.n, axis=0)])
 
   def _init(self):
-    """(the jitted vmapped initialization, its arguments)."""
+    """(the jitted initialization over the members, its arguments)."""
     sweep, opt = self.sweep, self.program.opt
     seeds = self._pad(sweep.column("seed", self._base_seed).astype(np.uint32))
     scales = self._pad(sweep.column("model.init_scale", self._base_scale) / self._base_scale)
     hparams = {h: self._pad(sweep.column(f"opt.{h}", np.nan))
                for h in opt.hparam_names if f"opt.{h}" in sweep.axes}
-    fn = jax.vmap(lambda sd, hp, sc, data: self.program.init_member(
-        self._init_params, sd, hp, sc, data), in_axes=(0, 0, 0, None))
-    fn = jax.jit(fn, out_shardings=self.member_sharding)
-    return fn, (jnp.asarray(seeds), {k: jnp.asarray(v) for k, v in hparams.items()},
-                jnp.asarray(scales), self.data)
+    if self._init_fn is None:     # one program for every group of a grouped sweep
+      init = self._over_members(lambda member, data: self.program.init_member(
+          self._init_params, *member, data))
+      self._init_fn = jax.jit(lambda sd, hp, sc, data: init((sd, hp, sc), data),
+                              out_shardings=self.member_sharding)
+    args = distributed.put((seeds, hparams, scales), self.replicated)
+    return self._init_fn, args + (self.data,)
+
+  def for_members(self, sweep: Sweep, n_pad: Optional[int] = None) -> "Runner":
+    """This runner, its compiled programs included, for other members: at most n_pad of them,
+    by default this runner's."""
+    other = copy.copy(self)
+    other.sweep, other.n = sweep, sweep.size
+    other.n_pad = self.n_pad if n_pad is None else n_pad
+    if other.n > other.n_pad:
+      raise ValueError(f"{other.n} members do not fit a program for {other.n_pad}")
+    return other
+
+  def state_bytes_per_member(self) -> int:
+    fn, args = self._init()
+    return sum(int(np.prod(x.shape[1:])) * x.dtype.itemsize
+               for x in jax.tree.leaves(jax.eval_shape(fn, *args)))
 
   def init_state(self) -> TrainState:
     """Every member's initial state, laid over the devices."""
     fn, args = self._init()
     with jax.default_matmul_precision(self.program.cfg.precision):
       state = fn(*args)
-    padding = jnp.asarray(np.arange(self.n_pad) >= self.n)
-    return state._replace(done=jax.device_put(padding, self.member_sharding))
+    padding = np.arange(self.n_pad) >= self.n
+    return state._replace(done=distributed.put(padding, self.member_sharding))
 
   def host_template(self) -> TrainState:
     """Zeros with the structure, shapes and dtypes of to_host(init_state()), from tracing
@@ -356,7 +410,7 @@ class Runner:
     return jax.tree.map(lambda x: np.zeros((self.n,) + x.shape[1:], x.dtype), shapes)
 
   def _chunk_fn(self, state: TrainState, data, n_logs: jax.Array):
-    interval = jax.vmap(self.program.interval, in_axes=(0, None))
+    interval = self._over_members(self.program.interval)
     shapes = jax.eval_shape(interval, state, data)[1]
     buf = jax.tree.map(lambda x: jnp.zeros((self.max_logs,) + x.shape, x.dtype), shapes)
 
@@ -371,25 +425,25 @@ class Runner:
     """Metrics and probes at step 0, as one log row."""
     with jax.default_matmul_precision(self.program.cfg.precision):
       state, m = self._log0(state, self.data)
-    return state, {k: np.asarray(v)[None, :self.n] for k, v in m.items()}
+    return state, {k: distributed.fetch(v)[None, :self.n] for k, v in m.items()}
 
   def run_chunk(self, state: TrainState, n_logs: int) -> tuple[TrainState, dict]:
     """n_logs * log_every steps; returns the state and metrics [n_logs, member, ...]."""
     if not 1 <= n_logs <= self.max_logs:
       raise ValueError(f"n_logs={n_logs} must lie in [1, {self.max_logs}]")
     with jax.default_matmul_precision(self.program.cfg.precision):
-      state, buf = self._chunk(state, self.data, jnp.int32(n_logs))
-    return state, {k: np.asarray(v)[:n_logs, :self.n] for k, v in buf.items()}
+      state, buf = self._chunk(state, self.data, np.int32(n_logs))
+    return state, {k: distributed.fetch(v)[:n_logs, :self.n] for k, v in buf.items()}
 
   def to_host(self, state: TrainState) -> TrainState:
     """The real members' state as host numpy arrays (for checkpoints)."""
-    return jax.tree.map(lambda x: np.asarray(x)[:self.n], state)
+    return jax.tree.map(lambda x: distributed.fetch(x)[:self.n], state)
 
   def from_host(self, host_state: TrainState) -> TrainState:
     """Inverse of to_host: pad, mark padding done, and lay over the devices."""
     padded = jax.tree.map(lambda x: self._pad(np.asarray(x)), host_state)
     padded = padded._replace(done=np.asarray(padded.done) | (np.arange(self.n_pad) >= self.n))
-    return jax.device_put(padded, self.member_sharding)
+    return distributed.put(padded, self.member_sharding)
 
   def plan(self, step: int, kept: list[int]) -> int:
     """Log points in the next chunk: up to the chunk size, never past a kept step or the end."""
@@ -397,3 +451,66 @@ class Runner:
     nxt = [k for k in kept if k > step]
     end = min([step + self.max_logs * le] + nxt[:1])
     return max(1, (end - step) // le)
+
+
+def group_size(state_bytes_per_member: int, n: int, device) -> int:
+  """train.members_per_program = 0: every member in one program when their states take at most
+  a quarter of the device's memory (a GPU's allocator limit, the host's memory for the CPU),
+  else as many as do. The activations of a step are not counted: where a program still runs
+  out of memory, set train.members_per_program."""
+  try:
+    limit = device.memory_stats()["bytes_limit"]
+  except Exception:           # the CPU backend keeps no statistics
+    limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  return int(min(n, max(1, limit // 4 // max(state_bytes_per_member, 1))))
+
+
+class GroupedRunner:
+  """A sweep larger than one program: consecutive groups of `group` members through the same
+  compiled programs (a Runner for `group` members), every chunk visiting every group, so the run
+  directory, the metrics and resuming are those of one program. Its state lives on the host
+  (numpy leaves over all members); each group is laid over the devices for its chunk."""
+
+  def __init__(self, runner: Runner, group: int):
+    self.program, self.sweep, self.n = runner.program, runner.sweep, runner.n
+    self.max_logs, self.data, self.layout = runner.max_logs, runner.data, runner.layout
+    self.plan = runner.plan
+    members = runner.sweep.members
+    groups = [members[i:i + group] for i in range(0, self.n, group)]
+    devices = runner.mesh.devices.size
+    self._first = runner.for_members(Sweep(runner.sweep.axes, groups[0]),
+                                     n_pad=-(-group // devices) * devices)
+    self._runners = [self._first.for_members(Sweep(runner.sweep.axes, g)) for g in groups]
+    self._bounds = [(i, min(i + group, self.n)) for i in range(0, self.n, group)]
+
+  def _each(self, state, fn):
+    """fn(runner, device state of its group) -> (device state, metrics) for every group; the
+    states and metrics joined along the member axis."""
+    states, metrics = [], []
+    for r, (a, b) in zip(self._runners, self._bounds):
+      part = r.from_host(jax.tree.map(lambda x: x[a:b], state))
+      part, m = fn(r, part)
+      states.append(r.to_host(part))
+      metrics.append(m)
+    joined = jax.tree.map(lambda *xs: np.concatenate(xs), *states)
+    return joined, {k: np.concatenate([m[k] for m in metrics], axis=1) for k in metrics[0]}
+
+  def init_state(self) -> TrainState:
+    parts = [r.to_host(r.init_state()) for r in self._runners]
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+  def host_template(self) -> TrainState:
+    return jax.tree.map(lambda x: np.zeros((self.n,) + x.shape[1:], x.dtype),
+                        self._first.host_template())
+
+  def log_initial(self, state: TrainState) -> tuple[TrainState, dict]:
+    return self._each(state, lambda r, s: r.log_initial(s))
+
+  def run_chunk(self, state: TrainState, n_logs: int) -> tuple[TrainState, dict]:
+    return self._each(state, lambda r, s: r.run_chunk(s, n_logs))
+
+  def to_host(self, state: TrainState) -> TrainState:
+    return state
+
+  def from_host(self, host_state: TrainState) -> TrainState:
+    return jax.tree.map(np.asarray, host_state)

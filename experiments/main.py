@@ -9,12 +9,17 @@ command resumes the run in DIR; with a larger --config.train.steps it trains the
 where it stopped. Ctrl-C stops at the end of the current chunk (checkpointed); a second Ctrl-C
 stops at once. Either way the same command resumes, with the same numbers as an uninterrupted
 run.
+
+Several processes (jax.distributed; the sweep's members over every process's devices, process 0
+writing the run directory): --distributed alone reads the cluster's environment (SLURM, Open
+MPI, TPU pods); on other machines give --coordinator_address=HOST:PORT, --num_processes=N and
+--process_id=I to each process.
 """
 import sys
 
 from absl import app, flags, logging
 
-from dynamics import experiment
+from dynamics import distributed, experiment
 from dynamics.config_utils import ConfigError
 from experiments import cli
 
@@ -25,6 +30,16 @@ _DESCRIBE = flags.DEFINE_bool("describe", False, "List every field of the config
                               "and allowed values) and exit.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Check the config and build data, model and "
                              "program without training, then exit.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Run as one of several processes "
+                                 "(jax.distributed).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "With --distributed: HOST:PORT "
+                                   "of process 0's coordinator.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "With --distributed: how many "
+                                      "processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed: this process, 0 to "
+                                   "num_processes - 1.")
+_TIMEOUT = flags.DEFINE_integer("distributed_timeout", 60, "Seconds to wait for the other "
+                                "processes.")
 flags.mark_flags_as_required(["config"])
 _OVERRIDES = []
 
@@ -46,6 +61,13 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # progress is printed; library INFO chatter is not
   stop = cli.interrupt_on_ctrl_c()
   with cli.one_line_errors():
+    given = [f for f in ("coordinator_address", "num_processes", "process_id")
+             if flags.FLAGS[f].present]
+    if given and not _DISTRIBUTED.value:
+      raise ConfigError(f"--{given[0]} needs --distributed")
+    if _DISTRIBUTED.value:
+      distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                             _TIMEOUT.value)
     config = cli.apply_overrides(cli.load_config(_CONFIG.value), _OVERRIDES)
     if _DESCRIBE.value:
       print(experiment.describe(config))
@@ -57,6 +79,8 @@ def main(argv):
     if _WORKDIR.value is None:
       raise ConfigError("--workdir is required (the run's directory, created if missing)")
     path = experiment.run(config, _WORKDIR.value, stop=stop.is_set)
+  if not distributed.is_primary():
+    return
   from analysis import plots, trajectory
   paths = plots.training_curves(trajectory.load(path), f"{path}/figures")
   print(f"figures: {', '.join(paths)}", flush=True)

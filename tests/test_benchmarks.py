@@ -74,3 +74,9 @@ def test_curvature_overhead_factors():
   assert out == {"without": 2.0, "lanczos": 25.0, "track": 5.0, "factor_lanczos": 12.5,
                  "factor_track": 2.5}
   assert curvature_speed.with_factors({"track": 5.0}) == {"track": 5.0}
+
+
+def test_flops_of_counts_a_matrix_product_as_2mnk():
+  import jax.numpy as jnp
+  a, b = jnp.ones((64, 48)), jnp.ones((48, 32))
+  assert common.flops_of(jnp.matmul, a, b) == 2 * 64 * 48 * 32

@@ -143,9 +143,37 @@ def test_accuracy():
   np.testing.assert_array_equal(losses.accuracy(f[:, 0], -t), [0.0, 1.0, 0.0])
 
 
+def test_logistic_matches_numpy_and_its_accuracy_is_sign_agreement():
+  f = np.array([[0.3], [-2.0], [40.0], [-800.0], [0.0]])
+  y = np.array([1.0, 1.0, -1.0, -1.0, 1.0])
+  want = np.log1p(np.exp(-y * f[:, 0]))
+  want[3] = np.log1p(np.exp(-800.0))                  # exp(-800) underflows: 0, not inf
+  for out in (jnp.asarray(f, jnp.float64), jnp.asarray(f[:, 0], jnp.float64)):
+    got = losses.logistic(out, jnp.asarray(y))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+  np.testing.assert_allclose(losses.logistic(jnp.asarray(f), jnp.asarray(y[:, None])), want,
+                             rtol=1e-12)
+  assert float(losses.logistic(jnp.asarray([[40.0]]), jnp.asarray([-1.0]))[0]) == \
+      pytest.approx(40.0)
+  f32 = losses.build({"name": "logistic"}).per_example(jnp.asarray(f, jnp.float32),
+                                                       jnp.asarray(y, jnp.float32))
+  assert f32.dtype == jnp.float32 and np.all(np.isfinite(f32))
+  # d/df = -y sigma(-y f) / N for the mean
+  g = jax.grad(lambda o: jnp.mean(losses.logistic(o, jnp.asarray(y))))(jnp.asarray(f))
+  sigma = np.exp(-np.logaddexp(0, y * f[:, 0]))       # sigma(-y f)
+  np.testing.assert_allclose(g[:, 0], -y * sigma / len(y), rtol=1e-12)
+  # a one-output model with +-1 targets: 0/1 accuracy is sign agreement (an exact 0 is wrong)
+  np.testing.assert_array_equal(losses.accuracy(jnp.asarray(f), jnp.asarray(y)),
+                                [1, 0, 0, 1, 0])
+  with pytest.raises(ValueError, match="float targets in"):
+    losses.logistic(jnp.asarray(f), jnp.asarray([1, 0, 1, 0, 1]))
+  with pytest.raises(ValueError, match="needs one output"):
+    losses.logistic(jnp.ones((2, 3)), jnp.ones((2, 3)))
+
+
 def test_config_build_and_mean_loss():
   assert dict(losses.default_config()) == dict(name="mse", float64=False)
-  assert set(losses.LOSSES) == {"mse", "cross_entropy", "stablemax"}
+  assert set(losses.LOSSES) == {"mse", "cross_entropy", "stablemax", "logistic"}
   z, y = jnp.asarray(OUT, jnp.float64), jnp.asarray(LABELS)
   mse = losses.build(losses.default_config())
   assert mse.name == "mse"
@@ -166,6 +194,7 @@ def test_config_build_and_mean_loss():
                                             "fields: float64, name"),
     (dict(name="cross_entropy", float64=1), "loss.float64=1.*True, False"),
     (dict(name="mse", float64=True), "loss.float64=True.*cross_entropy"),
+    (dict(name="logistic", float64=True), "loss.float64=True.*got loss.name='logistic'"),
 ])
 def test_config_errors(cfg, match):
   with pytest.raises(ConfigError, match=match):

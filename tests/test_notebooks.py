@@ -13,7 +13,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REUSES_FIGURE_RUNS = {"edge_of_stability.ipynb": "eos_runs",
                       "central_flows.ipynb": "central_flow_runs",
                       "neural_collapse.ipynb": "neural_collapse_runs",
-                      "deep_linear.ipynb": "linear_runs"}
+                      "deep_linear.ipynb": "linear_runs",
+                      "tensor_factorization.ipynb": "tensor_runs",
+                      "two_layer_relu.ipynb": "relu_runs"}
 # the grokking notebook trains its own runs: an 800-step horizon here. Its exploration (seed 2
 # of the quick config, which groks at ~540 steps, with and without weight decay) groks within
 # it; the figure's three seeds (540-1,840 of the config's 2,500 steps) do not all

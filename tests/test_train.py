@@ -48,7 +48,7 @@ import tiny
 from dynamics import experiment
 from analysis import trajectory
 import jax
-cfg = tiny.config(lrs=(0.05, 0.1, 0.2))
+cfg = tiny.config(lrs=(0.05, 0.1, 0.2), members=sys.argv[2])
 path = experiment.run(cfg, sys.argv[1], log=lambda *_: None)
 t = trajectory.load(path)
 print(json.dumps({"devices": len(jax.devices()),
@@ -57,21 +57,55 @@ print(json.dumps({"devices": len(jax.devices()),
 """
 
 
-def _in_subprocess(devices, workdir):
+def _in_subprocess(devices, workdir, layout):
   env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(workdir)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+  out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(workdir), layout], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_eight_simulated_devices_equal_one(tmp_path):
-  one = _in_subprocess(1, tmp_path / "d1")
-  eight = _in_subprocess(8, tmp_path / "d8")
+@pytest.mark.parametrize("layout", ["vmap", "map"])
+def test_eight_simulated_devices_equal_one(tmp_path, layout):
+  one = _in_subprocess(1, tmp_path / "d1", layout)
+  eight = _in_subprocess(8, tmp_path / "d8", layout)
   assert (one["devices"], eight["devices"]) == (1, 8)
+  if layout == "map":     # each device runs its members' own programs: the same numbers
+    assert (eight["loss"], eight["w"]) == (one["loss"], one["w"])
   np.testing.assert_allclose(eight["loss"], one["loss"], rtol=1e-6)
   np.testing.assert_allclose(eight["w"], one["w"], rtol=1e-6, atol=1e-7)
+
+
+def _wide(lrs, members):
+  """The tiny config with two 64-wide layers."""
+  cfg = tiny.config(lrs=lrs, members=members)
+  cfg.model.widths = (64, 64)
+  cfg.opt.learning_rate = 0.2
+  return cfg
+
+
+def test_map_layout_runs_each_member_as_its_single_run(tmp_path):
+  sweep = _run(_wide((0.05, 0.2), "map"), tmp_path / "sweep")
+  single = _run(_wide(None, "map"), tmp_path / "single")
+  np.testing.assert_array_equal(sweep.metrics["train_loss"][1], single.metrics["train_loss"][0])
+  for a, b in zip(jax.tree.leaves(sweep.params(40)), jax.tree.leaves(single.params(40))):
+    np.testing.assert_array_equal(a[1], b[0])
+
+
+def test_map_and_vmap_layouts_agree_to_rounding(tmp_path):
+  by_map = _run(_wide((0.05, 0.2), "map"), tmp_path / "map")
+  by_vmap = _run(_wide((0.05, 0.2), "vmap"), tmp_path / "vmap")
+  for k in ("train_loss", "test_loss", "grad_norm"):
+    np.testing.assert_allclose(by_map.metrics[k], by_vmap.metrics[k], rtol=1e-5, err_msg=k)
+
+
+def test_auto_layout_is_map_on_the_cpu_and_vmap_elsewhere():
+  auto = train.validate(dict(members="auto"))
+  assert (train.layout(auto, "cpu"), train.layout(auto, "gpu")) == ("map", "vmap")
+  assert train.layout(train.validate(dict(members="vmap")), "cpu") == "vmap"
+  with pytest.raises(ConfigError, match="train.members"):
+    train.validate(dict(members="pmap"))
 
 
 class _Crash(Exception):
@@ -410,3 +444,56 @@ def test_run_created_before_a_field_existed_resumes_while_the_field_keeps_its_de
   cfg.train.test_acc_goal = 0.9                       # a new field away from its default
   with pytest.raises(runs.ConfigMismatch, match="train.test_acc_goal: '<absent>' -> 0.9"):
     _run(cfg, tmp_path / "w")
+
+
+@pytest.mark.parametrize("layout", ["map", "vmap"])
+def test_a_grid_run_in_groups_equals_one_program(tmp_path, layout):
+  def cfg(group):
+    c = tiny.config(lrs=(0.05, 0.1, 0.2), members=layout, members_per_program=group,
+                    checkpoint_every_secs=0.0)
+    c.sweep.seed = (0, 1)           # 6 members: groups of 4 and 2 (padded to 4)
+    return c
+  one = _run(cfg(0), tmp_path / "one")
+  grouped = _run(cfg(4), tmp_path / "grouped")
+  # map: each member's own program, so the same numbers; vmap: a batched program whose rounding
+  # depends on how many members it batches (measured: 2.5e-7 relative)
+  same = np.testing.assert_array_equal if layout == "map" else (
+      lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7))
+  if layout == "map":
+    read = lambda d: open(tmp_path / d / runs.METRICS).read()
+    assert read("one") == read("grouped")
+  assert one.kept_steps == grouped.kept_steps and one.steps.tolist() == grouped.steps.tolist()
+  for k in one.metrics:
+    same(grouped.metrics[k], one.metrics[k])
+  for step in one.kept_steps:
+    for x, y in zip(jax.tree.leaves(one.params(step)), jax.tree.leaves(grouped.params(step))):
+      same(y, x)
+  for x, y in zip(one.opt_state_leaves(40), grouped.opt_state_leaves(40)):
+    same(y, x)
+
+
+def test_a_grouped_run_killed_mid_chunk_resumes_to_the_same_numbers(tmp_path, monkeypatch):
+  cfg = tiny.config(steps=60, chunk_steps=10, lrs=(0.05, 0.1, 0.2), members_per_program=2,
+                    checkpoint_every_secs=0.0)
+  ref = _run(cfg, tmp_path / "ref")
+  original, calls = train.Runner.run_chunk, {"n": 0}
+
+  def crashing(self, *a, **k):       # the 3rd group-chunk: one group of chunk 2 done, not both
+    calls["n"] += 1
+    if calls["n"] == 3:
+      raise _Crash()
+    return original(self, *a, **k)
+
+  monkeypatch.setattr(train.Runner, "run_chunk", crashing)
+  with pytest.raises(_Crash):
+    _run(cfg, tmp_path / "killed")
+  monkeypatch.setattr(train.Runner, "run_chunk", original)
+  resumed = _run(cfg, tmp_path / "killed")
+  np.testing.assert_array_equal(resumed.metrics["train_loss"], ref.metrics["train_loss"])
+  for x, y in zip(jax.tree.leaves(resumed.params(60)), jax.tree.leaves(ref.params(60))):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_a_group_larger_than_the_grid_is_refused(tmp_path):
+  with pytest.raises(ConfigError, match=r"train.members_per_program=5 .* use 1 to 2"):
+    experiment.Experiment.from_config(tiny.config(members_per_program=5))

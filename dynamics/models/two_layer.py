@@ -6,7 +6,9 @@ weight v_j); no biases. In matrix form f(x) = output_scale * act(x w^T) v, and t
 
 Initialisation (c = init_scale, m = width):
   w_j ~ c * N(0, I / in_dim)
-  balanced=False: v_j ~ c * N(0, I / m)
+  balanced=False: v_j ~ c * N(0, I / m), or v_scale * N(0, I / m) when v_scale > 0 (a second
+                  layer at its own scale: Xu et al. 2023's +-1/sqrt(m) output weights above a
+                  tiny first layer; a swept init_scale still multiplies both layers)
   balanced=True:  v_j = c * ||w_j / c|| * u_j with u_j a uniformly random unit vector in
                   R^out_dim (a random sign when out_dim = 1), so ||v_j|| = ||w_j|| exactly
                   (|v_j| = ||w_j|| for out_dim = 1).
@@ -34,6 +36,8 @@ FIELDS = dict(
     activation=common.ACTIVATION("relu"),
     init_scale=common.INIT_SCALE,
     balanced=Field(False, "||v_j|| = ||w_j|| at init"),
+    v_scale=Field(0.0, "balanced=False: v_j ~ v_scale N(0, I/m) at init (0: init_scale)",
+                  lo=0.0),
     output_scale=Field(1.0, "fixed output multiplier (1/m: mean-field)", lo=0, lo_open=True),
 )
 validate, default_config = common.declare(NAME, FIELDS)
@@ -51,9 +55,10 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   if cfg.balanced:
     w_norm = jnp.linalg.norm(w, axis=1, keepdims=True)
     v = w_norm * g / jnp.linalg.norm(g, axis=1, keepdims=True)
+    v = scale * v
   else:
-    v = g / math.sqrt(m)
-  return {"w": (scale * w).astype(dtype), "v": (scale * v).astype(dtype)}
+    v = (float(cfg.v_scale) or scale) * g / math.sqrt(m)
+  return {"w": (scale * w).astype(dtype), "v": v.astype(dtype)}
 
 
 def readout(params: dict, cfg: Any):

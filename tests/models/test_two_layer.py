@@ -81,6 +81,17 @@ def test_unbalanced_statistics():
   assert not np.allclose(np.linalg.norm(v, axis=1), np.linalg.norm(w, axis=1), rtol=0.1)
 
 
+def test_v_scale_sets_the_second_layer_alone():
+  key = jax.random.PRNGKey(5)
+  p1 = tl.init(key, cfg_of(), jnp.float64)
+  p = tl.init(key, cfg_of(init_scale=1e-4, v_scale=3.0), jnp.float64)
+  np.testing.assert_allclose(np.asarray(p["w"]), 1e-4 * np.asarray(p1["w"]), rtol=1e-13)
+  np.testing.assert_allclose(np.asarray(p["v"]), 3.0 * np.asarray(p1["v"]), rtol=1e-13)
+  pb = tl.init(key, cfg_of(init_scale=1e-4, v_scale=3.0, balanced=True), jnp.float64)
+  np.testing.assert_allclose(np.linalg.norm(np.asarray(pb["v"]), axis=1),
+                             np.linalg.norm(np.asarray(pb["w"]), axis=1), rtol=1e-12)
+
+
 @pytest.mark.parametrize("balanced", [False, True])
 def test_init_scale_multiplies_every_leaf(balanced):
   key = jax.random.PRNGKey(4)
@@ -118,7 +129,8 @@ def test_jit_vmap_grad():
 def test_validation_errors():
   for field, value, allowed in [("activation", "sigmoid", "'relu'"), ("width", 0, ">= 1"),
                                 ("balanced", "yes", "True, False"),
-                                ("output_scale", 0.0, "> 0"), ("init_scale", "1", "> 0")]:
+                                ("output_scale", 0.0, "> 0"), ("init_scale", "1", "> 0"),
+                                ("v_scale", -1.0, ">= 0")]:
     cfg = cfg_of().to_dict()
     cfg[field] = value
     with pytest.raises(ConfigError) as e:
@@ -129,4 +141,4 @@ def test_validation_errors():
 def test_default_config_fields():
   assert tl.default_config().to_dict() == dict(
       name="two_layer", in_dim=None, out_dim=None, width=100, activation="relu", init_scale=1.0,
-      balanced=False, output_scale=1.0)
+      balanced=False, v_scale=0.0, output_scale=1.0)
