@@ -18,3 +18,16 @@ def check_report(root, figure, report, claim_names, steps=None) -> dict:
   for c in saved["claims"]:
     assert {"measured", "expected", "holds"} <= set(c)
   return saved
+
+
+def reproduce_quick(root, figure) -> dict:
+  """The figure's quick reproduction under ROOT; every claim must hold."""
+  from experiments import reproduce
+  report = reproduce.reproduce(figure, str(root), quick=True, log=lambda *_: None)
+  assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
+  return report
+
+
+def claim(report, text) -> dict:
+  """The report's claim whose text contains `text`."""
+  return next(c for c in report["claims"] if text in c["claim"])

@@ -5,27 +5,16 @@ import pytest
 
 from analysis import linear_theory as lt
 from analysis import trajectory
-from figure_report import check_report
-
-
-def _reproduce(root, name):
-  from experiments import reproduce
-  report = reproduce.reproduce(name, str(root), quick=True, log=lambda *_: None)
-  assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
-  return report
+from figure_report import check_report, claim, reproduce_quick
 
 
 def _np(traj, step, member=0):
   return {k: np.asarray(v[member], np.float64) for k, v in traj.params(step).items()}
 
 
-def _claim(report, text):
-  return next(c for c in report["claims"] if text in c["claim"])
-
-
 @pytest.mark.xdist_group("linear_runs")           # the notebook reuses these runs
 def test_saxe_figure_follows_the_closed_form(reproduce_root):
-  report = _reproduce(reproduce_root, "saxe")
+  report = reproduce_quick(reproduce_root, "saxe")
   check_report(reproduce_root, "saxe", report, ("decoupled balanced init", "learning time to",
                                                 "random orthogonal init", "scaled Gaussian"))
   # the kept parameters of the depth-2 run, multiplied out here, on Saxe's curve
@@ -44,7 +33,7 @@ def test_saxe_figure_follows_the_closed_form(reproduce_root):
 
 @pytest.mark.xdist_group("linear_runs")
 def test_incremental_learning_figure_staircase_and_slopes(reproduce_root):
-  report = _reproduce(reproduce_root, "incremental_learning")
+  report = reproduce_quick(reproduce_root, "incremental_learning")
   check_report(reproduce_root, "incremental_learning", report,
                ("appearance step vs ln(1/alpha)", "staircase"))
   # the appearance steps of the smallest and largest alpha, from eigvalsh of U U^T here
@@ -63,7 +52,7 @@ def test_incremental_learning_figure_staircase_and_slopes(reproduce_root):
 
 @pytest.mark.xdist_group("linear_runs")
 def test_overparameterization_figure_rates(reproduce_root):
-  report = _reproduce(reproduce_root, "overparameterization")
+  report = reproduce_quick(reproduce_root, "overparameterization")
   check_report(reproduce_root, "overparameterization", report,
                ("fitted slope of log error", "geometric decay"))
   # ||U U^T - M*||_F^2 of the k > r run from its kept U, and its late log-log slope
@@ -74,14 +63,14 @@ def test_overparameterization_figure_rates(reproduce_root):
   err = [np.sum((_np(traj, st)["U"] @ _np(traj, st)["U"].T - m_star) ** 2) for st in late]
   slope = np.polyfit(np.log(late), np.log(err), 1)[0]
   assert -2.3 <= slope <= -1.7
-  assert slope == pytest.approx(_claim(report, "fitted slope")["measured"], abs=1e-9)
+  assert slope == pytest.approx(claim(report, "fitted slope")["measured"], abs=1e-9)
 
 
 @pytest.mark.xdist_group("linear_runs")
 def test_depth_low_rank_figure(reproduce_root):
-  report = _reproduce(reproduce_root, "depth_low_rank")
+  report = reproduce_quick(reproduce_root, "depth_low_rank")
   check_report(reproduce_root, "depth_low_rank", report, ("lower test error and lower effective",))
-  measured = _claim(report, "lower test error")["measured"]
+  measured = claim(report, "lower test error")["measured"]
   # the depth-3 run's final matrix, multiplied out here: its error on the unobserved entries
   traj = trajectory.load(str(reproduce_root / "depth_low_rank_quick" / "depth3_obs80"))
   p = _np(traj, traj.kept_steps[-1])

@@ -4,23 +4,12 @@ import numpy as np
 import pytest
 
 from analysis import trajectory
-from figure_report import check_report
-
-
-def _reproduce(root, name):
-  from experiments import reproduce
-  report = reproduce.reproduce(name, str(root), quick=True, log=lambda *_: None)
-  assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
-  return report
-
-
-def _claim(report, text):
-  return next(c for c in report["claims"] if text in c["claim"])
+from figure_report import check_report, claim, reproduce_quick
 
 
 @pytest.mark.xdist_group("relu_runs")             # the notebook reuses these runs
 def test_early_alignment_figure(reproduce_root):
-  report = _reproduce(reproduce_root, "early_alignment")
+  report = reproduce_quick(reproduce_root, "early_alignment")
   check_report(reproduce_root, "early_alignment", report,
                ("while the norms are small", "does not grow with ln(1/eps)",
                 "linear in ln(1/eps)", "log n / sqrt(mu)", "decays like 1/t", "low rank"))
@@ -28,7 +17,7 @@ def test_early_alignment_figure(reproduce_root):
   traj = trajectory.load(str(reproduce_root / "early_alignment_quick" / "late"))
   w = np.asarray(traj.params(traj.kept_steps[-1], 0)["w"], np.float64)
   sv = np.linalg.svd(w, compute_uv=False)
-  measured = _claim(report, "low rank")["measured"][0]
+  measured = claim(report, "low rank")["measured"][0]
   assert np.sum(sv ** 2) / sv[0] ** 2 == pytest.approx(measured, abs=1e-4)
   # every neuron's direction at the end: along x_+ when v_j > 0, along x_- otherwise
   ds = traj.dataset()
@@ -42,7 +31,7 @@ def test_early_alignment_figure(reproduce_root):
 
 @pytest.mark.xdist_group("relu_runs")
 def test_xor_grokking_figure(reproduce_root):
-  report = _reproduce(reproduce_root, "xor_grokking")
+  report = reproduce_quick(reproduce_root, "xor_grokking")
   check_report(reproduce_root, "xor_grokking", report,
                ("100% training accuracy", "within 0.02 of the Bayes", "stays benign"))
   # the final network's clean test accuracy, from its checkpoint, by numpy
@@ -52,7 +41,7 @@ def test_xor_grokking_figure(reproduce_root):
   w, v = np.asarray(p["w"], np.float64), np.asarray(p["v"], np.float64)
   f = np.maximum(np.asarray(ds.x_test, np.float64) @ w.T, 0) @ v[:, 0]
   acc = np.mean(np.sign(f) == np.sign(ds.y_test))
-  assert acc == pytest.approx(_claim(report, "stays benign")["measured"][1], abs=1e-3)
+  assert acc == pytest.approx(claim(report, "stays benign")["measured"][1], abs=1e-3)
   # the flipped training labels are fitted too
   p = traj.params(traj.kept_steps[-1], 0)
   w, v = np.asarray(p["w"], np.float64), np.asarray(p["v"], np.float64)

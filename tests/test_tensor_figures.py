@@ -4,24 +4,13 @@ import numpy as np
 import pytest
 
 from analysis import trajectory
-from figure_report import check_report
+from figure_report import check_report, claim, reproduce_quick
 from tensor_reference import t_product_loop, t_transpose_def
-
-
-def _reproduce(root, name):
-  from experiments import reproduce
-  report = reproduce.reproduce(name, str(root), quick=True, log=lambda *_: None)
-  assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
-  return report
-
-
-def _claim(report, text):
-  return next(c for c in report["claims"] if text in c["claim"])
 
 
 @pytest.mark.xdist_group("tensor_runs")           # the notebook reuses these runs
 def test_cp_implicit_rank_figure(reproduce_root):
-  report = _reproduce(reproduce_root, "cp_implicit_rank")
+  report = reproduce_quick(reproduce_root, "cp_implicit_rank")
   check_report(reproduce_root, "cp_implicit_rank", report,
                ("rise one at a time", "significant components", "unobserved entries",
                 "every larger init"))
@@ -33,7 +22,7 @@ def test_cp_implicit_rank_figure(reproduce_root):
   info = traj.dataset().info
   hidden = ~info["observed"]
   err = np.linalg.norm((w - info["W_star"])[hidden]) / np.linalg.norm(info["W_star"][hidden])
-  assert err == pytest.approx(_claim(report, "relative error on the unobserved")["measured"],
+  assert err == pytest.approx(claim(report, "relative error on the unobserved")["measured"],
                               rel=1e-9)
   norms = np.prod(np.linalg.norm(f, axis=1), axis=0)
   assert np.sum(norms > 0.05 * norms.max()) == traj.config["data"]["rank"]
@@ -41,7 +30,7 @@ def test_cp_implicit_rank_figure(reproduce_root):
 
 @pytest.mark.xdist_group("tensor_runs")
 def test_tubal_implicit_rank_figure(reproduce_root):
-  report = _reproduce(reproduce_root, "tubal_implicit_rank")
+  report = reproduce_quick(reproduce_root, "tubal_implicit_rank")
   check_report(reproduce_root, "tubal_implicit_rank", report,
                ("tubal rank of U * U^T", "principal angle between", "grow with alpha",
                 "more than the true tubal rank"))
@@ -52,7 +41,7 @@ def test_tubal_implicit_rank_figure(reproduce_root):
   x = t_product_loop(u, t_transpose_def(u))
   x_star = traj.dataset().info["X_star"]
   err = np.linalg.norm(x - x_star) / np.linalg.norm(x_star)
-  assert err == pytest.approx(_claim(report, "relative recovery error")["measured"]["error"],
+  assert err == pytest.approx(claim(report, "relative recovery error")["measured"]["error"],
                               rel=1e-9)
   sv = np.linalg.svd(np.moveaxis(np.fft.fft(x, axis=2), 2, 0), compute_uv=False)   # [k, n]
   r = traj.config["data"]["rank"]
