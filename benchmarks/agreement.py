@@ -32,8 +32,8 @@ def run_cases(specs) -> dict:
   out = dict(device=common.device_name(), jax=jax.__version__, cases={})
   for spec in specs:
     for dtype in ("float64", "float32"):
-      config = cli.load_config(f"experiments/configs/{spec.replace(':', '.py:', 1)}"
-                               if ":" in spec else f"experiments/configs/{spec}.py")
+      name, _, variant = spec.partition(":")
+      config = cli.load_config(f"experiments/configs/{name}.py:{variant}")
       config.train.float64 = dtype == "float64"
       config.train.precision = "highest"
       config.train.keep = "none"

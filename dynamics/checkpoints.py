@@ -100,14 +100,15 @@ class Checkpoints:
   def managers(self):
     if self._managers is None:
       # process 0 alone writes and reads the checkpoints of a multi-process run (of host
-      # arrays that hold every member), so orbax must not wait for the other processes
-      solo = {} if jax.process_count() == 1 else dict(create=False, multiprocessing_options=(
+      # arrays that hold every member), so orbax must not wait for the other processes; and
+      # orbax creates no directories for a subset of processes, so they are made here
+      solo = {} if jax.process_count() == 1 else dict(multiprocessing_options=(
           ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})))
       for kind in ("latest", "kept"):
         os.makedirs(os.path.join(self.root, kind), exist_ok=True)
       self._managers = {kind: ocp.CheckpointManager(
           os.path.join(self.root, kind), options=ocp.CheckpointManagerOptions(
-              max_to_keep=keep, enable_async_checkpointing=False, **{"create": True, **solo}))
+              max_to_keep=keep, enable_async_checkpointing=False, create=False, **solo))
           for kind, keep in (("latest", 2), ("kept", None))}
     return self._managers
 
