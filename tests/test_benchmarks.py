@@ -80,3 +80,17 @@ def test_flops_of_counts_a_matrix_product_as_2mnk():
   import jax.numpy as jnp
   a, b = jnp.ones((64, 48)), jnp.ones((48, 32))
   assert common.flops_of(jnp.matmul, a, b) == 2 * 64 * 48 * 32
+
+
+def test_agreement_compares_relative_to_each_metrics_largest_magnitude():
+  from benchmarks import agreement
+  steps = [0, 10, 20]
+  a = dict(cases={"c": dict(steps=steps, metrics={"loss": [[2.0, 1.0, 0.0]],
+                                                  "acc": [[0.5, 0.75, 1.0]]})})
+  b = dict(cases={"c": dict(steps=steps, metrics={"loss": [[2.0, 1.0, 1e-3]],
+                                                  "acc": [[0.5, 0.75, float("nan")]]})})
+  rows = {r["metric"]: r for r in agreement.compare(a, b, tol=1e-4)}
+  assert rows["loss"]["max_rel"] == pytest.approx(1e-3 / 2.0)      # scaled by max |a| = 2
+  assert rows["loss"]["first_over"] == 20 and not rows["loss"]["nan_mismatch"]
+  assert rows["acc"]["max_rel"] == 0.0 and rows["acc"]["first_over"] is None
+  assert rows["acc"]["nan_mismatch"]
