@@ -17,7 +17,8 @@ import tempfile
 import numpy as np
 from absl import app, flags
 
-_OUT = flags.DEFINE_string("out", "", "Write the cases' metrics as JSON here.")
+from benchmarks import common
+
 _CASES = flags.DEFINE_list("cases", "quickstart,eos_gd:quick", "Config specs to run.")
 _COMPARE = flags.DEFINE_bool("compare", False, "Compare the two JSON files given as arguments.")
 _TOL = flags.DEFINE_float("tol", 1e-10, "Report the first log step past this relative gap.")
@@ -26,7 +27,6 @@ _TOL = flags.DEFINE_float("tol", 1e-10, "Report the first log step past this rel
 def run_cases(specs) -> dict:
   import jax
   from analysis import trajectory
-  from benchmarks import common
   from dynamics import experiment
   from experiments import cli
   out = dict(device=common.device_name(), jax=jax.__version__, cases={})
@@ -72,8 +72,8 @@ def compare(a: dict, b: dict, tol: float) -> list[dict]:
 def main(argv):
   if not _COMPARE.value:
     results = run_cases(_CASES.value)
-    if _OUT.value:
-      with open(_OUT.value, "w") as f:
+    if common.OUT.value:
+      with open(common.OUT.value, "w") as f:
         json.dump(results, f)
     return
   if len(argv) != 3:

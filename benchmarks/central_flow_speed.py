@@ -28,7 +28,6 @@ from experiments.configs import central_flow_speed
 
 _STEPS = flags.DEFINE_integer("steps", 3, "Timed optimizer steps per process.")
 _FLOAT32 = flags.DEFINE_bool("float32", False, "Run in float32 instead of float64.")
-_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 _K = flags.DEFINE_integer("k", 3, "Tracked directions of the central flow.")
 
 C = central_flow_speed.get_config()
@@ -90,8 +89,8 @@ def main(argv):
   print(f"central flow ({CF_SUBSTEPS} substeps, {_K.value} eigenvalues): {cf:.3f} s/step "
         f"after a {cf_start:.2f} s start, {TOTAL} steps ~ {(cf_start + cf * TOTAL) / 60:.1f} min")
   print(f"stable flow ({GF_SUBSTEPS} substeps): {gf:.3f} s/step")
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
+  if common.OUT.value:
+    with open(common.OUT.value, "w") as f:
       json.dump(res, f, indent=1)
 
 

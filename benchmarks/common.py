@@ -4,6 +4,16 @@ import time
 
 import jax
 import numpy as np
+from absl import flags
+
+# Flags more than one benchmark takes are defined here once, so that any set of benchmark
+# modules can be imported together (absl refuses a flag name defined by two modules).
+OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
+STEPS_PER_CHUNK = flags.DEFINE_integer("steps_per_chunk", 1000, "Steps per compiled chunk.")
+LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
+REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
+PEAK_TFLOPS = flags.DEFINE_float("peak_tflops", 0.0,
+                                 "fp32 peak of the device (0: from a table).")
 
 # Dense fp32 peaks (no tensor cores; TF32 is off by default here), in TFLOP/s, from the
 # vendors' data sheets, keyed by the model name in jax's device_kind (e.g. "NVIDIA H100 80GB

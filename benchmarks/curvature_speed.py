@@ -28,7 +28,6 @@ from dynamics import experiment
 from experiments.configs import eos_gd
 from experiments.configs.common import base_config
 
-_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 _OVERHEAD_ONLY = flags.DEFINE_bool("overhead_only", False, "Only the in-loop overhead on eos_gd "
                                    "(skip the solves to tolerance).")
 _GRID = (5, 10, 15, 20, 25, 30, 40, 50, 60, 80)
@@ -120,8 +119,8 @@ def _solves() -> dict:
 
 
 def _write(res):
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
+  if common.OUT.value:
+    with open(common.OUT.value, "w") as f:
       json.dump(res, f, indent=1)
 
 

@@ -16,20 +16,15 @@ from benchmarks import common
 from experiments.configs import grokking
 
 _SEEDS = flags.DEFINE_integer("seeds", 32, "Sweep size of the second measurement.")
-_CHUNK = flags.DEFINE_integer("steps_per_chunk", 1000, "Steps per compiled chunk.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
 _QUICK = flags.DEFINE_bool("quick", False, "The :quick model and data (p = 53), for CPUs.")
 _F32_LOSS = flags.DEFINE_bool("float32_loss", False, "float32 cross-entropy.")
-_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "fp32 peak of the device (0: from a table).")
-_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 
 
 def config(seeds: int):
   c = grokking.get_config("quick" if _QUICK.value else "")
-  c.train.steps = 10 ** 9 // _LOG_EVERY.value * _LOG_EVERY.value
-  c.train.log_every = _LOG_EVERY.value
-  c.train.chunk_steps = _CHUNK.value
+  c.train.steps = 10 ** 9 // common.LOG_EVERY.value * common.LOG_EVERY.value
+  c.train.log_every = common.LOG_EVERY.value
+  c.train.chunk_steps = common.STEPS_PER_CHUNK.value
   c.train.keep = "none"
   c.probes = {}
   c.loss.float64 = not _F32_LOSS.value
@@ -39,11 +34,11 @@ def config(seeds: int):
 
 def main(argv):
   del argv
-  runs = [common.measure_training(config(n), _REPEATS.value, _PEAK.value)
+  runs = [common.measure_training(config(n), common.REPEATS.value, common.PEAK_TFLOPS.value)
           for n in (1, _SEEDS.value)]
   results = dict(device=common.device_name(), jax=jax.__version__, runs=runs,
                  quick=_QUICK.value, float64_loss=not _F32_LOSS.value)
-  common.report(results, _OUT.value)
+  common.report(results, common.OUT.value)
 
 
 if __name__ == "__main__":

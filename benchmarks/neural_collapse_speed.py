@@ -13,12 +13,11 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import app
 
 from analysis import neural_collapse as nc
 from benchmarks import common
 
-_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 _N, _D, _C, _IN = 10_000, 512, 10, 784
 
 
@@ -60,8 +59,8 @@ def main(argv):
     print(f"{r['name']:34s} {r['ms']:9.2f} ms  {r['gflop']:8.2f} GFLOP  "
           f"{r['achieved_tflops']:7.3f} TFLOP/s  of fp32 peak {frac}")
   print(f"measures / training step: {out['ratio']:.2f}")
-  if _OUT.value:
-    with open(_OUT.value, "w") as f:
+  if common.OUT.value:
+    with open(common.OUT.value, "w") as f:
       json.dump(out, f, indent=1)
 
 

@@ -19,11 +19,6 @@ from benchmarks import common
 from experiments.configs.common import base_config
 
 _MEMBERS = flags.DEFINE_integer("members", 16, "Sweep size of the second measurement.")
-_CHUNK = flags.DEFINE_integer("steps_per_chunk", 1000, "Steps per compiled chunk.")
-_LOG_EVERY = flags.DEFINE_integer("log_every", 100, "Steps between log points.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed chunks per measurement.")
-_PEAK = flags.DEFINE_float("peak_tflops", 0.0, "fp32 peak of the device (0: from a table).")
-_OUT = flags.DEFINE_string("out", "", "Write the results as JSON here.")
 _LAYOUT = flags.DEFINE_enum("layout", "auto", ["auto", "vmap", "map"],
                             "train.members: how the sweep's members share the program.")
 
@@ -32,9 +27,9 @@ def config(members: int):
   c = base_config("mlp", "digits", "gd")
   c.model.widths = (200, 200)
   c.model.activation = "tanh"
-  c.train.steps = 10 ** 9 // _LOG_EVERY.value * _LOG_EVERY.value
-  c.train.log_every = _LOG_EVERY.value
-  c.train.chunk_steps = _CHUNK.value
+  c.train.steps = 10 ** 9 // common.LOG_EVERY.value * common.LOG_EVERY.value
+  c.train.log_every = common.LOG_EVERY.value
+  c.train.chunk_steps = common.STEPS_PER_CHUNK.value
   c.train.keep = "none"
   c.train.members = _LAYOUT.value
   if members > 1:
@@ -43,14 +38,14 @@ def config(members: int):
 
 
 def measure(members: int) -> dict:
-  return common.measure_training(config(members), _REPEATS.value, _PEAK.value)
+  return common.measure_training(config(members), common.REPEATS.value, common.PEAK_TFLOPS.value)
 
 
 def main(argv):
   del argv
   results = dict(device=common.device_name(), jax=jax.__version__, layout=_LAYOUT.value,
                  runs=[measure(1), measure(_MEMBERS.value)])
-  common.report(results, _OUT.value)
+  common.report(results, common.OUT.value)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,12 @@ def test_agreement_compares_relative_to_each_metrics_largest_magnitude():
   assert rows["loss"]["first_over"] == 20 and not rows["loss"]["nan_mismatch"]
   assert rows["acc"]["max_rel"] == 0.0 and rows["acc"]["first_over"] is None
   assert rows["acc"]["nan_mismatch"]
+
+
+def test_every_benchmark_module_imports_beside_the_others():
+  # absl refuses a flag name that two modules define: tests import benchmarks side by side.
+  names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "benchmarks"))
+                 if f.endswith(".py") and f != "__init__.py")
+  code = "".join(f"import benchmarks.{n}\n" for n in names)
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+  assert proc.returncode == 0, proc.stderr[-2000:]
