@@ -138,7 +138,8 @@ def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
 def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int = 1,
                    num_iters: int = 30, v0: Any = None, key: Optional[jax.Array] = None,
                    matvec: Optional[Callable] = None, method: str = "lanczos",
-                   num_chunks: int = 1, warm_start_noise: float = WARM_START_NOISE) -> Eigen:
+                   num_chunks: int = 1, warm_start_noise: float = WARM_START_NOISE,
+                   tol: float = 0.0) -> Eigen:
   """The k largest ALGEBRAIC eigenvalues of the Hessian (or of `matvec`) and their vectors.
 
   The sharpness of Cohen et al. 2021 is top_eigenpairs(...).eigenvalues[0]; a negative
@@ -177,18 +178,25 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
     method: 'lanczos' or 'lobpcg'.
     num_chunks: passed to hvp (Hessian only).
     warm_start_noise: relative size of the random perturbation of a warm start.
+    tol: method 'lanczos' only: with tol > 0, stop as soon as the top-k relative residuals
+      are all <= tol (at most num_iters steps; analysis.lanczos.lanczos_until); the
+      residuals are then read off T, no product is spent on them, and num_matvecs is the
+      number of steps made.
 
   Returns:
     Eigen (eigenvalues descending).
   """
   if method not in ("lanczos", "lobpcg"):
     raise ValueError(f"method={method!r} must be 'lanczos' or 'lobpcg'")
+  if not tol >= 0 or (tol > 0 and method != "lanczos"):
+    raise ValueError(f"tol={tol!r} must be >= 0, and 0 unless method='lanczos'")
   if not isinstance(k, int) or isinstance(k, bool) or k < 1:
     raise ValueError(f"k={k!r} must be a positive integer")
   flat, unravel, mv = _flat_operator(loss_fn, params, batch, matvec, num_chunks)
   key = jax.random.PRNGKey(0) if key is None else key
-  fn = _top_lanczos if method == "lanczos" else _top_lobpcg
-  return fn(mv, flat, unravel, k, num_iters, v0, key, warm_start_noise)
+  if method == "lobpcg":
+    return _top_lobpcg(mv, flat, unravel, k, num_iters, v0, key, warm_start_noise)
+  return _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, warm_start_noise, tol)
 
 
 def _inv_sqrt_flat(P, params, dtype):
@@ -367,7 +375,7 @@ def spectral_density(loss_fn: Optional[Callable], params: Any, batch: Any, key: 
 def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: int = 1,
                     precondition_fn: Optional[Callable] = None, method: str = "lanczos",
                     cold_iters: int = 0, guard: int = 0, memory: int = 0,
-                    tol: float = 0.0):
+                    tol: float = 0.0, warm: bool = True):
   """A dynamics.train.Probe reporting the top-k (preconditioned) Hessian eigenvalues.
 
   The probe's state carries the previous eigenvectors, so each measurement warm-starts from
@@ -398,6 +406,9 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     every: measure at every `every`-th call (calls 0, every, 2 every, ...); other calls report
       NaN and keep the vectors. Implemented with lax.cond: under vmap with members whose call
       counts differ the condition is batched and both branches run.
+    warm: method 'lanczos': False starts every measurement cold, from the probe's fresh random
+      vector, instead of from the last eigenvectors (a reference for the warm methods; the
+      cost of num_iters steps every time).
     precondition_fn: optional precondition_fn(opt_state, params) -> P (e.g.
       lambda s, p: opt.preconditioner(s, p)); then the eigenvalues are those of
       P^{-1/2} H P^{-1/2} (preconditioned_sharpness) and the carried vectors are in its
@@ -410,11 +421,12 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     guard: extra vectors tracked beyond k (method 'track' only).
     memory: the vectors and residuals of this many previous calls join the block (method
       'track' only; see _tracker).
-    tol: method 'track' only: with tol > 0, block iterations on the same Hessian are
-      repeated (a lax.while_loop; under vmap until every member is done) while the largest
-      relative residual of the top k exceeds tol, up to num_iters iterations in all, and the
-      metrics gain 'iterations' (the count made). The residual is small between sudden
-      changes of the Hessian (catapults), so extra iterations are paid where they are needed.
+    tol: with tol > 0 each measurement stops as soon as the largest relative residual of
+      the top k is <= tol, up to num_iters iterations, and the metrics gain 'iterations'
+      (the count made; a lax.while_loop, under vmap until every member is done). 'lanczos'
+      (Hessian probes only): warm Lanczos steps (top_eigenpairs' tol); 'track': block
+      iterations on the same Hessian. The residual is small between sudden changes of the
+      Hessian (catapults), so extra iterations are paid where they are needed.
 
   Returns:
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
@@ -425,6 +437,11 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   if method not in ("lanczos", "lobpcg", "track"):
     raise ValueError(f"method={method!r} must be 'lanczos', 'lobpcg' or 'track'")
   cold = cold_iters and precondition_fn is None
+  if not warm and method != "lanczos":
+    raise ValueError(f"warm=False needs method='lanczos'; got method={method!r}")
+  if tol and method == "lanczos" and precondition_fn is not None:
+    raise ValueError(f"tol={tol!r} with method='lanczos' needs a Hessian probe "
+                     "(precondition_fn=None)")
   if method == "track":
     init, measure = _tracker(loss_fn, k, guard, memory, precondition_fn,
                              cold_iters if cold else 0, tol, num_iters)
@@ -439,15 +456,19 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
       return {"vectors": vecs, "count": jnp.zeros((), jnp.int32)}
 
     def measure(pstate, params, opt_state, batch, key):
-      kw = dict(k=k, num_iters=num_iters, v0=pstate["vectors"], key=key, method=method)
+      kw = dict(k=k, num_iters=num_iters, v0=pstate["vectors"] if warm else None, key=key,
+                method=method)
       if precondition_fn is None:
-        e = top_eigenpairs(loss_fn, params, batch, **kw)
+        e = top_eigenpairs(loss_fn, params, batch, tol=tol, **kw)
       else:
         e = preconditioned_sharpness(loss_fn, params, batch,
                                      precondition_fn(opt_state, params), **kw)
       vecs = jax.tree.map(lambda new, old: new.astype(old.dtype), e.eigenvectors,
                           pstate["vectors"])
-      return {"vectors": vecs}, {"eigenvalues": e.eigenvalues, "residual": e.residuals}
+      metrics = {"eigenvalues": e.eigenvalues, "residual": e.residuals}
+      if tol > 0:
+        metrics["iterations"] = e.num_matvecs.astype(e.eigenvalues.dtype)
+      return {"vectors": vecs}, metrics
 
   def apply(pstate, params, opt_state, batch, key):
     if every == 1:

@@ -83,15 +83,32 @@ def lanczos(matvec: Callable, v0: jax.Array, num_iters: int,
     raise ValueError(f"v0 must be a flat floating-point vector; got {v0.shape} {v0.dtype}")
   n, dtype, m = v0.shape[0], v0.dtype, num_iters
   key = jax.random.PRNGKey(0) if key is None else key
-  tiny = jnp.finfo(dtype).tiny
-  tol = 100 * jnp.finfo(dtype).eps
+  r0, v = _first_vector(v0, key)
+  step = _step_fn(matvec, r0)
+  init = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype), v,
+          jnp.zeros((), dtype))
+  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, step, init)
+  return alphas, betas[:m - 1], basis
 
+
+def _first_vector(v0, key):
+  """(r0, v): a random unit vector from key (restarts) and v0 normalized (r0 if v0 = 0)."""
+  n, dtype = v0.shape[0], v0.dtype
+  tiny = jnp.finfo(dtype).tiny
   r0 = jax.random.normal(key, (n,), dtype)
   r0 = r0 / _norm(r0)
   nv0 = _norm(v0)
-  v = jnp.where(nv0 > tiny, v0 / jnp.maximum(nv0, tiny), r0)
+  return r0, jnp.where(nv0 > tiny, v0 / jnp.maximum(nv0, tiny), r0)
 
-  def body(i, carry):
+
+def _step_fn(matvec, r0):
+  """One Lanczos step i: (basis, alphas, betas, v, scale) -> the same after storing v as
+  basis row i and computing alphas[i], betas[i] and the next vector (see lanczos)."""
+  n, dtype = r0.shape[0], r0.dtype
+  tiny = jnp.finfo(dtype).tiny
+  tol = 100 * jnp.finfo(dtype).eps
+
+  def step(i, carry):
     basis, alphas, betas, v, scale = carry
     basis = basis.at[i].set(v)
     w = matvec(v)
@@ -112,10 +129,66 @@ def lanczos(matvec: Callable, v0: jax.Array, num_iters: int,
     betas = betas.at[i].set(jnp.where(broke, jnp.zeros_like(beta), beta))
     return basis, alphas, betas, v_next, scale
 
-  init = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype), v,
-          jnp.zeros((), dtype))
-  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, body, init)
-  return alphas, betas[:m - 1], basis
+  return step
+
+
+def _top_ritz(alphas, betas, j, k):
+  """The top-k Ritz pairs after j steps of a run whose T is stored padded to m = len(alphas):
+  (theta [k] descending, y [m, k], relative residuals [k]). Rows j.. of T are pushed below the
+  spectrum; the residual of pair i is betas[j - 1] |y[j - 1, i]| / |theta_i| (exact for the
+  Ritz pair of an orthonormal basis; betas[j - 1] = 0 after a breakdown)."""
+  m, dtype = alphas.shape[0], alphas.dtype
+  tiny = jnp.finfo(dtype).tiny
+  idx = jnp.arange(m)
+  off = jnp.where(idx[:-1] < j - 1, betas[:-1], 0)
+  t = _tridiagonal(jnp.where(idx < j, alphas, 0), off)
+  shift = 1 + 2 * jnp.sqrt(jnp.sum(t * t))
+  t = t - jnp.diag(jnp.where(idx < j, 0, shift).astype(dtype))
+  theta, y = jnp.linalg.eigh(t)
+  theta, y = theta[::-1][:k], y[:, ::-1][:, :k]
+  last = betas[jnp.maximum(j - 1, 0)]
+  res = jnp.abs(last * y[jnp.maximum(j - 1, 0)]) / jnp.maximum(jnp.abs(theta), tiny)
+  return theta, y, res
+
+
+def lanczos_until(matvec: Callable, v0: jax.Array, max_iters: int, k: int, tol: float,
+                  key: Optional[jax.Array] = None):
+  """Lanczos (as `lanczos`, same steps) that stops as soon as the top-k Ritz pairs' relative
+  residuals ||A y - theta y|| / |theta| are all <= tol, after at least k steps, or after
+  max_iters steps. The residuals come from T (betas[j - 1] times the last component of the
+  Ritz vector), so no product is spent on them: a warm start that is already an eigenvector
+  to within tol costs max(k, 1) products. A lax.while_loop: under vmap it runs until every
+  member has stopped (the members that stopped keep their result).
+
+  Returns:
+    (theta [k] descending, vectors [k, n] (the Ritz vectors, unit rows), residuals [k],
+    steps: the number of products made, int32).
+  """
+  m = int(max_iters)
+  if not 1 <= k <= m:
+    raise ValueError(f"k={k} must lie in [1, max_iters={m}]")
+  v0 = jnp.asarray(v0)
+  n, dtype = v0.shape[0], v0.dtype
+  if m > n:
+    raise ValueError(f"max_iters={m} must be <= n={n}")
+  key = jax.random.PRNGKey(0) if key is None else key
+  r0, v = _first_vector(v0, key)
+  step = _step_fn(matvec, r0)
+
+  def more(c):
+    j, _, alphas, betas, _, _ = c
+    res = _top_ritz(alphas, betas, j, k)[2]
+    return (j < m) & ((j < k) | (jnp.max(res) > tol))
+
+  def body(c):
+    j, *rest = c
+    return (j + 1,) + step(j, tuple(rest))
+
+  init = (jnp.int32(0), jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype),
+          jnp.zeros((m,), dtype), v, jnp.zeros((), dtype))
+  j, basis, alphas, betas, _, _ = jax.lax.while_loop(more, body, init)
+  theta, y, res = _top_ritz(alphas, betas, j, k)
+  return theta, jnp.matmul(y.T, basis, precision=_HI), res, j
 
 
 def _tridiagonal(alphas, betas):
@@ -146,21 +219,31 @@ def _flat_block(v0, n, dtype):
   return block
 
 
-def _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, noise):
+def _start(flat, v0, key, noise):
+  """Lanczos' start vector: the normalized sum of v0's rows plus noise times a random unit
+  vector (key), or that random vector alone when v0 is None or sums to zero."""
   n, dtype = flat.shape[0], flat.dtype
+  r = jax.random.normal(key, (n,), dtype)
+  r = r / _norm(r)
+  if v0 is None:
+    return r
+  s = jnp.sum(_flat_block(v0, n, dtype), axis=0)
+  ns = _norm(s)
+  tiny = jnp.finfo(dtype).tiny
+  return jnp.where(ns > tiny, s / jnp.maximum(ns, tiny), jnp.zeros_like(s)) + noise * r
+
+
+def _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, noise, tol=0.0):
+  n = flat.shape[0]
   m = min(int(num_iters), n)
   if not 1 <= k <= m:
     raise ValueError(f"k={k} must lie in [1, min(num_iters, n)] = [1, {m}]")
   k_start, k_restart = jax.random.split(key)
-  r = jax.random.normal(k_start, (n,), dtype)
-  r = r / _norm(r)
-  if v0 is None:
-    start = r
-  else:
-    s = jnp.sum(_flat_block(v0, n, dtype), axis=0)
-    ns = _norm(s)
-    tiny = jnp.finfo(dtype).tiny
-    start = jnp.where(ns > tiny, s / jnp.maximum(ns, tiny), jnp.zeros_like(s)) + noise * r
+  start = _start(flat, v0, k_start, noise)
+  if tol > 0:
+    theta, vectors, res, steps = lanczos_until(mv, start, m, k, tol, key=k_restart)
+    return Eigen(eigenvalues=theta, eigenvectors=jax.vmap(unravel)(vectors), residuals=res,
+                 num_matvecs=steps)
   alphas, betas, basis = lanczos(mv, start, m, key=k_restart)
   _, y = jnp.linalg.eigh(_tridiagonal(alphas, betas))
   y = y[:, ::-1][:, :k]                                       # top k Ritz vectors of T

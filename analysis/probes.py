@@ -41,9 +41,13 @@ def _top(probe):
           memory=Field(0, "method 'track': the vectors and residuals of this many previous "
                        "calls join the block ((3 + 2 memory) (k + guard) products per call); 2 "
                        "follows GD's period-2 oscillation at the edge of stability", lo=0),
-          tol=Field(0.0, "method 'track': repeat the block iteration while the largest "
-                    "relative residual exceeds this, up to num_iters iterations (0: always "
-                    "one); adds the metric 'iterations'", lo=0.0))
+          tol=Field(0.0, "stop each measurement once the largest relative residual is <= "
+                    "this, up to num_iters iterations ('lanczos': warm Lanczos steps; "
+                    "'track': block iterations; 0: always num_iters Lanczos steps or one "
+                    "block iteration); adds the metric 'iterations'", lo=0.0),
+          warm=Field(True, "method 'lanczos': start from the last measurement's vectors "
+                     "(False: a cold solve from a fresh random vector every time, e.g. as a "
+                     "reference for the warm methods)"))
 def sharpness(settings, problem):
   """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)
   or tracked by one LOBPCG iteration per measurement (method 'track')."""
@@ -51,7 +55,8 @@ def sharpness(settings, problem):
                                         num_iters=settings.num_iters,
                                         cold_iters=settings.cold_iters,
                                         method=settings.method, guard=settings.guard,
-                                        memory=settings.memory, tol=settings.tol))
+                                        memory=settings.memory, tol=settings.tol,
+                                        warm=settings.warm))
 
 
 @register("preconditioned_sharpness", k=_K, num_iters=_ITERS)

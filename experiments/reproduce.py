@@ -64,8 +64,7 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     raise ValueError(f"--figure={name!r} is not allowed; allowed: {', '.join(sorted(figures))}")
   fig = figures[name]
   configs = _configs(name, fig, quick, steps)
-  out = os.path.join(root, name + ("_quick" if quick else "") +
-                     ("" if steps is None else f"_steps{steps}"))
+  out = run_dir(name, root, quick, steps=steps)
   os.makedirs(out, exist_ok=True)
   t0 = time.time()
   trajs, settings = {}, {}
@@ -89,6 +88,14 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
+
+
+def run_dir(name: str, root: str, quick: bool = False, label: str = "",
+            steps: Optional[int] = None) -> str:
+  """Where reproduce(name, root, quick, steps=steps) keeps the figure (label ''), or its run
+  `label` (a key of the figure's runs, e.g. 'sweep'): for trajectory.load."""
+  return os.path.join(root, name + ("_quick" if quick else "") +
+                      ("" if steps is None else f"_steps{steps}"), label)
 
 
 def _device() -> str:

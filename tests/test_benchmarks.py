@@ -53,19 +53,14 @@ def test_curvature_overhead_variants_are_valid_eos_gd_configs():
   # the variants timed on the GPU must resolve (a typo would surface only there)
   from benchmarks import curvature_speed
   from dynamics import experiment
-  from experiments.configs import eos_gd
   importlib.import_module("analysis")      # registers the sharpness probe
   assert set(curvature_speed.VARIANTS) >= {"without", "lanczos", "track"}
   for name, overrides in curvature_speed.VARIANTS.items():
-    c = eos_gd.get_config()
-    if overrides is None:
-      del c.probes["sharpness"]
-    else:
-      c.probes.sharpness.update(overrides)
-    probes = experiment.resolve(c).probes
+    probes = experiment.resolve(curvature_speed.eos_config(name)).probes
     assert ("sharpness" in probes) == (overrides is not None)
     if overrides is not None:
       assert probes.sharpness.method == overrides.get("method", "lanczos")
+      assert all(probes.sharpness[k] == v for k, v in overrides.items())
 
 
 def test_curvature_overhead_factors():
@@ -103,3 +98,13 @@ def test_every_benchmark_module_imports_beside_the_others():
   code = "".join(f"import benchmarks.{n}\n" for n in names)
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_sharpness_accuracy_errors_over_the_finite_entries():
+  import numpy as np
+  from benchmarks import sharpness_accuracy
+  ref = np.array([[10.0, 20.0, np.nan], [4.0, 5.0, 8.0]])
+  est = np.array([[10.0, 20.1, 3.0], [4.002, np.nan, 8.0]])
+  e = sharpness_accuracy.errors(est, ref)
+  assert e["count"] == 4 and e["over"] == 1            # 0.1 / 20 = 5e-3 > 1e-3 only
+  assert e["max"] == pytest.approx(5e-3) and e["median"] == pytest.approx(2.5e-4)
