@@ -108,3 +108,10 @@ def test_sharpness_accuracy_errors_over_the_finite_entries():
   e = sharpness_accuracy.errors(est, ref)
   assert e["count"] == 4 and e["over"] == 1            # 0.1 / 20 = 5e-3 > 1e-3 only
   assert e["max"] == pytest.approx(5e-3) and e["median"] == pytest.approx(2.5e-4)
+
+
+def test_train_speed_ratio_takes_each_kinds_fastest_round():
+  from benchmarks import train_speed
+  runs = [dict(members=1, ms_per_step_per_member=3.5), dict(members=16, ms_per_step_per_member=3.6),
+          dict(members=1, ms_per_step_per_member=3.0), dict(members=16, ms_per_step_per_member=3.3)]
+  assert train_speed.cost_ratio(runs) == pytest.approx(3.3 / 3.0)

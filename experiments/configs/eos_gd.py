@@ -14,11 +14,11 @@ steps, long before it sharpens), `:flow` (RK4 gradient flow from the same initia
 = 1), `:relu` and `:relu_flow` (fc-relu), `:quick` and `:quick_flow` (a 500-image subset and
 2x64 network, for CPU tests and the notebook).
 Figure: sharpness against time (step x eta) with dashed 2/eta lines, and the training loss.
-Run time (2-core CPU, measured): reproduce --quick ~35 s for both runs; full settings ~2-3 min
-(GD stops at 99% accuracy within ~200 steps; the flow takes most of the time).
-`--figure=eos_momentum`: --quick ~15 s, full settings ~3.5 min. `--figure=hessian_spectrum`
-(GD at one rate, 0.2, then SLQ density, top-20 eigenvalues and trace at init and end): --quick
-~20 s, full settings ~1.3 min.
+Run time (2-core CPU, measured 2026-12-04): reproduce --quick ~35 s for both runs; full
+settings 88 s (GD stops at 99% accuracy within ~200 steps; the flow takes most of the time).
+`--figure=eos_momentum`: --quick ~15 s, full settings 107 s. `--figure=hessian_spectrum` (GD at
+one rate, 0.2, then SLQ density, top-20 eigenvalues and trace at init and end): --quick ~20 s,
+full settings 38 s.
 """
 import ml_collections
 
