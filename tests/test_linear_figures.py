@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from analysis import linear_theory as lt
-from analysis import trajectory
-from figure_report import check_report, claim, reproduce_quick
+from figure_report import check_report, claim, quick_run, reproduce_quick
 
 
 def _np(traj, step, member=0):
@@ -18,7 +17,7 @@ def test_saxe_figure_follows_the_closed_form(reproduce_root):
   check_report(reproduce_root, "saxe", report, ("decoupled balanced init", "learning time to",
                                                 "random orthogonal init", "scaled Gaussian"))
   # the kept parameters of the depth-2 run, multiplied out here, on Saxe's curve
-  traj = trajectory.load(str(reproduce_root / "saxe_quick" / "depth2"))
+  traj = quick_run(reproduce_root, "saxe", "depth2")
   ds = traj.dataset()
   u, s, vt = np.linalg.svd(ds.y_train.T @ ds.x_train / len(ds.x_train))
   k = 4
@@ -37,7 +36,7 @@ def test_incremental_learning_figure_staircase_and_slopes(reproduce_root):
   check_report(reproduce_root, "incremental_learning", report,
                ("appearance step vs ln(1/alpha)", "staircase"))
   # the appearance steps of the smallest and largest alpha, from eigvalsh of U U^T here
-  traj = trajectory.load(str(reproduce_root / "incremental_learning_quick" / "sensing"))
+  traj = quick_run(reproduce_root, "incremental_learning", "sensing")
   b = traj.batch()
   sigma = np.linalg.eigvalsh(lt.sensing_operator(np.asarray(b["x"]), np.asarray(b["y"])))[::-1][:3]
   eig = np.array([[np.linalg.eigvalsh(p @ p.T)[::-1][:3] for p in traj.params(st)["U"]]
@@ -56,7 +55,7 @@ def test_overparameterization_figure_rates(reproduce_root):
   check_report(reproduce_root, "overparameterization", report,
                ("fitted slope of log error", "geometric decay"))
   # ||U U^T - M*||_F^2 of the k > r run from its kept U, and its late log-log slope
-  traj = trajectory.load(str(reproduce_root / "overparameterization_quick" / "over"))
+  traj = quick_run(reproduce_root, "overparameterization", "over")
   m_star = traj.dataset().info["M_star"]
   steps = np.asarray(traj.kept_steps)
   late = steps[steps >= steps[-1] / 10]
@@ -72,7 +71,7 @@ def test_depth_low_rank_figure(reproduce_root):
   check_report(reproduce_root, "depth_low_rank", report, ("lower test error and lower effective",))
   measured = claim(report, "lower test error")["measured"]
   # the depth-3 run's final matrix, multiplied out here: its error on the unobserved entries
-  traj = trajectory.load(str(reproduce_root / "depth_low_rank_quick" / "depth3_obs80"))
+  traj = quick_run(reproduce_root, "depth_low_rank", "depth3_obs80")
   p = _np(traj, traj.kept_steps[-1])
   w = p["W3"] @ p["W2"] @ p["W1"]
   info = traj.dataset().info

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from analysis import neural_collapse as nc
-from analysis import trajectory
-from figure_report import check_report
+from figure_report import check_report, quick_run
 
 
 @pytest.mark.xdist_group("neural_collapse_runs")      # the notebook reuses these runs
@@ -15,7 +14,7 @@ def test_ufm_figure_reaches_the_closed_form_and_holds_its_claims(reproduce_root)
   check_report(reproduce_root, "ufm", report, ("closed-form minimum", "grows with beta"))
   assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
   # the run directory is an ordinary one: recompute the end's objective and NC1 from it
-  traj = trajectory.load(str(reproduce_root / "ufm_quick" / "cross_entropy"))
+  traj = quick_run(reproduce_root, "ufm", "cross_entropy")
   r = nc.ufm_objective(traj)
   assert abs(r["objective"][-1] / r["optimum"]["objective"] - 1) < 1e-6
   post = nc.from_trajectory(traj, traj.kept_steps[-1])
@@ -34,7 +33,7 @@ def test_terminal_phase_figure_holds_its_claims(reproduce_root):
   assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
   # T0 read back from the run directory is a logged step with train accuracy 1 where the
   # step before it was not, and the training ran past 11 T0
-  traj = trajectory.load(str(reproduce_root / "neural_collapse_quick" / "mse"))
+  traj = quick_run(reproduce_root, "neural_collapse", "mse")
   t0 = nc.zero_error_step(traj)
   for i, s in enumerate(t0):
     row = list(traj.steps).index(s)
@@ -52,7 +51,7 @@ def test_depth_figure_fits_the_law_of_data_separation(reproduce_root):
   assert report["all_hold"], [c for c in report["claims"] if not c["holds"]]
   fit = next(c for c in report["claims"] if "law of data separation" in c["claim"])["measured"]
   # the stated fit against the per-layer NC1 the run directory gives
-  traj = trajectory.load(str(reproduce_root / "neural_collapse_depth_quick" / "mse"))
+  traj = quick_run(reproduce_root, "neural_collapse_depth", "mse")
   nc1 = [[d["nc1"] for d in nc.per_layer(traj, traj.kept_steps[-1], i)] for i in range(2)]
   slope = np.polyfit(np.tile(np.arange(len(nc1[0])), 2), np.log10(nc1).ravel(), 1)[0]
   assert abs(slope - fit["slope"]) < 1e-4

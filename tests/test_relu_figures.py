@@ -3,8 +3,7 @@ each is recomputed here from the run directory with numpy."""
 import numpy as np
 import pytest
 
-from analysis import trajectory
-from figure_report import check_report, claim, reproduce_quick
+from figure_report import check_report, claim, quick_run, reproduce_quick
 
 
 @pytest.mark.xdist_group("relu_runs")             # the notebook reuses these runs
@@ -14,7 +13,7 @@ def test_early_alignment_figure(reproduce_root):
                ("while the norms are small", "does not grow with ln(1/eps)",
                 "linear in ln(1/eps)", "log n / sqrt(mu)", "decays like 1/t", "low rank"))
   # the last kept first layer of the long run, from its checkpoint: stable rank by numpy
-  traj = trajectory.load(str(reproduce_root / "early_alignment_quick" / "late"))
+  traj = quick_run(reproduce_root, "early_alignment", "late")
   w = np.asarray(traj.params(traj.kept_steps[-1], 0)["w"], np.float64)
   sv = np.linalg.svd(w, compute_uv=False)
   measured = claim(report, "low rank")["measured"][0]
@@ -35,7 +34,7 @@ def test_xor_grokking_figure(reproduce_root):
   check_report(reproduce_root, "xor_grokking", report,
                ("100% training accuracy", "within 0.02 of the Bayes", "stays benign"))
   # the final network's clean test accuracy, from its checkpoint, by numpy
-  traj = trajectory.load(str(reproduce_root / "xor_grokking_quick" / "xor"))
+  traj = quick_run(reproduce_root, "xor_grokking", "xor")
   ds = traj.dataset()
   p = traj.params(traj.kept_steps[-1], 1)
   w, v = np.asarray(p["w"], np.float64), np.asarray(p["v"], np.float64)

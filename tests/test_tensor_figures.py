@@ -3,8 +3,7 @@ number of each is recomputed here from the run directory with numpy."""
 import numpy as np
 import pytest
 
-from analysis import trajectory
-from figure_report import check_report, claim, reproduce_quick
+from figure_report import check_report, claim, quick_run, reproduce_quick
 from tensor_reference import t_product_loop, t_transpose_def
 
 
@@ -15,7 +14,7 @@ def test_cp_implicit_rank_figure(reproduce_root):
                ("rise one at a time", "significant components", "unobserved entries",
                 "every larger init"))
   # the smallest init's final tensor, multiplied out here: its error on the unobserved entries
-  traj = trajectory.load(str(reproduce_root / "cp_implicit_rank_quick" / "sweep"))
+  traj = quick_run(reproduce_root, "cp_implicit_rank", "sweep")
   small = int(np.argmin(traj.coords["model.init_scale"]))
   f = np.asarray(traj.params(traj.kept_steps[-1])["factors"][small], np.float64)   # [N, d, R]
   w = np.einsum("ar,br,cr,dr->abcd", *f)
@@ -35,7 +34,7 @@ def test_tubal_implicit_rank_figure(reproduce_root):
                ("tubal rank of U * U^T", "principal angle between", "grow with alpha",
                 "more than the true tubal rank"))
   # the smallest alpha's X = U * U^T by the convolution of the tubes: error and slice ranks
-  traj = trajectory.load(str(reproduce_root / "tubal_implicit_rank_quick" / "sweep"))
+  traj = quick_run(reproduce_root, "tubal_implicit_rank", "sweep")
   small = int(np.argmin(traj.coords["model.init_scale"]))
   u = np.asarray(traj.params(traj.kept_steps[-1])["U"][small], np.float64)
   x = t_product_loop(u, t_transpose_def(u))
