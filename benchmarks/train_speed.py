@@ -8,11 +8,12 @@ r"""Training-loop speed: ms/step, achieved FLOP/s and fraction of the fp32 peak.
 
 Two measurements of the same model and data (the edge-of-stability MLP, 55k parameters, full
 batch of the 1,500 digits training images, float32 at 'highest' precision): one run, and a sweep
-of --members learning rates in one program (train.members: `auto` runs them one after another
-on the CPU, `vmap` batched), and the ratio of a member's cost to the single run's. Times are
-whole compiled chunks
-(steps_per_chunk steps with one log point per log_every steps, metrics included), after a
-warm-up chunk that compiles. FLOPs are XLA's count for one step of all members.
+of --members learning rates (train.members: `auto` is `map` on the CPU, each member the single
+run's program, and `vmap`, one batched program, elsewhere; with --members_per_program=0 a `map`
+sweep runs in groups of one member per device), and the ratio of a member's cost to the single
+run's. Times are whole compiled chunks (steps_per_chunk steps with one log point per log_every
+steps, metrics included), after a warm-up chunk that compiles. FLOPs are XLA's count for one
+step of all members.
 """
 import jax
 import numpy as np

@@ -61,12 +61,16 @@ def resolve(config: Any) -> ml_collections.ConfigDict:
   out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
   out.analysis = ml_collections.ConfigDict(config.get("analysis", {}))
   sweep = sweep_lib.expand(out.sweep, opt_lib(out.opt).build(out.opt).hparam_names)
+  model_fields = models.fields_of(out.model.name)
   for member in sweep.members:
     for axis, value in member.items():
       if axis.startswith("opt."):
         optimizers.check_hparam(axis[4:], value, field=f"sweep.{axis}")
-  if out.model.get("init_scale", 1.0) == 0 and "init_scale" in out.sweep.get("model", {}):
-    raise cu.ConfigError("model.init_scale must be nonzero when sweep.model.init_scale is set")
+      elif axis.startswith("model."):
+        if axis[6:] not in fields.sweepable(model_fields):
+          raise cu.ConfigError(f"sweep.{axis}: model {out.model.name} cannot sweep it; its "
+                               f"sweepable fields: {', '.join(fields.sweepable(model_fields))}")
+        model_fields[axis[6:]].check(f"sweep.{axis}", value)
   return out
 
 
@@ -119,10 +123,9 @@ class Experiment(NamedTuple):
     group = cfg.train.members_per_program
     if group > sweep.size:
       raise cu.ConfigError(f"train.members_per_program={group} is not allowed: the sweep has "
-                           f"{sweep.size} member(s); use 1 to {sweep.size} (0: all that fit)")
+                           f"{sweep.size} member(s); use 1 to {sweep.size} (0: automatic)")
     if not group and sweep.size > 1:
-      group = train.group_size(runner.state_bytes_per_member(), sweep.size,
-                               runner.mesh.devices.flat[0])
+      group = train.group_size(runner, sweep.size)
     if 0 < group < sweep.size:
       runner = train.GroupedRunner(runner, group)
     return cls(cfg, dataset, model, problem, sweep, program, runner)

@@ -57,8 +57,9 @@ FIELDS = dict(
                     "dynamics)", choices=PRECISIONS),
     float64=Field(False, "run everything in float64"),
     members_per_program=Field(0, "members trained together on the devices; a larger sweep runs "
-                              "in consecutive groups through the same program (0: all that "
-                              "fit, see dynamics.train.group_size)", lo=0),
+                              "in consecutive groups through the same program (0: one per "
+                              "device in the map layout, all that fit in vmap; see "
+                              "dynamics.train.group_size)", lo=0),
     members=Field("auto", "how a sweep's members share a program: vmap (batched), map (one "
                   "after another, each the program of a single run), auto (map on the CPU)",
                   choices=LAYOUTS),
@@ -453,16 +454,25 @@ class Runner:
     return max(1, (end - step) // le)
 
 
-def group_size(state_bytes_per_member: int, n: int, device) -> int:
-  """train.members_per_program = 0: every member in one program when their states take at most
-  a quarter of the device's memory (a GPU's allocator limit, the host's memory for the CPU),
-  else as many as do. The activations of a step are not counted: where a program still runs
-  out of memory, set train.members_per_program."""
+def group_size(runner: "Runner", n: int) -> int:
+  """train.members_per_program = 0 for a sweep of n members on `runner`'s devices.
+
+  The map layout: one member per device. Each device then runs exactly a single run's program
+  on one state, where a program over several members slices and restacks the state of each at
+  every log interval (measured on the CPU, benchmarks/train_speed.py: a member of a 16-member
+  sweep cost 1.01x a single run in groups of one, 1.07x in one program).
+  The vmap layout: every member in one program when their states take at most a quarter of the
+  device's memory (a GPU's allocator limit, the host's memory for the CPU), else as many as do.
+  The activations of a step are not counted: where a program still runs out of memory, set
+  train.members_per_program."""
+  devices = runner.mesh.devices
+  if runner.layout == "map":
+    return int(min(n, devices.size))
   try:
-    limit = device.memory_stats()["bytes_limit"]
+    limit = devices.flat[0].memory_stats()["bytes_limit"]
   except Exception:           # the CPU backend keeps no statistics
     limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-  return int(min(n, max(1, limit // 4 // max(state_bytes_per_member, 1))))
+  return int(min(n, max(1, limit // 4 // max(runner.state_bytes_per_member(), 1))))
 
 
 class GroupedRunner:

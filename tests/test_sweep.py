@@ -1,7 +1,8 @@
 import ml_collections
 import pytest
 
-from dynamics import sweep
+import tiny
+from dynamics import experiment, sweep
 from dynamics.config_utils import ConfigError
 from dynamics.train import keep_steps
 
@@ -45,3 +46,15 @@ def test_keep_steps_specs():
   assert log == [0, 1, 6, 32, 178, 1000]
   with pytest.raises(ConfigError, match="train.keep='log:x' is not allowed"):
     keep_steps("log:x", 100, 10)
+
+
+@pytest.mark.parametrize("scales, fragment", [
+    ([1e-3, 0.0], "sweep.model.init_scale=0.0 is not allowed; it must be a number > 0"),
+    ([-1e-3], "sweep.model.init_scale=-0.001 is not allowed; it must be a number > 0"),
+])
+def test_a_swept_model_value_is_checked_like_the_field(scales, fragment):
+  c = tiny.config()
+  c.sweep.model = ml_collections.ConfigDict({"init_scale": scales})
+  with pytest.raises(ConfigError) as e:
+    experiment.resolve(c)
+  assert fragment in str(e.value)

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import numpy as np
@@ -453,23 +454,46 @@ def test_a_grid_run_in_groups_equals_one_program(tmp_path, layout):
                     checkpoint_every_secs=0.0)
     c.sweep.seed = (0, 1)           # 6 members: groups of 4 and 2 (padded to 4)
     return c
-  one = _run(cfg(0), tmp_path / "one")
-  grouped = _run(cfg(4), tmp_path / "grouped")
+  one = _run(cfg(6), tmp_path / "one")
   # map: each member's own program, so the same numbers; vmap: a batched program whose rounding
   # depends on how many members it batches (measured: 2.5e-7 relative)
   same = np.testing.assert_array_equal if layout == "map" else (
       lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7))
-  if layout == "map":
-    read = lambda d: open(tmp_path / d / runs.METRICS).read()
-    assert read("one") == read("grouped")
-  assert one.kept_steps == grouped.kept_steps and one.steps.tolist() == grouped.steps.tolist()
-  for k in one.metrics:
-    same(grouped.metrics[k], one.metrics[k])
-  for step in one.kept_steps:
-    for x, y in zip(jax.tree.leaves(one.params(step)), jax.tree.leaves(grouped.params(step))):
+  # 0 (automatic) on the one CPU device: groups of one member in the map layout
+  for group in (4, 0) if layout == "map" else (4,):
+    name = f"grouped{group}"
+    grouped = _run(cfg(group), tmp_path / name)
+    if layout == "map":
+      read = lambda d: open(tmp_path / d / runs.METRICS).read()
+      assert read("one") == read(name)
+    assert one.kept_steps == grouped.kept_steps and one.steps.tolist() == grouped.steps.tolist()
+    for k in one.metrics:
+      same(grouped.metrics[k], one.metrics[k])
+    for step in one.kept_steps:
+      for x, y in zip(jax.tree.leaves(one.params(step)), jax.tree.leaves(grouped.params(step))):
+        same(y, x)
+    for x, y in zip(one.opt_state_leaves(40), grouped.opt_state_leaves(40)):
       same(y, x)
-  for x, y in zip(one.opt_state_leaves(40), grouped.opt_state_leaves(40)):
-    same(y, x)
+
+
+@pytest.mark.parametrize("layout,devices,expected", [
+    ("map", 1, 1), ("map", 4, 4), ("map", 8, 6), ("vmap", 1, 6), ("vmap", 4, 6)])
+def test_the_automatic_group_is_one_member_per_device_in_the_map_layout(layout, devices,
+                                                                         expected):
+  mesh = types.SimpleNamespace(devices=np.asarray([jax.devices()[0]] * devices))
+  runner = types.SimpleNamespace(layout=layout, mesh=mesh, state_bytes_per_member=lambda: 1000)
+  assert train.group_size(runner, 6) == expected
+  big = types.SimpleNamespace(layout="vmap", mesh=mesh, state_bytes_per_member=lambda: 2**62)
+  assert train.group_size(big, 6) == 1               # states too large to share a program
+
+
+@pytest.mark.parametrize("layout", ["map", "vmap"])
+def test_the_experiment_runs_a_map_sweep_on_one_cpu_in_groups_of_one(layout):
+  exp = experiment.Experiment.from_config(tiny.config(lrs=(0.05, 0.1, 0.2), members=layout))
+  if layout == "map":
+    assert isinstance(exp.runner, train.GroupedRunner) and exp.runner._first.n_pad == 1
+  else:
+    assert isinstance(exp.runner, train.Runner) and exp.runner.n == 3
 
 
 def test_a_grouped_run_killed_mid_chunk_resumes_to_the_same_numbers(tmp_path, monkeypatch):
