@@ -13,6 +13,9 @@ training data only, so the in-loop probe and the post hoc measure see the same o
     kind='cones'  [x_+, x_-]: the class sums (labels y > 0 / y <= 0 for float targets, 1 / 0
                   for class ids). The extreme rays of the two data cones (`cone_extreme_rays`)
                   bound where a neuron's direction can settle; x_+ and x_- lie inside.
+    kind='rays'   the extreme rays of the positive cone, then of the negative one
+                  (`cone_extreme_rays`, in input order): a neuron's best cosine says how close
+                  it lies to the cone's boundary.
     kind='xor'    [u1, -u1, u2, -u2]: the XOR cluster-mean directions, estimated as the top and
                   bottom eigenvectors of S_1 - S_0 (S_c = the second moment of class c's inputs,
                   (1 - 2 eta)(mu1 mu1^T - mu2 mu2^T) + noise for Xu et al.'s clusters).
@@ -29,7 +32,7 @@ from typing import Optional
 import jax.numpy as jnp
 import numpy as np
 
-KINDS = ("cones", "xor")
+KINDS = ("cones", "rays", "xor")
 
 
 def directions(w):
@@ -71,6 +74,9 @@ def target_directions(x, y, kind: str = "cones") -> np.ndarray:
   pos = _positive(y)
   if kind == "cones":
     t = np.stack([x[pos].sum(0), x[~pos].sum(0)])
+  elif kind == "rays":
+    rays = cone_extreme_rays(x, y)
+    t = x[rays["positive"] + rays["negative"]]
   elif kind == "xor":
     s = x[pos].T @ x[pos] / max(pos.sum(), 1) - x[~pos].T @ x[~pos] / max((~pos).sum(), 1)
     evals, evecs = np.linalg.eigh(s)
@@ -114,6 +120,26 @@ def cone_extreme_rays(x, y) -> dict:
         rays.append(int(i))
     out[name] = rays
   return out
+
+
+def aligned_stable_rank(norms, cosines, targets) -> np.ndarray:
+  """The stable rank W would have with every neuron exactly along its best-matching target:
+  rows norms_j t_{c(j)}, c(j) = argmax_k cosines[j, k] (numpy, float64).
+
+  Args:
+    norms: [..., m] the neuron norms ||w_j||. cosines: [..., m, k] their cosines with the
+      targets (the probe's 'norms' and 'cosines'). targets: [k, d] the target directions.
+
+  Returns:
+    [...] the stable rank ||R||_F^2 / ||R||_2^2 of those rows: what `stable_rank` of the
+    measured W should approach once every neuron is aligned (1 for one direction, 2 for two
+    orthogonal ones carrying equal weight).
+  """
+  t = np.asarray(targets, np.float64)
+  t = t / np.linalg.norm(t, axis=-1, keepdims=True)
+  rows = np.asarray(norms, np.float64)[..., None] * t[np.argmax(np.asarray(cosines), axis=-1)]
+  sv = np.linalg.svd(rows, compute_uv=False)
+  return np.sum(sv ** 2, axis=-1) / sv[..., 0] ** 2
 
 
 def driving_vector(w, x, y):

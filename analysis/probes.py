@@ -214,7 +214,8 @@ def mode_strengths(settings, problem):
           threshold=Field(0.9, "a neuron is aligned when its best cosine with the target "
                           "directions is at least this", lo=-1.0, hi=1.0),
           kind=Field("cones", "target directions: 'cones' (x_+, x_-: the class sums, Min et "
-                     "al.) or 'xor' (+-u1, +-u2: the XOR cluster means, Xu et al.)",
+                     "al.), 'rays' (the extreme rays of both cones) or 'xor' (+-u1, +-u2: "
+                     "the XOR cluster means, Xu et al.)",
                      choices=alignment.KINDS))
 def alignment_probe(settings, problem):
   """Neuron alignment of a two-layer network f(x) = sum_j v_j act(w_j . x) on binary data

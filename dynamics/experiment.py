@@ -256,6 +256,9 @@ def _train(exp: Experiment, rd: Optional[runs.RunDir], log: Callable,
   except Exception:
     distributed.share(np.int64(-2), np.int64(0))     # the others stop too, instead of waiting
     raise
+  # seconds spent training by earlier launches, up to their last checkpoint (None: unknown,
+  # a run directory written before summary.json recorded them)
+  clock = _Clock(rd.train_seconds() if rd and host is not None else 0.0)
   resumed = distributed.share(np.int64(-1 if host is None else step), np.int64(0))
   if resumed == -2:
     raise RuntimeError("process 0 stopped before training; its output says why")
@@ -268,7 +271,7 @@ def _train(exp: Experiment, rd: Optional[runs.RunDir], log: Callable,
     state, m0 = runner.log_initial(runner.init_state())
     if rd:
       rd.append_metrics(np.array([0]), m0)
-    _checkpoint(rd, runner, state, 0, kept)
+    _checkpoint(rd, runner, state, 0, kept, clock)
   t_start, t_ckpt, step_start = time.time(), time.time(), step
   while not _all_done(runner, state):
     n = runner.plan(step, kept)
@@ -286,7 +289,7 @@ def _train(exp: Experiment, rd: Optional[runs.RunDir], log: Callable,
     save = finished or halt or step in kept or time.time() - t_ckpt > tc.checkpoint_every_secs
     halt, save = (bool(x) for x in distributed.share(np.array([halt, save]), np.zeros(2, bool)))
     if save:
-      _checkpoint(rd, runner, state, step, kept, final=finished)
+      _checkpoint(rd, runner, state, step, kept, clock, final=finished)
       t_ckpt = time.time()
     _progress(log, step, tc.steps, step_start, t_start, m, state, runner)
     if halt:
@@ -310,7 +313,7 @@ def _prepare(exp: Experiment, rd: runs.RunDir, log: Callable):
   rd.accept_changes()
   if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
     rd.checkpoints.save_kept(step, host)
-  _write_summary(rd, runner, host, step)
+  _write_summary(rd, runner, host, step, rd.train_seconds())
   rd.record_resume(step)
   log(f"resuming {rd.path} at step {step}")
   return step, host
@@ -378,20 +381,34 @@ def _all_done(runner, state) -> bool:
   return bool(np.all(distributed.fetch(state.done)[:runner.n]))
 
 
-def _checkpoint(rd, runner, state, step, kept, final=False) -> None:
+class _Clock:
+  """Seconds spent training a run, over all its launches: those recorded by earlier ones (None
+  when unknown) plus this launch's."""
+
+  def __init__(self, before: Optional[float]):
+    self.before, self.start = before, time.time()
+
+  def seconds(self) -> Optional[float]:
+    return None if self.before is None else round(self.before + time.time() - self.start, 1)
+
+
+def _checkpoint(rd, runner, state, step, kept, clock: _Clock, final=False) -> None:
   host = runner.to_host(state)      # on every process (it gathers the members)
   if rd is None:
     return
   if step in kept or final:
     rd.checkpoints.save_kept(step, host)
   rd.checkpoints.save_latest(step, host)
-  _write_summary(rd, runner, host, step)
+  _write_summary(rd, runner, host, step, clock.seconds())
 
 
-def _write_summary(rd, runner, host, step) -> None:
+def _write_summary(rd, runner, host, step, seconds: Optional[float]) -> None:
+  """summary.json: each member's coordinates and stop, and the seconds spent training up to
+  this checkpoint (over every launch; compiling included)."""
   members = [dict(coords=c, done=bool(host.done[i]), diverged=bool(host.diverged[i]),
                   stop_step=int(host.stop_step[i])) for i, c in enumerate(runner.sweep.members)]
-  runs.write_json_atomic(rd.file(runs.SUMMARY), dict(step=step, members=members))
+  runs.write_json_atomic(rd.file(runs.SUMMARY),
+                         dict(step=step, members=members, train_seconds=seconds))
 
 
 def _progress(log, step, total, step_start, t_start, m, state, runner) -> None:

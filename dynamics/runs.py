@@ -127,6 +127,17 @@ def git_commit() -> str:
     return "unknown"
 
 
+def train_seconds(workdir: str) -> Optional[float]:
+  """The seconds spent training a run, over all its launches, as summary.json recorded them at
+  its last checkpoint (None: not recorded, or the file unreadable)."""
+  try:
+    with open(os.path.join(workdir, SUMMARY)) as f:
+      seconds = json.load(f).get("train_seconds")
+  except (OSError, ValueError, AttributeError):
+    return None
+  return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
 class RunDir:
   """One run directory; `open` creates it or checks that it holds the same config."""
 
@@ -216,6 +227,9 @@ class RunDir:
     if self._changed is not None:
       write_json_atomic(self.file(CONFIG), self._changed)
       self._changed = None
+
+  def train_seconds(self) -> Optional[float]:
+    return train_seconds(self.path)
 
   def record_resume(self, step: int) -> None:
     """Appends to config.json's "resumes" the step a run resumed at and the code, command and

@@ -74,9 +74,10 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     log(f"[{name}] run {i + 1}/{len(configs)} '{label}': {settings[label]}")
     trajs[label] = trajectory.load(exp.run(os.path.join(out, label), log=log, stop=stop))
   log(f"[{name}] analysis and drawing ({time.time() - t0:.0f} s so far)")
+  t_draw = time.time()
   report = fig.draw(trajs, out, quick)
   report.update(figure=name, quick=quick, steps=steps, description=fig.description,
-                seconds=round(time.time() - t0, 1), settings=settings,
+                **_seconds(out, configs, t0, t_draw), settings=settings,
                 device=_device(), date=time.strftime("%Y-%m-%d"),
                 git_commit=runs.git_commit(),
                 all_hold=all(c["holds"] for c in report["claims"]))
@@ -88,6 +89,18 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
+
+
+def _seconds(out: str, configs: dict, t0: float, t_draw: float) -> dict:
+  """The figure's run time: seconds = what its runs spent training, over all their launches
+  (train_seconds: so that a figure drawn from finished or resumed runs reports what they cost),
+  plus the analysis and drawing; where a run did not record its seconds, train_seconds is None
+  and seconds this call's own time."""
+  trained = [runs.train_seconds(os.path.join(out, label)) for label in configs]
+  if any(s is None for s in trained):
+    return dict(seconds=round(time.time() - t0, 1), train_seconds=None)
+  return dict(seconds=round(sum(trained) + time.time() - t_draw, 1),
+              train_seconds=round(sum(trained), 1))
 
 
 def run_dir(name: str, root: str, quick: bool = False, label: str = "",

@@ -59,7 +59,7 @@ def render(reports: Mapping[str, Optional[dict]], descriptions: Mapping[str, str
       continue
     if os.path.exists(os.path.join(DOCS, "figures", f"{name}.png")):
       lines += [f"![{name}](figures/{name}.png)", ""]
-    meta = [f"run time {r.get('seconds', 'n/a')} s", f"device {r.get('device', 'n/a')}",
+    meta = [_run_time(r), f"device {r.get('device', 'n/a')}",
             f"date {r.get('date', 'n/a')}"]
     if r.get("git_commit"):
       meta.append(f"commit {r['git_commit'][:10]}")
@@ -153,3 +153,12 @@ def shrink(src: str, dst: str) -> None:
     if os.path.getsize(dst) <= MAX_BYTES or width <= 400:
       return
     width = int(width * 0.8)
+
+
+def _run_time(report: dict) -> str:
+  """'run time S s (T s training over all launches)', or for a report that did not record its
+  runs' training time, the time of the call that drew it (which may have reused runs)."""
+  if report.get("train_seconds") is not None:
+    return (f"run time {report['seconds']} s ({report['train_seconds']} s training, over all "
+            "launches)")
+  return f"run time {report.get('seconds', 'n/a')} s (the call that drew it)"

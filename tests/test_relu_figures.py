@@ -1,7 +1,12 @@
 """The two-layer ReLU figures on their quick settings: each holds its claims, and one number of
 each is recomputed here from the run directory with numpy."""
+import os
+
 import numpy as np
 import pytest
+
+from dynamics import runs
+from experiments import reproduce
 
 from figure_report import check_report, claim, quick_run, reproduce_quick
 
@@ -10,8 +15,15 @@ from figure_report import check_report, claim, quick_run, reproduce_quick
 def test_early_alignment_figure(reproduce_root):
   report = reproduce_quick(reproduce_root, "early_alignment")
   check_report(reproduce_root, "early_alignment", report,
-               ("while the norms are small", "does not grow with ln(1/eps)",
+               ("rises from its value at init", "while the norms are small", "does not grow with ln(1/eps)",
                 "linear in ln(1/eps)", "log n / sqrt(mu)", "decays like 1/t", "low rank"))
+  # drawn again from the finished runs: the run time is still what the runs spent training
+  again = reproduce_quick(reproduce_root, "early_alignment")
+  dirs = [os.path.join(reproduce.run_dir("early_alignment", str(reproduce_root), True), label)
+          for label in report["settings"]]
+  trained = sum(runs.train_seconds(d) for d in dirs)
+  assert again["train_seconds"] == report["train_seconds"] == pytest.approx(trained, abs=0.1)
+  assert again["seconds"] >= again["train_seconds"] > 0
   # the last kept first layer of the long run, from its checkpoint: stable rank by numpy
   traj = quick_run(reproduce_root, "early_alignment", "late")
   w = np.asarray(traj.params(traj.kept_steps[-1], 0)["w"], np.float64)
@@ -26,6 +38,12 @@ def test_early_alignment_figure(reproduce_root):
   cos = (w / np.linalg.norm(w, axis=1, keepdims=True)) @ (
       cones / np.linalg.norm(cones, axis=1, keepdims=True)).T
   assert np.all(np.where(v > 0, cos[:, 0], cos[:, 1]) > 0.95)
+  # the same neurons laid exactly along their cones, by numpy: the claim's reference rank
+  unit = cones / np.linalg.norm(cones, axis=1, keepdims=True)
+  rows = np.linalg.norm(w, axis=1)[:, None] * np.where(v[:, None] > 0, unit[0], unit[1])
+  sv = np.linalg.svd(rows, compute_uv=False)
+  aligned = claim(report, "low rank")["aligned"][0]
+  assert np.sum(sv ** 2) / sv[0] ** 2 == pytest.approx(aligned, abs=1e-4)
 
 
 @pytest.mark.xdist_group("relu_runs")

@@ -19,7 +19,12 @@ def test_render_is_deterministic_and_says_everything():
   assert text == results.render(json.loads(json.dumps(reports)), descriptions)
   assert "| x \\| y | [1.235, n/a] | in [0, 1] | holds |" in text
   assert "| z | {k: 0.5} | > 1 | FAILS |" in text
-  assert "run time 12.5 s; device cpu (2 cores); date 2026-12-04; commit 0123456789." in text
+  assert ("run time 12.5 s (the call that drew it); device cpu (2 cores); date 2026-12-04; "
+          "commit 0123456789.") in text
+  # a report that recorded its runs' training time
+  timed = dict(json.loads(json.dumps(REPORT)), seconds=130.2, train_seconds=121.0)
+  assert ("run time 130.2 s (121.0 s training, over all launches); device cpu (2 cores)"
+          in results.render({"a": timed}, {"a": "figure a"}))
   assert "- `gd`: mlp (9 parameters) on digits" in text and "Note: a note" in text
   assert "Not yet run at full settings: `python -m experiments.reproduce --figure=b`" in text
   assert "1 of 2 figures have a full-settings report; 0 of them hold every claim." in text

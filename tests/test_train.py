@@ -399,15 +399,43 @@ def test_a_kill_before_the_final_summary_is_repaired_on_resume(tmp_path, monkeyp
   cfg = tiny.config(steps=40, chunk_steps=20)
   ref = _run(cfg, tmp_path / "ref")
   restore = _crash_on_call(monkeypatch, experiment, "_write_summary", 1,
-                           when=lambda rd, r, host, step: bool(np.all(host.done)))
+                           when=lambda rd, r, host, step, s: bool(np.all(host.done)))
   with pytest.raises(_Crash):
     _run(cfg, tmp_path / "w")
   restore()
   assert json.loads((tmp_path / "w" / runs.SUMMARY).read_text())["step"] == 20   # stale
   resumed = _run(cfg, tmp_path / "w")
-  assert (tmp_path / "w" / runs.SUMMARY).read_text() == (tmp_path / "ref" / runs.SUMMARY
-                                                          ).read_text()
+  read = lambda d: {k: v for k, v in json.loads((tmp_path / d / runs.SUMMARY).read_text()
+                                                ).items() if k != "train_seconds"}
+  assert read("w") == read("ref")
   _assert_same_run(resumed, ref, 40)
+
+
+def test_the_seconds_spent_training_add_up_over_launches(tmp_path, monkeypatch):
+  clock = {"t": 1000.0}
+  monkeypatch.setattr(experiment.time, "time", lambda: clock["t"])
+
+  def slow_chunk(original):
+    def chunk(self, *a, **k):
+      clock["t"] += 2.5                     # each chunk takes 2.5 s on this clock
+      return original(self, *a, **k)
+    return chunk
+
+  monkeypatch.setattr(train.Runner, "run_chunk", slow_chunk(train.Runner.run_chunk))
+  w = tmp_path / "w"
+  cfg = lambda steps: tiny.config(steps=steps, chunk_steps=10, members="vmap")  # one program
+  _run(cfg(40), w)                                          # 4 chunks
+  assert runs.train_seconds(str(w)) == 10.0
+  _run(cfg(60), w)                                          # resumed: 2 more
+  assert runs.train_seconds(str(w)) == 15.0
+  # a run directory written before the seconds were recorded: they stay unknown
+  stored = json.loads((w / runs.SUMMARY).read_text())
+  del stored["train_seconds"]
+  (w / runs.SUMMARY).write_text(json.dumps(stored))
+  _run(cfg(70), w)
+  assert runs.train_seconds(str(w)) is None
+  (w / runs.SUMMARY).write_text("{torn")
+  assert runs.train_seconds(str(w)) is None
 
 
 def test_train_steps_lowered_to_the_checkpointed_step_ends_there(tmp_path, monkeypatch):

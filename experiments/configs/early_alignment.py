@@ -26,8 +26,8 @@ Runs (the figure's labels):
   spreadS    ... against the margin mu: spread S (mu from the data), n = 40.
   quick      eps in QUICK_EPS, seeds 0, 1; late 10,000 steps at lr 0.8 (the same t = 8,000)
              logged every 100; the figure runs n in QUICK_NS and spread in QUICK_SPREADS only.
-Run time (2-core CPU shared with other jobs, measured 2026-12-04, training + figure): full
-155 s (9 runs), --quick 46 s (4 runs, each ~9 s, most of it compiling).
+Run time (2-core CPU, measured 2026-12-04, training + figure): full 60 s (9 runs; 155 s
+with other jobs on the machine), --quick 46 s (4 runs, each ~9 s, most of it compiling).
 """
 import ml_collections
 

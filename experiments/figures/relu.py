@@ -6,17 +6,19 @@ analysis.relu_phases'."""
 import matplotlib.pyplot as plt
 import numpy as np
 
+from analysis import alignment as al
 from analysis import relu_phases as rp
 from experiments.configs import early_alignment as ea
 from experiments.configs import xor_grokking as xg
 from experiments.figures import claim, finite_claim, save, tidy
 
+SHARE_AT_INIT = 0.25     # aligned or dead at init (random directions: about none)
 SMALL_OUTPUT = 0.05      # sum_j ||w_j||^2 (>= |f(x)| for ||x|| <= 1, balanced) at alignment
 EPS_SPREAD = 0.10        # alignment time: (max - min) / mean over eps
 ESCAPE_R2 = 0.99
 ESCAPE_SLOPE_TOL = 0.15  # escape slope against 1 / (lambda lr) (relative)
 DECAY_SLOPE = (-1.3, -0.9)
-RANK_MAX = 2.2
+RANK_TOL = 0.01          # W's stable rank against its neurons laid along their cones
 
 
 # ---- early alignment --------------------------------------------------------------------------
@@ -77,11 +79,16 @@ def _alignment_draw(trajs, out, quick):
   small = times[:, 2]
   start = share[:, 0]
   claims.append(claim(
+      "the share of neurons aligned with their cone or dead rises from its value at init to 1 "
+      "(the alignment time): the largest share at init, each member", float(np.max(start)),
+      f"<= {SHARE_AT_INIT} (then 1 at the alignment time, each member)",
+      np.max(start) <= SHARE_AT_INIT and np.all(np.isfinite(times[:, 0])),
+      share_at_start=[round(float(s), 3) for s in start]))
+  claims.append(claim(
       "every neuron aligns with its own cone (cos >= 0.95) or dies while the norms are small: "
       "sum_j ||w_j||^2 (a bound on |f(x)| for ||x|| <= 1) at the alignment time, each member",
       float(np.max(small)), f"<= {SMALL_OUTPUT} for every eps and seed (targets +-1)",
       np.all(np.isfinite(times[:, 0])) and np.max(small) <= SMALL_OUTPUT,
-      share_at_start=[round(float(s), 3) for s in start],
       alignment_steps=times[:, 0].tolist(), eps=t.coords["model.init_scale"].tolist()))
   # alignment and escape times against ln(1/eps)
   x = np.log(1 / eps)
@@ -173,18 +180,24 @@ def _late(t, ax_loss, ax_rank):
   sr = m["alignment/stable_rank"][:, -1]
   x = t.dataset().x_train
   y = t.dataset().y_train
-  cones = np.stack([x[y > 0].sum(0), x[y <= 0].sum(0)]).astype(np.float64)
-  cones /= np.linalg.norm(cones, axis=1, keepdims=True)
+  cones = al.target_directions(x, y, "cones")
   cos = float(cones[0] @ cones[1])
+  # the same neurons laid exactly along their cones: the rank the alignment leaves
+  ideal = al.aligned_stable_rank(m["alignment/norms"][:, -1], m["alignment/cosines"][:, -1],
+                                 cones)
+  gap = np.abs(sr / ideal - 1)
   claims += [
       claim("after alignment the loss decays like 1/t: fitted slope of log loss against log "
             "step over the last decade, each eps", [round(s, 4) for s in slopes],
             f"each in [{DECAY_SLOPE[0]}, {DECAY_SLOPE[1]}] (2-homogeneous nets: -1 up to a "
             "log factor)", all(DECAY_SLOPE[0] <= s <= DECAY_SLOPE[1] for s in slopes),
             end_loss=m["train_loss"][:, -1].tolist()),
-      claim("the first layer ends approximately low rank: stable rank of W at the end, each eps",
-            sr.round(4).tolist(), f"<= {RANK_MAX} (at most the two cone directions; about 1 "
-            f"here, as cos(x_+, x_-) = {cos:.3f})", np.all(sr <= RANK_MAX),
+      claim("the first layer ends approximately low rank: stable rank of W at the end, each "
+            "eps, against that of the same neurons laid exactly along their cones (<= 2: two "
+            f"directions; about 1 here, as cos(x_+, x_-) = {cos:.3f})", sr.round(4).tolist(),
+            f"within {RANK_TOL:.0%} of the aligned rows' {ideal.round(4).tolist()}",
+            np.all(gap <= RANK_TOL), aligned=ideal.round(5).tolist(),
+            relative_gap=gap.round(5).tolist(),
             at_start=m["alignment/stable_rank"][:, 0].round(3).tolist()),
   ]
   return claims

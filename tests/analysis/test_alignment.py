@@ -109,7 +109,7 @@ def test_xor_targets_recover_the_cluster_means():
 
 def test_bad_input_is_refused():
   x = np.eye(3)
-  with pytest.raises(ValueError, match="kind='circle'.*'cones', 'xor'"):
+  with pytest.raises(ValueError, match="kind='circle'.*'cones', 'rays', 'xor'"):
     al.target_directions(x, np.array([1.0, -1.0, 1.0]), "circle")
   with pytest.raises(ValueError, match="class-id labels must be 0 or 1"):
     al.target_directions(x, np.array([0, 1, 2]))
@@ -227,3 +227,36 @@ def test_xor_probe_in_loop_equals_the_post_hoc_measure(tmp_path):
     for k in ("cosines", "aligned_share", "stable_rank"):
       np.testing.assert_allclose(traj.metrics[f"alignment/{k}"][0, row], post[k], rtol=1e-12,
                                  atol=1e-15)
+
+
+def test_aligned_stable_rank_against_constructed_rows():
+  rng = np.random.default_rng(0)
+  targets = np.array([[1.0, 0, 0], [0, 2.0, 0], [0, 0, -1.0]])
+  # neurons 0, 1 along target 0, neuron 2 along 1: rows (3, 0, 0), (4, 0, 0), (0, 12, 0)
+  norms = np.array([3.0, 4.0, 12.0])
+  cos = np.array([[0.99, 0.1, 0.0], [0.9, -0.2, 0.3], [0.0, 0.97, 0.1]])
+  assert np.isclose(al.aligned_stable_rank(norms, cos, targets), (9 + 16 + 144) / 144)
+  # equal weight on two orthogonal directions: 2; everything along one: 1
+  assert np.isclose(al.aligned_stable_rank(np.ones(4), np.eye(2)[[0, 1, 0, 1]], np.eye(2)), 2)
+  assert np.isclose(al.aligned_stable_rank(np.ones(3), np.eye(2)[[1, 1, 1]], np.eye(2)), 1)
+  # a batch, against stable_rank of the rows built with numpy
+  norms = rng.uniform(0.1, 1, (5, 6))
+  cos = rng.uniform(-1, 1, (5, 6, 3))
+  t = rng.standard_normal((3, 4))
+  unit = t / np.linalg.norm(t, axis=1, keepdims=True)
+  for b in range(5):
+    rows = norms[b][:, None] * unit[np.argmax(cos[b], axis=1)]
+    sv = np.linalg.svd(rows, compute_uv=False)
+    assert np.isclose(al.aligned_stable_rank(norms, cos, t)[b], (sv ** 2).sum() / sv[0] ** 2)
+
+
+def test_ray_targets_are_the_extreme_rays_of_each_cone():
+  corners = np.array([[1, 1, 2], [1, -1, 2], [-1, 1, 2], [-1, -1, 2]], np.float64)
+  x = np.concatenate([corners, [[0, 0, 1], [0.5, 0.2, 2]], -corners[:2]])
+  y = np.array([1.0] * 6 + [-1.0] * 2)
+  t = al.target_directions(x, y, "rays")
+  expected = np.concatenate([corners, -corners[:2]]) / np.sqrt(6)
+  np.testing.assert_allclose(t, expected)
+  # a neuron through the cone's centre: its best cosine with a ray is the half-angle's cosine
+  m = al.measures(jnp.asarray([[0.0, 0.0, 1.0]]), jnp.ones((1, 1)), jnp.asarray(x), t)
+  np.testing.assert_allclose(m["best_cosine"], [2 / np.sqrt(6)], rtol=1e-6)
