@@ -90,6 +90,8 @@ def _third_order(a: jax.Array, name: str) -> jax.Array:
   a = jnp.asarray(a)
   if a.ndim < 3:
     raise ValueError(f"{name} has shape {a.shape}; a third-order tensor is [..., n1, n2, k]")
+  if 0 in a.shape[-3:]:
+    raise ValueError(f"{name} has shape {a.shape}: n1, n2 and the tube length k must be >= 1")
   if jnp.iscomplexobj(a):
     raise ValueError(f"{name} is complex; the t-product algebra here is for real tensors")
   return a

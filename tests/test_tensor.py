@@ -119,6 +119,11 @@ def test_t_transpose_and_identity(k):
     T.t_product(a, a)
   with pytest.raises(ValueError, match="n1, n2, k"):
     T.t_transpose(np.ones((2, 2)))
+  for fn in (T.t_transpose, T.t_svd, T.tubal_rank):      # a tube of length 0
+    with pytest.raises(ValueError, match=r"\(2, 2, 0\): n1, n2 and the tube length k"):
+      fn(np.ones((2, 2, 0)))
+  with pytest.raises(ValueError, match="tubal_principal_angle of shapes"):
+    T.tubal_principal_angle(np.ones((3, 2, 4)), np.ones((5, 2, 4)))
 
 
 @pytest.mark.parametrize("shape", [(4, 3, 4), (3, 5, 5), (4, 4, 1), (3, 3, 2)])

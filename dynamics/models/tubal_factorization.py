@@ -96,7 +96,11 @@ def tensor(params: dict) -> jax.Array:
   if set(params) not in ({"U"}, {"U", "V"}):
     raise ValueError(f"tubal_factorization params must be U or (U, V); got {sorted(params)}")
   u = params["U"]
-  return tensor_lib.t_product(u, tensor_lib.t_transpose(params.get("V", u)))
+  v = params.get("V", u)
+  if u.shape[-2:] != v.shape[-2:] or u.ndim != v.ndim:
+    raise ValueError(f"tubal_factorization: U has shape {u.shape} and V {v.shape}; U * V^T "
+                     "needs U [rows, R, k] and V [cols, R, k] with the same width R and tube k")
+  return tensor_lib.t_product(u, tensor_lib.t_transpose(v))
 
 
 def readout(params: dict, cfg: Any = None):

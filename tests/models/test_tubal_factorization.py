@@ -112,6 +112,8 @@ def test_config_errors_name_the_field():
   model = build(48)
   with pytest.raises(ValueError, match=r"X is \(4, 4, 3\)"):
     model.apply(model.init(jax.random.PRNGKey(0)), jnp.ones((2, 4, 3, 4)))
+  with pytest.raises(ValueError, match=r"U has shape \(4, 3, 2\) and V \(4, 5, 2\)"):
+    tf.tensor(dict(U=jnp.ones((4, 3, 2)), V=jnp.ones((4, 5, 2))))
 
 
 @pytest.mark.parametrize("factorization", ["symmetric", "asymmetric"])
