@@ -22,7 +22,9 @@ another computation is refused).
 """
 import hashlib
 import json
+import logging
 import os
+import time
 from typing import Any, Optional
 
 import jax
@@ -36,6 +38,9 @@ from analysis import flow_forms
 from dynamics import config_utils as cu
 from dynamics import fields, runs
 from dynamics.fields import Field
+
+# progress of the flows, segment by segment (experiments.reproduce shows it beside its own)
+_LOG = logging.getLogger("analysis.central_flow")
 
 FIELDS = dict(
     start=Field(30, "real steps before the processes split (past the catapult)", lo=0),
@@ -206,9 +211,12 @@ def _flow(loss_fn, batch, form, p0, nu0, s, store: _Cache, name: str):
       lanczos_iters=s.lanczos_iters, method=s.method, eig_method=s.eig_method),
       static_argnums=2)
   p, nu, k_now, logs, ends = p0, nu0, s.k, [], []
+  label = dict(cf="central flow", gf="stable flow")[name]
+  t0, computed = time.time(), 0
   for i in range(s.segments):
     got = store.load(f"{name}_{i:03d}")
     if got is None:
+      computed += 1
       while True:
         p_end, nu_end, log = run(p, nu, k_now)
         log = jax.device_get(log)
@@ -223,6 +231,9 @@ def _flow(loss_fn, batch, form, p0, nu0, s, store: _Cache, name: str):
       log = cf.Step(**got)
     logs.append(_pad(log, k_max))
     ends.append((ravel_pytree(p)[0], nu, p, k_now))
+    left = (time.time() - t0) / computed * (s.segments - i - 1) if computed else 0.0
+    _LOG.info("%s: segment %d/%d %s, %d direction(s) tracked, ETA %.0f s", label, i + 1,
+              s.segments, "computed" if got is None else "read from the cache", k_now, left)
   return jax.tree.map(lambda *a: np.concatenate(a), *logs), ends
 
 

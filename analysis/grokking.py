@@ -33,7 +33,9 @@ Conventions (shared by every function):
     excluded_loss(logits, labels, keys, train_idx)      # train split (paper)
 """
 import functools
+import logging
 import math
+import time
 from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
@@ -487,7 +489,11 @@ def progress_measures(traj, member: int = 0) -> dict:
                  trig_variance=trig_fit(logits, keys).explained_variance)
     return out
 
+  t0 = time.time()
   rows = [jax.device_get(measure(traj.params(s, member))) for s in steps]
+  logging.getLogger("analysis.grokking").info(
+      "progress measures of member %d: %d kept steps in %.0f s", member, len(steps),
+      time.time() - t0)
   out = {k: np.asarray([r[k] for r in rows], np.float64) for k in rows[0]}
   out.update(steps=np.asarray(steps), keys=list(keys), p=p,
              W_E_norms=np.asarray(fourier_norms(final["W_E"], p=p).freqs))

@@ -10,7 +10,9 @@ Each figure lands in ROOT/NAME/: one run directory per config (re-running reuses
 them), NAME.png with the theory's prediction drawn beside the measurement, and report.json with,
 for every claim, the measured number, the expected number and whether it holds.
 """
+import contextlib
 import json
+import logging as std_logging
 import os
 import sys
 import time
@@ -75,7 +77,8 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     trajs[label] = trajectory.load(exp.run(os.path.join(out, label), log=log, stop=stop))
   log(f"[{name}] analysis and drawing ({time.time() - t0:.0f} s so far)")
   t_draw = time.time()
-  report = fig.draw(trajs, out, quick)
+  with _analysis_progress(lambda msg: log(f"[{name}] {msg}")):
+    report = fig.draw(trajs, out, quick)
   report.update(figure=name, quick=quick, steps=steps, description=fig.description,
                 **_seconds(out, configs, t0, t_draw), settings=settings,
                 device=_device(), date=time.strftime("%Y-%m-%d"),
@@ -89,6 +92,27 @@ def reproduce(name: str, root: str, quick: bool = False, log: Callable = print,
     log(f"[{name}] note: {note}")
   log(f"[{name}] figure and report in {out}")
   return report
+
+
+@contextlib.contextmanager
+def _analysis_progress(log: Callable):
+  """The analysis modules' progress messages (Python's logging under 'analysis', level INFO)
+  passed to `log` while a figure draws."""
+  class Forward(std_logging.Handler):
+    def emit(self, record):
+      log(record.getMessage())
+
+  logger, handler = std_logging.getLogger("analysis"), Forward(std_logging.INFO)
+  level, propagate = logger.level, logger.propagate
+  logger.addHandler(handler)
+  logger.setLevel(std_logging.INFO)
+  logger.propagate = False                # shown once, through `log`
+  try:
+    yield
+  finally:
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 def _seconds(out: str, configs: dict, t0: float, t_draw: float) -> dict:

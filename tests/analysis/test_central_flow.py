@@ -226,8 +226,12 @@ def test_central_flow_tracks_the_time_averaged_optimizer_at_the_edge_of_stabilit
   from experiments import reproduce
   from experiments.figures import central_flow as fig_cf
   figure = f"central_flow_{name}"
-  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lambda *_: None)
+  lines = []
+  report = reproduce.reproduce(figure, str(reproduce_root), quick=True, log=lines.append)
   check_report(reproduce_root, figure, report, claim_names)
+  # the analysis shows its progress, segment by segment, for both flows
+  for flow in ("central flow", "stable flow"):
+    assert any(f"[{figure}] {flow}: segment 8/8 " in line and "ETA" in line for line in lines)
   run = reproduce_root / f"{figure}_quick" / "run"
   assert (run / "config.json").exists() and (run / "metrics.jsonl").exists()
   traj = trajectory.load(str(run))
