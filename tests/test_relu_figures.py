@@ -15,8 +15,9 @@ from figure_report import check_report, claim, quick_run, reproduce_quick
 def test_early_alignment_figure(reproduce_root):
   report = reproduce_quick(reproduce_root, "early_alignment")
   check_report(reproduce_root, "early_alignment", report,
-               ("rises from its value at init", "while the norms are small", "does not grow with ln(1/eps)",
-                "linear in ln(1/eps)", "log n / sqrt(mu)", "decays like 1/t", "low rank"))
+               ("rises from its value at init", "while the norms are small",
+                "does not grow with ln(1/eps)", "linear in ln(1/eps)", "log n / sqrt(mu)",
+                "decays like 1/t", "low rank"))
   # drawn again from the finished runs: the run time is still what the runs spent training
   again = reproduce_quick(reproduce_root, "early_alignment")
   dirs = [os.path.join(reproduce.run_dir("early_alignment", str(reproduce_root), True), label)
