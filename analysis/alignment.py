@@ -124,7 +124,7 @@ def cone_extreme_rays(x, y) -> dict:
 
 def aligned_stable_rank(norms, cosines, targets) -> np.ndarray:
   """The stable rank W would have with every neuron exactly along its best-matching target:
-  rows norms_j t_{c(j)}, c(j) = argmax_k cosines[j, k] (numpy, float64).
+  rows norms_j t_{c(j)}, c(j) = argmax_k cosines[j, k] (their `stable_rank`).
 
   Args:
     norms: [..., m] the neuron norms ||w_j||. cosines: [..., m, k] their cosines with the
@@ -138,8 +138,7 @@ def aligned_stable_rank(norms, cosines, targets) -> np.ndarray:
   t = np.asarray(targets, np.float64)
   t = t / np.linalg.norm(t, axis=-1, keepdims=True)
   rows = np.asarray(norms, np.float64)[..., None] * t[np.argmax(np.asarray(cosines), axis=-1)]
-  sv = np.linalg.svd(rows, compute_uv=False)
-  return np.sum(sv ** 2, axis=-1) / sv[..., 0] ** 2
+  return np.asarray(stable_rank(jnp.asarray(rows)))
 
 
 def driving_vector(w, x, y):

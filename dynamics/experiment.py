@@ -60,16 +60,14 @@ def resolve(config: Any) -> ml_collections.ConfigDict:
   out.probes = probes.resolve(config.get("probes", {}))
   out.sweep = ml_collections.ConfigDict(config.get("sweep", {}))
   out.analysis = ml_collections.ConfigDict(config.get("analysis", {}))
-  sweep = sweep_lib.expand(out.sweep, opt_lib(out.opt).build(out.opt).hparam_names)
   model_fields = models.fields_of(out.model.name)
+  sweep = sweep_lib.expand(out.sweep, opt_lib(out.opt).build(out.opt).hparam_names,
+                           fields.sweepable(model_fields))
   for member in sweep.members:
     for axis, value in member.items():
       if axis.startswith("opt."):
         optimizers.check_hparam(axis[4:], value, field=f"sweep.{axis}")
       elif axis.startswith("model."):
-        if axis[6:] not in fields.sweepable(model_fields):
-          raise cu.ConfigError(f"sweep.{axis}: model {out.model.name} cannot sweep it; its "
-                               f"sweepable fields: {', '.join(fields.sweepable(model_fields))}")
         model_fields[axis[6:]].check(f"sweep.{axis}", value)
   return out
 
@@ -191,7 +189,8 @@ def describe(config: Any) -> str:
                    f"fields; allowed: {', '.join(map(repr, choices[section]))}")
     lines += fields.describe(section, schema, cfg[section])
   lines += probes.describe(cfg.probes)
-  axes = sweep_lib.allowed_axes(opt_lib(cfg.opt).build(cfg.opt).hparam_names)
+  axes = sweep_lib.allowed_axes(opt_lib(cfg.opt).build(cfg.opt).hparam_names,
+                                fields.sweepable(models.fields_of(cfg.model.name)))
   lines.append(f"sweep = {cfg.sweep.to_dict()!r}   # sweepable axes (lists of values): "
                f"{', '.join(axes)}")
   if cfg.analysis:

@@ -49,22 +49,25 @@ def _flatten(prefix: str, node: Any) -> list[tuple[str, Any]]:
   return [kv for k, v in node.items() for kv in _flatten(f"{prefix}.{k}" if prefix else k, v)]
 
 
-def allowed_axes(opt_hparams: tuple[str, ...]) -> list[str]:
+def allowed_axes(opt_hparams: tuple[str, ...],
+                 model_sweepable: tuple[str, ...] = MODEL_SWEEPABLE) -> list[str]:
   """The dotted names a sweep may vary: the seed, the optimizer's array hyperparameters and the
-  model's sweepable fields."""
+  model's sweepable fields (by default those of any model)."""
   return (["seed"] + [f"opt.{h}" for h in opt_hparams] +
-          [f"model.{h}" for h in MODEL_SWEEPABLE])
+          [f"model.{h}" for h in model_sweepable])
 
 
-def expand(sweep_cfg: Any, opt_hparams: tuple[str, ...]) -> Sweep:
+def expand(sweep_cfg: Any, opt_hparams: tuple[str, ...],
+           model_sweepable: tuple[str, ...] = MODEL_SWEEPABLE) -> Sweep:
   """Expands config.sweep into its members, refusing axes that cannot be traced.
 
   Args:
     sweep_cfg: the `sweep` section (nested ConfigDict or dict of lists); empty means one member.
     opt_hparams: the hyperparameter names the chosen optimizer carries as arrays.
+    model_sweepable: the chosen model's sweepable fields (dynamics.fields.sweepable).
   """
   leaves = _flatten("", sweep_cfg) if sweep_cfg is not None else []
-  allowed = allowed_axes(opt_hparams)
+  allowed = allowed_axes(opt_hparams, model_sweepable)
   for axis, values in leaves:
     if axis not in allowed:
       raise ConfigError(f"sweep.{axis} cannot be swept inside one program; allowed sweep "
