@@ -257,9 +257,8 @@ validate, default_config = fields.declare("loss", FIELDS, _check)
 def build(cfg: Any = None) -> Loss:
   """The Loss named by the `loss` section (missing fields take their defaults)."""
   cfg = validate(cfg)
-  if cfg.name == "mse":
-    return Loss(name="mse", per_example=mse)
-  if cfg.name == "logistic":
-    return Loss(name="logistic", per_example=logistic)
-  fn = cross_entropy if cfg.name == "cross_entropy" else stablemax_cross_entropy
-  return Loss(name=cfg.name, per_example=functools.partial(fn, float64=cfg.float64))
+  fn = dict(mse=mse, logistic=logistic, cross_entropy=cross_entropy,
+            stablemax=stablemax_cross_entropy)[cfg.name]
+  if cfg.name in ("cross_entropy", "stablemax"):
+    fn = functools.partial(fn, float64=cfg.float64)
+  return Loss(name=cfg.name, per_example=fn)

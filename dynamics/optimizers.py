@@ -230,15 +230,14 @@ def perpgrad_project(grads: Any, params: Any, rescale: bool = False) -> Any:
   rescale=True then scales each projected tensor back to the norm of its g, as the paper's
   public code (orthograd.py) does; the paper's equation (and the default) does not. The two
   differ by the factor 1 / sin(angle(g, w)), large once g aligns with w."""
+  def ratio(a, b):    # a / b, and 0 where b = 0 (the inner where: no 0 / 0 in either branch)
+    return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), 0)
+
   def one(g, w):
     w = w.astype(g.dtype)
-    ww = jnp.sum(w * w)
-    coef = jnp.where(ww > 0, jnp.sum(g * w) / jnp.where(ww > 0, ww, 1), 0)
-    out = g - coef * w
+    out = g - ratio(jnp.sum(g * w), jnp.sum(w * w)) * w
     if rescale:
-      n_out = jnp.sqrt(jnp.sum(out * out))
-      out = out * jnp.where(n_out > 0, jnp.sqrt(jnp.sum(g * g)) / jnp.where(n_out > 0, n_out, 1),
-                            0)
+      out = out * ratio(jnp.sqrt(jnp.sum(g * g)), jnp.sqrt(jnp.sum(out * out)))
     return out
   return jax.tree.map(one, grads, params)
 
@@ -385,7 +384,6 @@ def set_hparams(state: OptState, **values: Any) -> OptState:
   """The state with some hyperparameters replaced, each cast to its existing dtype.
 
   Args:
-    state: an OptState.
     **values: name -> value (Python number or array of the existing hparam's shape: a scalar,
       or [members] for an already vmapped state). Works on traced values inside jit/vmap.
 
@@ -443,9 +441,6 @@ def build(cfg: Any = None) -> Optimizer:
 
   Args:
     cfg: the `opt` section (ConfigDict or dict); None means plain gd with lr 0.01.
-
-  Returns:
-    The Optimizer.
   """
   cfg = validate(cfg)
   name, rule = cfg.name, RULES[cfg.name]
@@ -501,14 +496,13 @@ def build(cfg: Any = None) -> Optimizer:
     if template is None:
       raise ValueError(f"optimizer {name!r} keeps no params-shaped state: call "
                        "preconditioner(state, params)")
-    lr = lr_at(state)
-    if rule.denominator is None:
-      return _map(lambda x: jnp.full(jnp.shape(x), 1 / lr, jnp.result_type(x)), template)
-    q = rule.denominator(state.nu, state.hparams, state.count, cfg)
-    if nu_kind == "scalar":
-      return _map(lambda x: jnp.full(jnp.shape(x), q / lr, jnp.result_type(x)), template)
-    # in the params' dtype when they are given (moments_float64 keeps nu in float64)
-    return _map(lambda v, x: (v / _c(lr, v)).astype(jnp.result_type(x)), q, template)
+    lr, q = lr_at(state), 1
+    if rule.denominator is not None:
+      q = rule.denominator(state.nu, state.hparams, state.count, cfg)
+    if nu_kind == "tree":
+      # in the params' dtype when they are given (moments_float64 keeps nu in float64)
+      return _map(lambda v, x: (v / _c(lr, v)).astype(jnp.result_type(x)), q, template)
+    return _map(lambda x: jnp.full(jnp.shape(x), q / lr, jnp.result_type(x)), template)
 
   return Optimizer(name=name, init=init, update=update, preconditioner=preconditioner,
                    hparam_names=names, schedule=sched, adaptive=nu_kind is not None)

@@ -22,6 +22,7 @@ the third mode, hat(A)_j = (F A)[:, :, j] its Fourier slices:
 Real tensors only: the transforms use rfft / irfft along the last axis (the slices j and k - j
 of a real tensor are complex conjugates).
 """
+import functools
 import string
 from typing import Optional, Sequence
 
@@ -66,11 +67,8 @@ def cp_reconstruct(factors: Sequence[jax.Array], weights: Optional[jax.Array] = 
 
 def cp_component_norms(factors: Sequence[jax.Array]) -> jax.Array:
   """||a_r^(1) o ... o a_r^(N)||_F = prod_n ||a_r^(n)||_2 for every component: [..., R]."""
-  norms = [jnp.sqrt(jnp.sum(f * f, axis=-2)) for f in _cp_factors(factors)]
-  out = norms[0]
-  for nrm in norms[1:]:
-    out = out * nrm
-  return out
+  return functools.reduce(jnp.multiply,
+                          [jnp.sqrt(jnp.sum(f * f, axis=-2)) for f in _cp_factors(factors)])
 
 
 def effective_rank(values: jax.Array, rtol: float = 1e-2) -> jax.Array:

@@ -44,14 +44,8 @@ def fields_of(name: str) -> dict:
 
 
 def validate(cfg: Any) -> ml_collections.ConfigDict:
-  """Raises ConfigError for an unknown data.name, an unknown field or a bad value.
-
-  Args:
-    cfg: the data section (ConfigDict or dict); fields left out take their defaults.
-
-  Returns:
-    cfg completed with the defaults of its dataset.
-  """
+  """The data section `cfg` (ConfigDict or dict) completed with the defaults of its dataset;
+  raises ConfigError for an unknown data.name, an unknown field or a bad value."""
   return _builder(cu.get(cfg, "name")).validate(cfg)
 
 

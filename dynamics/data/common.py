@@ -18,6 +18,9 @@ from dynamics.fields import Field
 # Rows per chunk when computing or applying statistics on large (CIFAR-sized) arrays.
 _CHUNK = 4096
 
+# The seed field of the generated datasets.
+SEED = Field(0, "seed of every draw (split into independent streams)", lo=0)
+
 
 def classes_field(num_classes: int, default: Optional[list[int]] = None) -> Field:
   """The `classes` field: class ids kept (relabelled 0, 1, ... in list order)."""
@@ -50,6 +53,12 @@ def dataset(name: str, schema: fields.Schema, check: Callable[[Any], None] = lam
     build.validate, build.default_config = validate, default_config
     return build
   return wrap
+
+
+def orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
+  """[d, k] with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
+  q, r = np.linalg.qr(rng.standard_normal((d, d)))
+  return (q * np.sign(np.diag(r)))[:, :k]
 
 
 def select_classes(x: np.ndarray, y: np.ndarray, classes: Optional[Sequence[int]],

@@ -40,10 +40,7 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
 
 @common.dataset("digits", FIELDS)
 def load_digits(seed, n_train, n_test, classes, standardize, flatten) -> Dataset:
-  """The digits dataset split, subset and standardized as configured.
-
-  Args:
-    seed, n_train, n_test, classes, standardize, flatten: the fields of FIELDS.
+  """The digits dataset split, subset and standardized as configured (the fields of FIELDS).
 
   Returns:
     A classification Dataset; info has 'feature_mean' and 'feature_std' (raw train-set
@@ -102,9 +99,6 @@ def load_cifar_digits(classes, per_class, flatten) -> Dataset:
   `per_class` of those; each 8x8 image scaled from 0..16 to 0..255, enlarged to 32x32 by 4x4
   pixel replication, repeated on three channels and normalized per channel with CIFAR-10's
   mean and std (times 255). Everything is training data (no test split), class by class.
-
-  Args:
-    classes, per_class, flatten: the fields of CIFAR_DIGITS_FIELDS.
 
   Returns:
     A Dataset with N = len(classes) * per_class training examples and an empty test set.

@@ -93,16 +93,6 @@ def _find(name: str, path: str, subdir: str, names: tuple, suffixes=("",)) -> di
   raise _not_found(name, path, partial)
 
 
-def cifar10_files(path: str) -> dict[str, str]:
-  """Full paths of the six CIFAR-10 files under path; raises DataFilesNotFound."""
-  return _find("cifar10", path, CIFAR10_SUBDIR, CIFAR10_FILES)
-
-
-def mnist_files(path: str) -> dict[str, str]:
-  """Full paths of the four MNIST files (plain or .gz) under path; raises DataFilesNotFound."""
-  return _find("mnist", path, MNIST_SUBDIR, MNIST_FILES, ("", ".gz"))
-
-
 def read_cifar10_bin(filename: str) -> tuple[np.ndarray, np.ndarray]:
   """One CIFAR-10 binary batch as (images uint8 [N, 32, 32, 3] NHWC, labels uint8 [N])."""
   raw = np.fromfile(filename, dtype=np.uint8)
@@ -143,14 +133,14 @@ def read_idx(filename: str, magic: int) -> np.ndarray:
 
 
 def _mnist_split(files: dict[str, str], prefix: str) -> tuple[np.ndarray, np.ndarray]:
-  images = read_idx(files[f"{prefix}-images-idx3-ubyte"], IDX_IMAGES_MAGIC)
-  labels = read_idx(files[f"{prefix}-labels-idx1-ubyte"], IDX_LABELS_MAGIC)
+  image_file = files[f"{prefix}-images-idx3-ubyte"]
+  label_file = files[f"{prefix}-labels-idx1-ubyte"]
+  images, labels = read_idx(image_file, IDX_IMAGES_MAGIC), read_idx(label_file, IDX_LABELS_MAGIC)
   if images.shape[0] != labels.shape[0]:
-    raise ValueError(f"{files[f'{prefix}-images-idx3-ubyte']} holds {images.shape[0]} images "
-                     f"but {files[f'{prefix}-labels-idx1-ubyte']} holds {labels.shape[0]} labels")
+    raise ValueError(f"{image_file} holds {images.shape[0]} images but {label_file} holds "
+                     f"{labels.shape[0]} labels")
   if labels.size and labels.max() >= NUM_CLASSES:
-    raise ValueError(f"{files[f'{prefix}-labels-idx1-ubyte']}: label {int(labels.max())} out "
-                     f"of range [0, 9]")
+    raise ValueError(f"{label_file}: label {int(labels.max())} out of range [0, 9]")
   return images[..., None], labels
 
 
@@ -186,7 +176,7 @@ def load_cifar10(path, seed, n_train, n_test, classes, standardize, flatten) -> 
     info 'mean' and 'std' (per channel [3], of the [0, 1]-scaled train pixels) and
     'class_names'.
   """
-  files = cifar10_files(path)
+  files = _find("cifar10", path, CIFAR10_SUBDIR, CIFAR10_FILES)
   parts = [read_cifar10_bin(files[f]) for f in CIFAR10_TRAIN_FILES]
   train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
   del parts
@@ -203,7 +193,7 @@ def load_mnist(path, seed, n_train, n_test, classes, standardize, flatten) -> Da
     Dataset with x [N, 28, 28, 1] (or [N, 784] when flatten), int32 labels, info 'mean' and
     'std' (scalars, of the [0, 1]-scaled train pixels) and 'class_names'.
   """
-  files = mnist_files(path)
+  files = _find("mnist", path, MNIST_SUBDIR, MNIST_FILES, ("", ".gz"))
   train, test = _mnist_split(files, "train"), _mnist_split(files, "t10k")
   if train[0].shape[1:] != test[0].shape[1:]:
     raise ValueError(f"MNIST train images are {train[0].shape[1:3]} but test images are "

@@ -27,17 +27,16 @@ from dynamics.data import common
 from dynamics.data.base import Dataset
 from dynamics.fields import Field
 
-SEED = Field(0, "seed of every draw (split into independent streams)", lo=0)
 RANK = Field(3, "rank r of M*", lo=1)
 SPECTRUM = Field([3.0, 2.0, 1.0], "the r nonzero eigen- / singular values of M*", lo=0.0,
                  lo_open=True, min_len=1)
 
 MATRIX_SENSING = dict(
-    seed=SEED, dimension=Field(10, "d: M* is d x d", lo=1), rank=RANK, spectrum=SPECTRUM,
+    seed=common.SEED, dimension=Field(10, "d: M* is d x d", lo=1), rank=RANK, spectrum=SPECTRUM,
     n_train=Field(200, "measurements m (the train split)", lo=1),
     n_test=Field(200, "fresh measurements (the test split)", lo=0))
 MATRIX_COMPLETION = dict(
-    seed=SEED, rows=Field(10, "rows of M*", lo=1), cols=Field(10, "columns of M*", lo=1),
+    seed=common.SEED, rows=Field(10, "rows of M*", lo=1), cols=Field(10, "columns of M*", lo=1),
     rank=RANK, spectrum=SPECTRUM,
     n_observed=Field(50, "observed entries (the train split); the rest are the test split",
                      lo=1),
@@ -69,12 +68,6 @@ def _check_completion(c) -> None:
                          f"data.rows * data.cols = {c.rows * c.cols} entries")
 
 
-def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
-  """[d, k] with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
-  q, r = np.linalg.qr(rng.standard_normal((d, d)))
-  return (q * np.sign(np.diag(r)))[:, :k]
-
-
 def symmetric_gaussian(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
   """n symmetric Gaussian matrices (G + G^T) / 2, G [d, d] iid N(0, 1): [n, d, d]."""
   g = rng.standard_normal((n, d, d))
@@ -91,7 +84,7 @@ def matrix_sensing(seed, dimension, rank, spectrum, n_train, n_test) -> Dataset:
   """
   r_star, r_train, r_test = np.random.default_rng(seed).spawn(3)
   s = np.asarray(spectrum, dtype=np.float64)
-  v = _orthonormal(r_star, dimension, rank)
+  v = common.orthonormal(r_star, dimension, rank)
   m_star = (v * s) @ v.T
   a, a_test = (symmetric_gaussian(r, n, dimension) for r, n in ((r_train, n_train),
                                                                 (r_test, n_test)))
@@ -111,8 +104,8 @@ def matrix_completion(seed, rows, cols, rank, spectrum, n_observed, symmetric) -
   """
   r_star, r_obs = np.random.default_rng(seed).spawn(2)
   s = np.asarray(spectrum, dtype=np.float64)
-  u = _orthonormal(r_star, rows, rank)
-  v = u if symmetric else _orthonormal(r_star, cols, rank)
+  u = common.orthonormal(r_star, rows, rank)
+  v = u if symmetric else common.orthonormal(r_star, cols, rank)
   m_star = (u * s) @ v.T
   observed = np.zeros(rows * cols, dtype=bool)
   observed[r_obs.choice(rows * cols, size=n_observed, replace=False)] = True

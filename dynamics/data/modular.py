@@ -88,9 +88,6 @@ def encode(a: np.ndarray, b: np.ndarray, p: int, encoding: str) -> np.ndarray:
 def load_modular(p, op, train_frac, seed, encoding) -> Dataset:
   """All pairs (a, b) of Z_p with labels a OP b mod p, split into train and test.
 
-  Args:
-    p, op, train_frac, seed, encoding: the fields of FIELDS.
-
   Returns:
     A Dataset with num_classes = p, int32 labels in [0, p), and info 'p', 'op', 'encoding',
     'table_shape' ((p, p), or (p, p - 1) for 'div'), 'b_values' (the b of each table column),

@@ -15,7 +15,6 @@ from dynamics.fields import Field
 ACTIVATIONS = {"relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh, "linear": lambda z: z}
 
 # Fields several datasets share.
-SEED = Field(0, "seed of every draw (split into independent streams)", lo=0)
 STD = Field(1.0, "std of the Gaussian noise around each cluster mean", lo=0.0)
 NOISE = Field(0.0, "std of the Gaussian noise added to the TRAIN targets", lo=0.0)
 
@@ -30,32 +29,32 @@ def _label_noise(default: float) -> Field:
 
 
 LINEAR_TEACHER = dict(
-    seed=SEED, in_dim=Field(8, "input dimension", lo=1),
+    seed=common.SEED, in_dim=Field(8, "input dimension", lo=1),
     out_dim=Field(8, "output dimension", lo=1), **_sizes(1000, 0),
     singular_values=Field([5.0, 4.0, 3.0, 2.0, 1.0], "the teacher's singular values S, "
                           "at most min(in_dim, out_dim)", lo=0.0, min_len=1),
     whiten=Field(True, "train inputs with (1/N) X^T X = I exactly"), noise=NOISE)
 GAUSSIAN_CLUSTERS = dict(
-    seed=SEED, **_sizes(512, 512), dim=Field(2, "input dimension", lo=1),
+    seed=common.SEED, **_sizes(512, 512), dim=Field(2, "input dimension", lo=1),
     num_classes=Field(2, "classes, one blob each", lo=2),
     separation=Field(3.0, "norm of each class mean", lo=0.0), std=STD,
     label_noise=_label_noise(0.0))
 XOR_CLUSTERS = dict(
-    seed=SEED, **_sizes(256, 1024), dim=Field(50, "input dimension d", lo=2),
+    seed=common.SEED, **_sizes(256, 1024), dim=Field(50, "input dimension d", lo=2),
     mean_norm=Field(5.0, "norm of mu1 and mu2 (the cluster separation)", lo=0.0), std=STD,
     label_noise=Field(0.1, "noise rate eta: fraction of the TRAIN labels flipped", lo=0.0,
                       hi=0.5, hi_open=True),
     signed=Field(False, "labels +-1 as float targets [N] for a one-output model (Xu et al.); "
                  "False: class ids 0 / 1"))
 SEPARABLE_BINARY = dict(
-    seed=SEED, **_sizes(40, 200), dim=Field(2, "input dimension d", lo=2),
+    seed=common.SEED, **_sizes(40, 200), dim=Field(2, "input dimension d", lo=2),
     spread=Field(0.3, "size of the Gaussian perturbation of the class direction, N(0, "
                  "spread^2 I / d), before normalizing (larger: wider cones, smaller mu)",
                  lo=0.0),
     min_norm=Field(1.0, "input norms are uniform in [min_norm, 1]", lo=0.0, hi=1.0,
                    lo_open=True))
 TEACHER_STUDENT = dict(
-    seed=SEED, in_dim=Field(10, "input dimension", lo=1),
+    seed=common.SEED, in_dim=Field(10, "input dimension", lo=1),
     teacher_width=Field(4, "hidden units of the teacher", lo=1), **_sizes(512, 512),
     activation=Field("relu", "the teacher's activation", choices=tuple(ACTIVATIONS)),
     noise=NOISE)
@@ -71,12 +70,6 @@ def _check_linear_teacher(c) -> None:
                          f"whitening needs n_train >= data.in_dim={c.in_dim}")
 
 
-def _orthonormal(rng: np.random.Generator, d: int, k: int) -> np.ndarray:
-  """[d, k] with orthonormal columns, Haar-distributed (QR of a Gaussian, signs fixed)."""
-  q, r = np.linalg.qr(rng.standard_normal((d, d)))
-  return (q * np.sign(np.diag(r)))[:, :k]
-
-
 def _flip(rng: np.random.Generator, y: np.ndarray, fraction: float, k: int) -> np.ndarray:
   """Exactly round(fraction * N) labels moved to a different class, uniformly."""
   y = y.copy()
@@ -89,6 +82,13 @@ def _flip(rng: np.random.Generator, y: np.ndarray, fraction: float, k: int) -> n
 def _balanced(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
   """n ids in range(k), as equal in count as possible, in random order."""
   return rng.permutation(np.arange(n) % k)
+
+
+def _clusters(rng: np.random.Generator, n: int, means: np.ndarray,
+              std: float) -> tuple[np.ndarray, np.ndarray]:
+  """n draws means[k] + std * N(0, I), k balanced over the clusters: (x, k)."""
+  k = _balanced(rng, n, len(means))
+  return means[k] + std * rng.standard_normal((n, means.shape[1])), k
 
 
 @common.dataset("linear_teacher", LINEAR_TEACHER, _check_linear_teacher)
@@ -106,8 +106,8 @@ def linear_teacher(seed, in_dim, out_dim, n_train, n_test, singular_values, whit
   """
   r_teacher, r_train, r_test = np.random.default_rng(seed).spawn(3)
   s = np.asarray(singular_values, dtype=np.float64)
-  u = _orthonormal(r_teacher, out_dim, s.size)
-  v = _orthonormal(r_teacher, in_dim, s.size)
+  u = common.orthonormal(r_teacher, out_dim, s.size)
+  v = common.orthonormal(r_teacher, in_dim, s.size)
   w = (u * s) @ v.T
   x = r_train.standard_normal((n_train, in_dim))
   if whiten:
@@ -132,18 +132,13 @@ def gaussian_clusters(seed, n_train, n_test, dim, num_classes, separation, std,
   """
   r_means, r_train, r_test, r_noise = np.random.default_rng(seed).spawn(4)
   if num_classes <= dim:
-    dirs = _orthonormal(r_means, dim, num_classes).T
+    dirs = common.orthonormal(r_means, dim, num_classes).T
   else:
     g = r_means.standard_normal((num_classes, dim))
     dirs = g / np.linalg.norm(g, axis=1, keepdims=True)
   means = separation * dirs
-
-  def sample(rng, n):
-    y = _balanced(rng, n, num_classes)
-    return means[y] + std * rng.standard_normal((n, dim)), y
-
-  x, clean = sample(r_train, n_train)
-  x_test, y_test = sample(r_test, n_test)
+  x, clean = _clusters(r_train, n_train, means, std)
+  x_test, y_test = _clusters(r_test, n_test, means, std)
   y = _flip(r_noise, clean, label_noise, num_classes)
   info = dict(means=means, clean_train_labels=clean.astype(np.int32), flipped=y != clean)
   return Dataset(x.astype(np.float32), y.astype(np.int32), x_test.astype(np.float32),
@@ -171,26 +166,20 @@ def xor_clusters(seed, n_train, n_test, dim, mean_norm, std, label_noise,
     -mu2).
   """
   r_means, r_train, r_test, r_noise = np.random.default_rng(seed).spawn(4)
-  mu = mean_norm * _orthonormal(r_means, dim, 2).T
+  mu = mean_norm * common.orthonormal(r_means, dim, 2).T
   means = np.stack([mu[0], -mu[0], mu[1], -mu[1]])
   cluster_label = np.array([1, 1, 0, 0], dtype=np.int32)
-
-  def sample(rng, n):
-    k = _balanced(rng, n, 4)
-    return means[k] + std * rng.standard_normal((n, dim)), k
-
-  x, k_train = sample(r_train, n_train)
-  x_test, k_test = sample(r_test, n_test)
+  x, k_train = _clusters(r_train, n_train, means, std)
+  x_test, k_test = _clusters(r_test, n_test, means, std)
   clean = cluster_label[k_train]
   y = _flip(r_noise, clean, label_noise, 2)
   info = dict(mu1=mu[0], mu2=mu[1], clean_train_labels=clean, flipped=y != clean,
               train_clusters=k_train, test_clusters=k_test)
+  x, x_test, y_test = x.astype(np.float32), x_test.astype(np.float32), cluster_label[k_test]
   if signed:   # class 1 (+-mu1) -> +1, class 0 (+-mu2) -> -1
-    return Dataset(x.astype(np.float32), (2.0 * y - 1).astype(np.float32),
-                   x_test.astype(np.float32), (2.0 * cluster_label[k_test] - 1).astype(
-                       np.float32), 0, info)
-  return Dataset(x.astype(np.float32), y.astype(np.int32), x_test.astype(np.float32),
-                 cluster_label[k_test], 2, info)
+    sign = lambda labels: (2.0 * labels - 1).astype(np.float32)
+    return Dataset(x, sign(y), x_test, sign(y_test), 0, info)
+  return Dataset(x, y.astype(np.int32), x_test, y_test, 2, info)
 
 
 def separation_margin(x: np.ndarray, y: np.ndarray) -> float:

@@ -33,11 +33,10 @@ from dynamics.data import common
 from dynamics.data.base import Dataset
 from dynamics.fields import Field
 
-SEED = Field(0, "seed of every draw (split into independent streams)", lo=0)
 MAX_ENTRIES = 10 ** 7          # the completion target and its masks are held in memory
 
 TENSOR_COMPLETION = dict(
-    seed=SEED,
+    seed=common.SEED,
     order=Field(4, "order N of W* (number of modes)", lo=2),
     dimension=Field(10, "d: W* is d x ... x d", lo=1),
     rank=Field(5, "CP rank r of W* (at most dimension)", lo=1),
@@ -48,7 +47,7 @@ TENSOR_COMPLETION = dict(
                  kind="int", lo=0))
 TARGETS = ("orthonormal", "gaussian")
 TUBAL_SENSING = dict(
-    seed=SEED,
+    seed=common.SEED,
     dimension=Field(10, "n: X* is n x n x tube", lo=1),
     tube=Field(4, "tube length k (third mode)", lo=1),
     rank=Field(2, "tubal rank r of X* (at most dimension)", lo=1),
@@ -145,8 +144,7 @@ def _t_orthonormal(t: np.ndarray) -> np.ndarray:
   q = np.empty_like(ft)
   for j in range(ft.shape[2]):
     real = j == 0 or 2 * j == k               # self-conjugate slices: a real basis
-    u = np.linalg.svd(ft[:, :, j].real if real else ft[:, :, j], full_matrices=False)[0]
-    q[:, :, j] = u
+    q[:, :, j] = np.linalg.svd(ft[:, :, j].real if real else ft[:, :, j], full_matrices=False)[0]
   return np.fft.irfft(q, n=k, axis=2)
 
 

@@ -49,6 +49,22 @@ def declare(name: str, schema: dict, check: Callable[[Any], None] = lambda cfg: 
   return validate, default_config
 
 
+def prepare(validate: Callable[[Any], Any], cfg: Any, dtype: Any):
+  """What every init starts from: (validate(cfg), check_dtype(dtype), require_dims(cfg))."""
+  cfg = validate(cfg)
+  return cfg, check_dtype(dtype), require_dims(cfg)
+
+
+def layer_dims(cfg: Any, in_dim: int, out_dim: int) -> list[int]:
+  """[in_dim, *widths, out_dim]: the fan-ins n_0 .. n_{L-1} and fan-outs n_1 .. n_L."""
+  return [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+
+
+def scaled_normal(key: jax.Array, shape: tuple, scale: float, dtype: Any) -> jax.Array:
+  """scale * N(0, 1) of `shape`, drawn and returned in `dtype`."""
+  return (scale * jax.random.normal(key, shape, dtype)).astype(dtype)
+
+
 def require_dims(cfg: Any) -> tuple[int, int]:
   """(in_dim, out_dim), refusing a config that leaves either unset."""
   for f in ("in_dim", "out_dim"):
@@ -66,6 +82,20 @@ def require_scalar_output(cfg: Any, reads: str) -> None:
                                    f"reads one scalar {reads} per example: out_dim must be 1")
 
 
+def check_factorization(cfg: Any, reads: str, shape: Callable[[Any], tuple],
+                        product: str) -> None:
+  """The checks of a factorization model with a symmetric option: one scalar `reads` per
+  example, in_dim fitting `shape(cfg)` (its own ConfigError) and, with factorization=
+  'symmetric', rows = cols (`product` names the square, e.g. 'U U^T')."""
+  require_scalar_output(cfg, reads)
+  if cfg.in_dim is not None:
+    rows, cols = shape(cfg)[:2]
+    if cfg.factorization == "symmetric" and rows != cols:
+      raise config_utils.ConfigError(f"model.rows={cfg.rows} is not allowed with "
+                                     f"model.factorization='symmetric'; {product} is square "
+                                     f"(rows = cols)")
+
+
 def check_dtype(dtype: Any) -> Any:
   dtype = jnp.dtype(dtype)
   if not jnp.issubdtype(dtype, jnp.floating):
@@ -80,3 +110,13 @@ def flatten(x: jax.Array, dtype: Any) -> jax.Array:
   if x.ndim < 1:
     raise ValueError(f"x must have a leading batch axis, got shape {x.shape}")
   return x.reshape(x.shape[0], math.prod(x.shape[1:])).astype(dtype)
+
+
+def inner_products(x: jax.Array, t: jax.Array, name: str) -> tuple[jax.Array, jax.Array]:
+  """(<x_i, t> [N, 1], the flattened inputs [N, t.size]) for x [N, *t.shape] or [N, t.size];
+  `name` names t in the error for inputs of another size."""
+  feats = flatten(x, t.dtype)
+  if feats.shape[1] != t.size:
+    raise ValueError(f"x has {feats.shape[1]} entries per example; {name} is "
+                     f"{' x '.join(map(str, t.shape))} = {t.size}")
+  return (feats @ t.reshape(-1))[:, None], feats

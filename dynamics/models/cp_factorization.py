@@ -47,12 +47,9 @@ validate, default_config = common.declare(NAME, FIELDS, _check)
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  in_dim, _ = common.require_dims(cfg)
+  cfg, dtype, (in_dim, _) = common.prepare(validate, cfg, dtype)
   n, r = int(cfg.order), int(cfg.components)
-  shape = (n, in_dim // n, r)
-  return {"factors": (float(cfg.init_scale) * jax.random.normal(key, shape, dtype)).astype(dtype)}
+  return {"factors": common.scaled_normal(key, (n, in_dim // n, r), float(cfg.init_scale), dtype)}
 
 
 def factor_list(params: dict) -> list[jax.Array]:
@@ -81,13 +78,10 @@ def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = F
   f = params["factors"]
   n, d, _ = f.shape
   x = jnp.asarray(x)
-  if x.ndim == 3 and x.shape[1:] != (n, d) or x.ndim == 2 and x.shape[1] != n * d or \
-     x.ndim not in (2, 3):
+  if x.shape[1:] not in ((n, d), (n * d,)):
     raise ValueError(f"x has shape {x.shape}; the factors {f.shape} take [N_ex, {n}, {d}] "
                      f"(order x dimension; set model.order to the data's order)")
   x = x.reshape(x.shape[0], n, d).astype(f.dtype)
   feats = jnp.prod(jnp.einsum("bnd,ndr->bnr", x, f), axis=1)     # [N_ex, R] channel products
   out = jnp.sum(feats, axis=1, keepdims=True)
-  if return_features:
-    return out, feats
-  return out
+  return (out, feats) if return_features else out

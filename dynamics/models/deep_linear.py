@@ -31,8 +31,8 @@ Initialisations (c = init_scale):
 
 Key paths: gaussian / orthogonal: k_1..k_L = jax.random.split(key, L), W_l from k_l.
 decoupled: k_1..k_L = jax.random.split(key, L), Q_l from k_{l+1}.
-balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim]) / sqrt(in_dim),
-Q_l from k_l.
+balanced: k_A, k_1..k_{L-1} = jax.random.split(key, L); A = N(k_A, [in_dim, out_dim])
+/ sqrt(in_dim), Q_l from k_l.
 """
 import functools
 import math
@@ -84,11 +84,8 @@ def _semi_orthogonal(key: jax.Array, n_in: int, n_out: int, dtype) -> jax.Array:
 
 def balanced_target(key: jax.Array, cfg: Any, dtype=jnp.float32) -> jax.Array:
   """The end-to-end matrix A [in_dim, out_dim] that init='balanced' factorises (init_scale 1)."""
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  in_dim, out_dim = common.require_dims(cfg)
-  n_layers = len(cfg.widths) + 1
-  k_a = jax.random.split(key, n_layers)[0]
+  cfg, dtype, (in_dim, out_dim) = common.prepare(validate, cfg, dtype)
+  k_a = jax.random.split(key, len(cfg.widths) + 1)[0]
   return jax.random.normal(k_a, (in_dim, out_dim), dtype) / math.sqrt(in_dim)
 
 
@@ -132,10 +129,8 @@ def _decoupled(keys, dims, data, dtype) -> list:
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32, data: Any = None) -> dict:
   """The params; `data` (a Dataset: x_train, y_train) is read by init='decoupled' only."""
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  in_dim, out_dim = common.require_dims(cfg)
-  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+  cfg, dtype, (in_dim, out_dim) = common.prepare(validate, cfg, dtype)
+  dims = common.layer_dims(cfg, in_dim, out_dim)
   n_layers = len(dims) - 1
   scale = float(cfg.init_scale)
   keys = jax.random.split(key, n_layers)
@@ -147,7 +142,7 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32, data: Any = None) -> dict:
   elif cfg.init == "orthogonal":
     ws = [_semi_orthogonal(keys[l], dims[l], dims[l + 1], dtype) for l in range(n_layers)]
   else:
-    a = jax.random.normal(keys[0], (in_dim, out_dim), dtype) / math.sqrt(in_dim)
+    a = balanced_target(key, cfg, dtype)                    # from keys[0]
     u, s, vt = jnp.linalg.svd(a, full_matrices=False)       # u [in, k], s [k], vt [k, out]
     root = s ** (1.0 / n_layers)
     k = s.shape[0]

@@ -61,25 +61,15 @@ def _shape(cfg) -> tuple[int, int]:
   return int(cfg.rows), in_dim // int(cfg.rows)
 
 
-def _check(cfg) -> None:
-  common.require_scalar_output(cfg, "<X, W>")
-  if cfg.in_dim is not None:
-    rows, cols = _shape(cfg)
-    if cfg.factorization == "symmetric" and rows != cols:
-      raise ConfigError(f"model.rows={cfg.rows} is not allowed with "
-                        f"model.factorization='symmetric'; U U^T is square (rows = cols)")
-
-
-validate, default_config = common.declare(NAME, FIELDS, _check)
+validate, default_config = common.declare(
+    NAME, FIELDS, lambda cfg: common.check_factorization(cfg, "<X, W>", _shape, "U U^T"))
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  common.require_dims(cfg)
+  cfg, dtype, _ = common.prepare(validate, cfg, dtype)
   rows, cols = _shape(cfg)
   k, c = int(cfg.width), float(cfg.init_scale)
-  normal = lambda key, shape: (c * jax.random.normal(key, shape, dtype)).astype(dtype)
+  normal = lambda key, shape: common.scaled_normal(key, shape, c, dtype)
   if cfg.factorization == "symmetric":
     return {"U": normal(key, (rows, k))}
   if cfg.factorization == "asymmetric":
@@ -114,12 +104,5 @@ def readout(params: dict, cfg: Any = None):
 
 def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = False):
   """<X_i, W> for each example: x [N, rows, cols] or [N, rows * cols] -> [N, 1]."""
-  w = matrix(params)
-  feats = common.flatten(x, w.dtype)
-  if feats.shape[1] != w.size:
-    raise ValueError(f"x has {feats.shape[1]} entries per example; W is {w.shape[0]} x "
-                     f"{w.shape[1]} = {w.size}")
-  out = (feats @ w.reshape(-1))[:, None]
-  if return_features:
-    return out, feats
-  return out
+  out, feats = common.inner_products(x, matrix(params), "W")
+  return (out, feats) if return_features else out

@@ -70,8 +70,7 @@ validate, default_config = common.declare(NAME, FIELDS, _check)
 
 def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
   """The forward multiplier m_l of each layer (see module docstring)."""
-  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
-  fans = dims[:-1]
+  fans = common.layer_dims(cfg, in_dim, out_dim)[:-1]
   if cfg.parameterization == "standard":
     return [1.0] * len(fans)
   ms = [1.0 / math.sqrt(f) for f in fans]
@@ -81,10 +80,8 @@ def multipliers(cfg, in_dim: int, out_dim: int) -> list[float]:
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  in_dim, out_dim = common.require_dims(cfg)
-  dims = [in_dim] + [int(w) for w in cfg.widths] + [out_dim]
+  cfg, dtype, (in_dim, out_dim) = common.prepare(validate, cfg, dtype)
+  dims = common.layer_dims(cfg, in_dim, out_dim)
   n_layers = len(dims) - 1
   scale = float(cfg.init_scale)
   keys = jax.random.split(key, n_layers)

@@ -100,9 +100,7 @@ def vocab_size(cfg: Any) -> int:
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  n_ctx, _ = common.require_dims(cfg)
+  cfg, dtype, (n_ctx, _) = common.prepare(validate, cfg, dtype)
   v, d, h, e, m = vocab_size(cfg), cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp
   c = float(cfg.init_scale)
   block_shapes = [("W_Q", (h, e, d)), ("W_K", (h, e, d)), ("W_V", (h, e, d)),

@@ -65,26 +65,16 @@ def _shape(cfg) -> tuple[int, int, int]:
   return int(cfg.rows), slab // int(cfg.rows), k
 
 
-def _check(cfg) -> None:
-  common.require_scalar_output(cfg, "<A, X>")
-  if cfg.in_dim is not None:
-    rows, cols, _ = _shape(cfg)
-    if cfg.factorization == "symmetric" and rows != cols:
-      raise ConfigError(f"model.rows={cfg.rows} is not allowed with "
-                        f"model.factorization='symmetric'; U * U^T is square (rows = cols)")
-
-
-validate, default_config = common.declare(NAME, FIELDS, _check)
+validate, default_config = common.declare(
+    NAME, FIELDS, lambda cfg: common.check_factorization(cfg, "<A, X>", _shape, "U * U^T"))
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  common.require_dims(cfg)
+  cfg, dtype, _ = common.prepare(validate, cfg, dtype)
   rows, cols, k = _shape(cfg)
   r = int(cfg.width)
   c = float(cfg.init_scale) / (math.sqrt(r) if cfg.init == "scaled" else 1.0)
-  normal = lambda key, n: (c * jax.random.normal(key, (n, r, k), dtype)).astype(dtype)
+  normal = lambda key, n: common.scaled_normal(key, (n, r, k), c, dtype)
   if cfg.factorization == "symmetric":
     return {"U": normal(key, rows)}
   k_u, k_v = jax.random.split(key)
@@ -114,11 +104,5 @@ def apply(params: dict, x: jax.Array, cfg: Any = None, return_features: bool = F
   x = jnp.asarray(x)
   if x.ndim > 2 and x.shape[1:] != t.shape:
     raise ValueError(f"x has shape {x.shape}; X is {t.shape} (rows, cols, tube)")
-  feats = common.flatten(x, t.dtype)
-  if feats.shape[1] != t.size:
-    raise ValueError(f"x has {feats.shape[1]} entries per example; X is {t.shape[0]} x "
-                     f"{t.shape[1]} x {t.shape[2]} = {t.size}")
-  out = (feats @ t.reshape(-1))[:, None]
-  if return_features:
-    return out, feats
-  return out
+  out, feats = common.inner_products(x, t, "X")
+  return (out, feats) if return_features else out

@@ -44,9 +44,7 @@ validate, default_config = common.declare(NAME, FIELDS)
 
 
 def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
-  cfg = validate(cfg)
-  dtype = common.check_dtype(dtype)
-  in_dim, out_dim = common.require_dims(cfg)
+  cfg, dtype, (in_dim, out_dim) = common.prepare(validate, cfg, dtype)
   m = int(cfg.width)
   scale = float(cfg.init_scale)
   k_w, k_v = jax.random.split(key)
@@ -54,8 +52,7 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32) -> dict:
   g = jax.random.normal(k_v, (m, out_dim), dtype)
   if cfg.balanced:
     w_norm = jnp.linalg.norm(w, axis=1, keepdims=True)
-    v = w_norm * g / jnp.linalg.norm(g, axis=1, keepdims=True)
-    v = scale * v
+    v = scale * (w_norm * g / jnp.linalg.norm(g, axis=1, keepdims=True))
   else:
     v = (float(cfg.v_scale) or scale) * g / math.sqrt(m)
   return {"w": (scale * w).astype(dtype), "v": v.astype(dtype)}

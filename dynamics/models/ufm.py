@@ -35,8 +35,7 @@ FIELDS = dict(
     out_dim=Field(None, "classes C, filled from the data", kind="int", lo=1),
     dim=Field(16, "feature dimension d (collapse to a simplex ETF needs d >= C - 1)", lo=1),
     bias=Field(True, "a classifier bias b"),
-    init_scale=Field(1.0, "multiplies every initial parameter array", lo=0, lo_open=True,
-                     sweepable=True),
+    init_scale=common.INIT_SCALE,
     lambda_W=Field(5e-3, "weight decay of W", **_LAMBDA),
     lambda_H=Field(5e-3, "weight decay of the features H", **_LAMBDA),
     lambda_b=Field(0.0, "weight decay of b", **_LAMBDA),
@@ -87,6 +86,4 @@ def apply(params: dict, x: jax.Array, cfg: Any, return_features: bool = False):
   out = h @ params["W"].T
   if "b" in params:
     out = out + params["b"][None, :]
-  if return_features:
-    return out, h
-  return out
+  return (out, h) if return_features else out
