@@ -180,16 +180,12 @@ def measures(w, v, x, targets, threshold: float = 0.9) -> dict:
   return out
 
 
-def _check_params(params) -> None:
+def of_params(params, x, targets, threshold: float = 0.9) -> dict:
+  """measures() of a two_layer model's params {'w', 'v'}."""
   if not (isinstance(params, dict) and "w" in params and "v" in params):
     got = sorted(params) if isinstance(params, dict) else type(params).__name__
     raise ValueError(f"the alignment measures need a two-layer model's params with leaves 'w' "
                      f"and 'v' (model.name='two_layer'); got {got}")
-
-
-def of_params(params, x, targets, threshold: float = 0.9) -> dict:
-  """measures() of a two_layer model's params {'w', 'v'}."""
-  _check_params(params)
   return measures(params["w"], params["v"], jnp.asarray(x, params["w"].dtype), targets,
                   threshold)
 

@@ -41,6 +41,13 @@ _HI = jax.lax.Precision.HIGHEST
 WARM_START_NOISE = 1e-3
 
 
+def _check_count(name, value, lo=1):
+  """ValueError unless value is an int (not a bool) >= lo (1: positive, 0: non-negative)."""
+  if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+    kind = "positive" if lo == 1 else "non-negative"
+    raise ValueError(f"{name}={value!r} must be a {kind} integer")
+
+
 # ---- products ------------------------------------------------------------------------------
 def _hvp_one(loss_fn, params, v, batch):
   return jax.jvp(lambda p: jax.grad(loss_fn)(p, batch), (params,), (v,))[1]
@@ -65,8 +72,7 @@ def hvp(loss_fn: Callable, params: Any, v: Any, batch: Any, num_chunks: int = 1)
   Raises:
     ValueError: num_chunks is not a positive integer, or N is not divisible by num_chunks.
   """
-  if not isinstance(num_chunks, int) or isinstance(num_chunks, bool) or num_chunks < 1:
-    raise ValueError(f"num_chunks={num_chunks!r} must be a positive integer")
+  _check_count("num_chunks", num_chunks)
   if num_chunks == 1:
     return _hvp_one(loss_fn, params, v, batch)
   leaves = jax.tree.leaves(batch)
@@ -105,8 +111,7 @@ def ggn_vp(apply_fn: Callable, loss_of_outputs: Callable, params: Any, v: Any,
   Args:
     apply_fn: apply_fn(params, x) -> outputs.
     loss_of_outputs: loss_of_outputs(outputs, y) -> scalar, the mean loss over the batch.
-    params: pytree.
-    v: pytree with the params' structure.
+    params, v: pytrees of the same structure.
     batch: {'x': x, 'y': y} or a tuple (x, y).
 
   Returns:
@@ -120,8 +125,9 @@ def ggn_vp(apply_fn: Callable, loss_of_outputs: Callable, params: Any, v: Any,
   return f_vjp(hjv)[0]
 
 
-def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
-  """(flat params, unravel, flat matvec) for the Hessian of loss_fn or the given matvec."""
+def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1, P=None):
+  """(flat params, unravel, flat matvec) for the Hessian of loss_fn or the given matvec A;
+  with a preconditioner P (see _inv_sqrt_flat), for P^{-1/2} A P^{-1/2} instead."""
   if loss_fn is None and matvec is None:
     raise ValueError("give a loss_fn or a matvec")
   flat, unravel = ravel_pytree(params)
@@ -132,7 +138,10 @@ def _flat_operator(loss_fn, params, batch, matvec, num_chunks=1):
   def mv(x):
     return ravel_pytree(tree_mv(unravel(x)))[0].astype(flat.dtype)
 
-  return flat, unravel, mv
+  if P is None:
+    return flat, unravel, mv
+  d = _inv_sqrt_flat(P, params, flat.dtype)
+  return flat, unravel, lambda x: d * mv(d * x)
 
 
 def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int = 1,
@@ -167,8 +176,7 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
 
   Args:
     loss_fn: loss_fn(params, batch) -> scalar (unused if matvec is given).
-    params: pytree.
-    batch: passed to loss_fn.
+    params, batch: passed to loss_fn.
     k: number of eigenpairs (static).
     num_iters: Lanczos steps, or lobpcg's maximum number of iterations (static).
     v0: optional warm start (see above).
@@ -190,8 +198,7 @@ def top_eigenpairs(loss_fn: Optional[Callable], params: Any, batch: Any, k: int 
     raise ValueError(f"method={method!r} must be 'lanczos' or 'lobpcg'")
   if not tol >= 0 or (tol > 0 and method != "lanczos"):
     raise ValueError(f"tol={tol!r} must be >= 0, and 0 unless method='lanczos'")
-  if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-    raise ValueError(f"k={k!r} must be a positive integer")
+  _check_count("k", k)
   flat, unravel, mv = _flat_operator(loss_fn, params, batch, matvec, num_chunks)
   key = jax.random.PRNGKey(0) if key is None else key
   if method == "lobpcg":
@@ -234,15 +241,9 @@ def preconditioned_sharpness(loss_fn: Optional[Callable], params: Any, batch: An
   Returns:
     Eigen of the preconditioned operator.
   """
-  matvec = kw.pop("matvec", None)
-  num_chunks = kw.pop("num_chunks", 1)
-  flat, unravel, mv = _flat_operator(loss_fn, params, batch, matvec, num_chunks)
-  d = _inv_sqrt_flat(P, params, flat.dtype)
-
-  def pre_mv(v):
-    x = ravel_pytree(v)[0].astype(flat.dtype)
-    return unravel(d * mv(d * x))
-
+  flat, unravel, mv = _flat_operator(loss_fn, params, batch, kw.pop("matvec", None),
+                                     kw.pop("num_chunks", 1), P)
+  pre_mv = lambda v: unravel(mv(ravel_pytree(v)[0].astype(flat.dtype)))
   return top_eigenpairs(None, params, None, k=k, matvec=pre_mv, **kw)
 
 
@@ -256,8 +257,7 @@ def batch_sharpness(loss_fn: Callable, params: Any, batches: Any, num_iters: int
   minibatch gradient g_B (0 where g_B = 0).
 
   Args:
-    loss_fn: loss_fn(params, batch) -> scalar.
-    params: pytree.
+    loss_fn, params: as top_eigenpairs.
     batches: pytree (e.g. dict) of arrays with a leading [num_batches] axis; batches[i] is a
       batch for loss_fn.
     num_iters: Lanczos steps per batch.
@@ -387,8 +387,7 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
   batched product with 3k vectors per call (more with guard and memory; repeated only with
   tol > 0), where Lanczos makes num_iters + k sequential ones. Its eigenvalues are Rayleigh
   quotients and its residuals exact ones of the current Hessian, like Lanczos'; how close
-  they are to the eigenvalues
-  depends on how far the Hessian moved since the last call (see
+  they are to the eigenvalues depends on how far the Hessian moved since the last call (see
   docs/notes/edge_of_stability.md for the accuracy measured against dense Hessians). With
   cold_iters the tracker starts from a cold Lanczos solve at init (and its residuals, one
   more batched product); without, from fixed random vectors, and it needs a few calls to
@@ -432,8 +431,7 @@ def sharpness_probe(loss_fn: Callable, k: int = 1, num_iters: int = 20, every: i
     Probe(init, apply); metrics {'eigenvalues': [k], 'residual': [k]} in the params' dtype.
   """
   from dynamics.train import Probe
-  if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-    raise ValueError(f"every={every!r} must be a positive integer")
+  _check_count("every", every)
   if method not in ("lanczos", "lobpcg", "track"):
     raise ValueError(f"method={method!r} must be 'lanczos', 'lobpcg' or 'track'")
   cold = cold_iters and precondition_fn is None
@@ -502,19 +500,16 @@ def _tracker(loss_fn, k, guard, memory, precondition_fn, cold_iters, tol, max_it
   the edge of stability, where the parameters oscillate with period 2 along the top
   eigenvector, so the Hessian of step t is close to that of step t - 2 and far from that of
   t - 1: with m = 2 the block holds the Ritz vectors and residuals of both."""
-  for name, v in (("guard", guard), ("memory", memory)):
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-      raise ValueError(f"{name}={v!r} must be a non-negative integer")
+  _check_count("guard", guard, lo=0)
+  _check_count("memory", memory, lo=0)
   if not tol >= 0:
     raise ValueError(f"tol={tol!r} must be >= 0")
   b = k + guard
 
   def block_operator(params, batch, opt_state):
-    flat, _, mv = _flat_operator(loss_fn, params, batch, None)
-    if precondition_fn is None:
-      return flat, jax.vmap(mv)
-    d = _inv_sqrt_flat(precondition_fn(opt_state, params), params, flat.dtype)
-    return flat, jax.vmap(lambda x: d * mv(d * x))
+    P = None if precondition_fn is None else precondition_fn(opt_state, params)
+    flat, _, mv = _flat_operator(loss_fn, params, batch, None, P=P)
+    return flat, jax.vmap(mv)
 
   def init(params, batch=None):
     flat = ravel_pytree(params)[0]

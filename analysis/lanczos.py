@@ -42,6 +42,18 @@ def _norm(x):
   return jnp.sqrt(jnp.sum(x * x))
 
 
+def _unit(x, fallback):
+  """x / ||x||, or `fallback` where ||x|| is not above the dtype's tiny."""
+  tiny = jnp.finfo(x.dtype).tiny
+  nx = _norm(x)
+  return jnp.where(nx > tiny, x / jnp.maximum(nx, tiny), fallback)
+
+
+def _random_unit(key, n, dtype):
+  r = jax.random.normal(key, (n,), dtype)
+  return r / _norm(r)
+
+
 def _orthogonalize(basis, w):
   """w minus its projection on the rows of basis; classical Gram-Schmidt, twice (Kahan)."""
   for _ in range(2):
@@ -75,30 +87,25 @@ def lanczos(matvec: Callable, v0: jax.Array, num_iters: int,
     (alphas [m], betas [m - 1], V [m, n]): T = diag(alphas) + diag(betas, +-1) and the
     orthonormal basis (rows), all in v0's dtype.
   """
-  num_iters = int(num_iters)
-  if num_iters < 1:
-    raise ValueError(f"num_iters={num_iters} must be >= 1")
+  m = int(num_iters)
+  if m < 1:
+    raise ValueError(f"num_iters={m} must be >= 1")
   v0 = jnp.asarray(v0)
   if v0.ndim != 1 or not jnp.issubdtype(v0.dtype, jnp.floating):
     raise ValueError(f"v0 must be a flat floating-point vector; got {v0.shape} {v0.dtype}")
-  n, dtype, m = v0.shape[0], v0.dtype, num_iters
-  key = jax.random.PRNGKey(0) if key is None else key
-  r0, v = _first_vector(v0, key)
-  step = _step_fn(matvec, r0)
-  init = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype), v,
-          jnp.zeros((), dtype))
-  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, step, init)
+  basis, alphas, betas, _, _ = jax.lax.fori_loop(0, m, *_setup(matvec, v0, m, key))
   return alphas, betas[:m - 1], basis
 
 
-def _first_vector(v0, key):
-  """(r0, v): a random unit vector from key (restarts) and v0 normalized (r0 if v0 = 0)."""
+def _setup(matvec, v0, m, key):
+  """(step, initial carry) of an m-step run: the carry (basis, alphas, betas, v, scale) starts
+  from v = v0 normalized, or from r0 if v0 = 0, r0 a random unit vector from key (default
+  PRNGKey(0)) that restarts use too."""
   n, dtype = v0.shape[0], v0.dtype
-  tiny = jnp.finfo(dtype).tiny
-  r0 = jax.random.normal(key, (n,), dtype)
-  r0 = r0 / _norm(r0)
-  nv0 = _norm(v0)
-  return r0, jnp.where(nv0 > tiny, v0 / jnp.maximum(nv0, tiny), r0)
+  r0 = _random_unit(jax.random.PRNGKey(0) if key is None else key, n, dtype)
+  carry = (jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype), jnp.zeros((m,), dtype),
+           _unit(v0, r0), jnp.zeros((), dtype))
+  return _step_fn(matvec, r0), carry
 
 
 def _step_fn(matvec, r0):
@@ -168,12 +175,9 @@ def lanczos_until(matvec: Callable, v0: jax.Array, max_iters: int, k: int, tol: 
   if not 1 <= k <= m:
     raise ValueError(f"k={k} must lie in [1, max_iters={m}]")
   v0 = jnp.asarray(v0)
-  n, dtype = v0.shape[0], v0.dtype
-  if m > n:
-    raise ValueError(f"max_iters={m} must be <= n={n}")
-  key = jax.random.PRNGKey(0) if key is None else key
-  r0, v = _first_vector(v0, key)
-  step = _step_fn(matvec, r0)
+  if m > v0.shape[0]:
+    raise ValueError(f"max_iters={m} must be <= n={v0.shape[0]}")
+  step, carry = _setup(matvec, v0, m, key)
 
   def more(c):
     j, _, alphas, betas, _, _ = c
@@ -184,9 +188,7 @@ def lanczos_until(matvec: Callable, v0: jax.Array, max_iters: int, k: int, tol: 
     j, *rest = c
     return (j + 1,) + step(j, tuple(rest))
 
-  init = (jnp.int32(0), jnp.zeros((m, n), dtype), jnp.zeros((m,), dtype),
-          jnp.zeros((m,), dtype), v, jnp.zeros((), dtype))
-  j, basis, alphas, betas, _, _ = jax.lax.while_loop(more, body, init)
+  j, basis, alphas, betas, _, _ = jax.lax.while_loop(more, body, (jnp.int32(0),) + carry)
   theta, y, res = _top_ritz(alphas, betas, j, k)
   return theta, jnp.matmul(y.T, basis, precision=_HI), res, j
 
@@ -195,17 +197,24 @@ def _tridiagonal(alphas, betas):
   return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
 
 
+def _row_norms(a):
+  return jnp.sqrt(jnp.sum(a * a, axis=1))
+
+
+def _sorted_ritz(x, ax):
+  """Rayleigh quotients lam of the unit rows x [k, n] (ax = A x), with the pairs sorted by
+  them (descending): (lam, x, r = A x - lam x, relative residuals ||r|| / max(|lam|, tiny))."""
+  lam = jnp.sum(x * ax, axis=1)
+  order = jnp.argsort(-lam)
+  lam, x, ax = lam[order], x[order], ax[order]
+  r = ax - lam[:, None] * x
+  return lam, x, r, _row_norms(r) / jnp.maximum(jnp.abs(lam), jnp.finfo(x.dtype).tiny)
+
+
 def _finish(mv, unravel, vectors, num_matvecs):
   """Eigen from approximate eigenvectors [k, n]: Rayleigh quotients, sorting, residuals."""
-  tiny = jnp.finfo(vectors.dtype).tiny
-  norms = jnp.sqrt(jnp.sum(vectors * vectors, axis=1, keepdims=True))
-  vectors = vectors / jnp.maximum(norms, tiny)
-  av = jax.vmap(mv)(vectors)
-  lam = jnp.sum(vectors * av, axis=1)
-  order = jnp.argsort(-lam)
-  lam, vectors, av = lam[order], vectors[order], av[order]
-  res = jnp.sqrt(jnp.sum(jnp.square(av - lam[:, None] * vectors), axis=1))
-  res = res / jnp.maximum(jnp.abs(lam), tiny)
+  vectors = vectors / jnp.maximum(_row_norms(vectors), jnp.finfo(vectors.dtype).tiny)[:, None]
+  lam, vectors, _, res = _sorted_ritz(vectors, jax.vmap(mv)(vectors))
   return Eigen(eigenvalues=lam, eigenvectors=jax.vmap(unravel)(vectors), residuals=res,
                num_matvecs=jnp.asarray(num_matvecs + vectors.shape[0], jnp.int32))
 
@@ -223,14 +232,11 @@ def _start(flat, v0, key, noise):
   """Lanczos' start vector: the normalized sum of v0's rows plus noise times a random unit
   vector (key), or that random vector alone when v0 is None or sums to zero."""
   n, dtype = flat.shape[0], flat.dtype
-  r = jax.random.normal(key, (n,), dtype)
-  r = r / _norm(r)
+  r = _random_unit(key, n, dtype)
   if v0 is None:
     return r
   s = jnp.sum(_flat_block(v0, n, dtype), axis=0)
-  ns = _norm(s)
-  tiny = jnp.finfo(dtype).tiny
-  return jnp.where(ns > tiny, s / jnp.maximum(ns, tiny), jnp.zeros_like(s)) + noise * r
+  return _unit(s, jnp.zeros_like(s)) + noise * r
 
 
 def _top_lanczos(mv, flat, unravel, k, num_iters, v0, key, noise, tol=0.0):
@@ -313,10 +319,6 @@ class Track(NamedTuple):
   p: jax.Array
 
 
-def _row_norms(a):
-  return jnp.sqrt(jnp.sum(a * a, axis=1))
-
-
 def _orthonormal_rows(s):
   """Orthonormal rows spanning the rows of s [m, n], as [m, n] with zero rows where s has
   fewer than m independent directions.
@@ -345,15 +347,14 @@ def track_step(block_mv: Callable, state: Track, fill: jax.Array,
   """One LOBPCG iteration (Knyazev 2001) on the current operator, from the carried block.
 
   The search space is span[x, r, p] (3k rows, plus the rows of `extra`): its orthonormal
-  basis Q (_orthonormal_rows) is multiplied by the operator in ONE batched call
-  block_mv(Q), then Rayleigh-Ritz on
-  T = Q (A Q)^T gives the new x (the top-k Ritz vectors, in descending order of their
-  Rayleigh quotients). A x_new is the same combination of the rows of A Q, so lambda (the
-  Rayleigh quotients of x_new) and the residual r_new = A x_new - lambda x_new are those of
-  the CURRENT operator with no further product. The new p is x_new minus its projection on
-  the old x (Hetmaniuk & Lehoucq 2006). When A changes slowly between calls (training
-  steps), x follows the top-k eigenvectors at one block product per call; r and p of the
-  previous operator stay good search directions for the next.
+  basis Q (_orthonormal_rows) is multiplied by the operator in ONE batched call block_mv(Q),
+  then Rayleigh-Ritz on T = Q (A Q)^T gives the new x (the top-k Ritz vectors, in descending
+  order of their Rayleigh quotients). A x_new is the same combination of the rows of A Q, so
+  lambda (the Rayleigh quotients of x_new) and the residual r_new = A x_new - lambda x_new are
+  those of the CURRENT operator with no further product. The new p is x_new minus its
+  projection on the old x (Hetmaniuk & Lehoucq 2006). When A changes slowly between calls
+  (training steps), x follows the top-k eigenvectors at one block product per call; r and p
+  of the previous operator stay good search directions for the next.
 
   Degenerate blocks (zero r or p, or r parallel to p) lose those directions in Q (zero rows,
   kept out of the Ritz selection by a shift below the spectrum), and zero rows of x are
@@ -387,12 +388,7 @@ def track_step(block_mv: Callable, state: Track, fill: jax.Array,
   xn = jnp.matmul(y.T, q, precision=_HI)
   axn = jnp.matmul(y.T, aq, precision=_HI)
   nrm = jnp.maximum(_row_norms(xn), tiny)[:, None]
-  xn, axn = xn / nrm, axn / nrm
-  lam = jnp.sum(xn * axn, axis=1)
-  order = jnp.argsort(-lam)
-  lam, xn, axn = lam[order], xn[order], axn[order]
-  rn = axn - lam[:, None] * xn
-  res = _row_norms(rn) / jnp.maximum(jnp.abs(lam), tiny)
+  lam, xn, rn, res = _sorted_ritz(xn / nrm, axn / nrm)
   xo = _orthonormal_rows(x)
   pn = xn - jnp.matmul(jnp.matmul(xn, xo.T, precision=_HI), xo, precision=_HI)
   return Track(xn, rn, pn), lam, res

@@ -332,11 +332,8 @@ def init_overlaps(g0: np.ndarray, vecs: np.ndarray) -> np.ndarray:
   """
   p = _orthonormal_columns("vecs", vecs).T @ np.asarray(g0, np.float64)      # [n, k]
   n, k = p.shape
-  r = np.linalg.qr(p.T, mode="r")                                              # [min(k,n), n]
-  out = np.zeros(n)
-  m = min(n, k)
-  out[:m] = np.diagonal(r)[:m] ** 2
-  return out
+  pivots = np.diagonal(np.linalg.qr(p.T, mode="r")) ** 2          # R is [min(k, n), n]
+  return np.concatenate([pivots, np.zeros(n - pivots.size)])
 
 
 def appearance_steps(sigma: ArrayLike, alpha: float, lr: float, threshold: ArrayLike,

@@ -86,8 +86,7 @@ def _cosines(a):
   """The off-diagonal cosines of the rows of a [C, k], as a [C * (C - 1)] vector."""
   n = jnp.linalg.norm(a, axis=1)
   cos = (a @ a.T) / jnp.maximum(n[:, None] * n[None, :], jnp.finfo(a.dtype).tiny)
-  c = a.shape[0]
-  return cos[~np.eye(c, dtype=bool)]
+  return cos[~np.eye(a.shape[0], dtype=bool)]
 
 
 def _cv(x):

@@ -49,13 +49,12 @@ def plot_metric(ax, traj: Trajectory, name: str, log_y: bool = False, title: str
 
 def loss_and_accuracy(ax_l, ax_a, traj: Trajectory) -> None:
   """Loss (log scale) on ax_l and accuracy on ax_a, train solid and test dashed, every member."""
-  plot_metric(ax_l, traj, "train_loss", log_y=True, title="loss (train solid, test dashed)")
-  plot_metric(ax_a, traj, "train_acc", title="accuracy (train solid, test dashed)")
+  title_l, title_a = "loss (train solid, test dashed)", "accuracy (train solid, test dashed)"
+  plot_metric(ax_l, traj, "train_loss", log_y=True, title=title_l)
+  plot_metric(ax_a, traj, "train_acc", title=title_a)
   if "test_loss" in traj.metrics:
-    plot_metric(ax_l, traj, "test_loss", log_y=True, style="--", label=False,
-                title="loss (train solid, test dashed)")
-    plot_metric(ax_a, traj, "test_acc", style="--", label=False,
-                title="accuracy (train solid, test dashed)")
+    plot_metric(ax_l, traj, "test_loss", log_y=True, style="--", label=False, title=title_l)
+    plot_metric(ax_a, traj, "test_acc", style="--", label=False, title=title_a)
   ax_a.set_ylim(-0.02, 1.02)
   ax_l.legend(fontsize=8, loc="best")
 

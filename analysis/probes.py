@@ -51,12 +51,8 @@ def _top(probe):
 def sharpness(settings, problem):
   """Top-k Hessian eigenvalues of the full-batch loss, warm-started Lanczos (Cohen et al. 2021)
   or tracked by one LOBPCG iteration per measurement (method 'track')."""
-  return _top(curvature.sharpness_probe(problem.batch_loss, k=settings.k,
-                                        num_iters=settings.num_iters,
-                                        cold_iters=settings.cold_iters,
-                                        method=settings.method, guard=settings.guard,
-                                        memory=settings.memory, tol=settings.tol,
-                                        warm=settings.warm))
+  # the settings are exactly sharpness_probe's keyword arguments
+  return _top(curvature.sharpness_probe(problem.batch_loss, **settings))
 
 
 @register("preconditioned_sharpness", k=_K, num_iters=_ITERS)

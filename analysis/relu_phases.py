@@ -86,9 +86,9 @@ def xor_bayes_accuracy(mean_norm: float, std: float = 1.0, label_noise: float = 
   The Bayes rule is |x . mu1| > |x . mu2| (the likelihoods are cosh(x . mu_k / std^2) up to a
   common factor); with a = mean_norm / std it is right on clean labels with probability
   P(|g2| < |a + g1|) = 1 - 2 E[Phi(-|a + g1|)], g1, g2 ~ N(0, 1) (g1 integrated on a grid).
-  Against labels flipped with
-  probability eta the same rule is right with probability (1 - eta) acc + eta (1 - acc) (the
-  flip is independent of x), so at large separation the optimum is 1 - eta (Xu et al.).
+  Against labels flipped with probability eta the same rule is right with probability
+  (1 - eta) acc + eta (1 - acc) (the flip is independent of x), so at large separation the
+  optimum is 1 - eta (Xu et al.).
   """
   if not 0 <= label_noise < 0.5:
     raise ValueError(f"label_noise={label_noise} must lie in [0, 0.5)")

@@ -122,9 +122,8 @@ def jumps(steps: np.ndarray, norms: np.ndarray, rtol: float = SIGNIFICANT,
     dict(components [k] (indices, in order of arrival), final [k] (their final norms), rise
     [k, 3] (the steps at 10%, 50%, 90% of the final norm), overshoot [k] (the largest norm
     over the run / the final one: > 1 when a component overshoots and comes back), from_small
-    [k] bool, distinct
-    (half-way steps strictly increasing), one_at_a_time (distinct and no overlapping rise
-    windows), by_norm (the order of arrival is that of decreasing final norm)).
+    [k] bool, distinct (half-way steps strictly increasing), one_at_a_time (distinct and no
+    overlapping rise windows), by_norm (the order of arrival is that of decreasing final norm)).
   """
   norms = np.asarray(norms, np.float64)
   final = norms[-1]
