@@ -15,8 +15,6 @@ writing the run directory): --distributed alone reads the cluster's environment 
 MPI, TPU pods); on other machines give --coordinator_address=HOST:PORT, --num_processes=N and
 --process_id=I to each process.
 """
-import sys
-
 from absl import app, flags, logging
 
 from dynamics import distributed, experiment
@@ -46,11 +44,8 @@ _OVERRIDES = []
 
 def parse_flags(argv):
   """absl's flags, with the --config.a.b=VALUE overrides taken out first."""
-  try:
+  with cli.one_line_errors():
     rest, overrides = cli.split_overrides(argv)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
   _OVERRIDES[:] = overrides
   return app.parse_flags_with_usage(rest)
 

@@ -42,13 +42,11 @@ class Figure(NamedTuple):
 def _registry() -> dict[str, Figure]:
   from experiments.figures import (central_flow, eos, eos_adam, eos_sgd, grokking,
                                    grokking_sweeps, hessian_spectrum, linear, lottery,
-                                   neural_collapse, relu, softmax_collapse)
+                                   neural_collapse, relu, softmax_collapse, tensor)
   specs = {}
   for module in (eos, eos_adam, eos_sgd, hessian_spectrum, grokking, grokking_sweeps,
-                 softmax_collapse, lottery, central_flow, neural_collapse, linear, relu):
+                 softmax_collapse, lottery, central_flow, neural_collapse, linear, relu, tensor):
     specs.update(module.FIGURES)
-  from experiments.figures import tensor
-  specs.update(tensor.FIGURES)
   return {name: Figure(*spec) for name, spec in specs.items()}
 
 

@@ -23,11 +23,17 @@ def setup_label(cfg: dict, quick: bool) -> str:
           f"{cfg['data']['name']} ({'quick' if quick else 'full'})")
 
 
+def variant(quick: bool, *parts: str) -> str:
+  """A config file's variant: the non-empty parts joined by '_', 'quick' in front when quick
+  (e.g. (True, 'deep', 'mse') -> 'quick_deep_mse', (False, '') -> '')."""
+  return "_".join(p for p in ("quick" if quick else "", *parts) if p)
+
+
 def variant_runs(config, **variants: str):
   """A figure's runs(quick): {label: the config file's variant}, with 'quick' joined in front
   when quick (e.g. gd='', flow='flow' -> 'quick' and 'quick_flow')."""
-  join = lambda quick, v: "_".join(p for p in ("quick" if quick else "", v) if p)
-  return lambda quick: {label: config.get_config(join(quick, v)) for label, v in variants.items()}
+  return lambda quick: {label: config.get_config(variant(quick, v))
+                        for label, v in variants.items()}
 
 
 def tidy(axes, fontsize: int = 8, **settings) -> None:

@@ -95,15 +95,15 @@ def _claims(wds, grok_wd, mem_wd, fracs, ph_frac, steps, end_wd=None, end_frac=N
   end_frac = [True] * len(fracs) if end_frac is None else end_frac
   claims = []
   pos = [(w, g) for w, g in zip(wds, grok_wd) if w > 0]
+  done = [g for _, g in pos]
   if 0.0 in wds:
     i0 = wds.index(0.0)
     measured, holds = _never(grok_wd[i0], end_wd[i0])
     claims.append(claim("weight decay 0: step of 99% test accuracy", measured,
                         f"never within {steps:,} steps (Nanda et al.: no grokking without "
                         "weight decay)", holds))
-  claims.append(claim("weight decay > 0: steps to 99% test accuracy", [g for _, g in pos],
-                      f"every one within {steps:,} steps", all(g is not None for _, g in pos)))
-  done = [g for _, g in pos]
+  claims.append(claim("weight decay > 0: steps to 99% test accuracy", done,
+                      f"every one within {steps:,} steps", all(g is not None for g in done)))
   claims.append(claim(
       f"steps to grok ordered by weight decay {[w for w, _ in pos]}", done,
       "increasing with weight decay, as REFERENCE.md reports for Nanda et al.'s setup "

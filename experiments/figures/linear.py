@@ -9,7 +9,7 @@ import numpy as np
 from analysis import factorization as fz
 from analysis import linear_theory as lt
 from experiments.configs import matrix_completion, matrix_sensing, saxe
-from experiments.figures import claim, finite_claim, save
+from experiments.figures import claim, finite_claim, save, tidy, variant, variant_runs
 
 SAXE_TOL = 0.02          # max |u_i - closed form| / s_i for the decoupled balanced start
 TIME_TOL = 0.05          # learning time (to s_i / 2) against the formula
@@ -20,13 +20,10 @@ OVER_SLOPE = (-2.3, -1.7)
 # ---- saxe --------------------------------------------------------------------------------------
 
 def _saxe_runs(quick):
-  q = "quick_" if quick else ""
-  runs = {"depth2": saxe.get_config(q.rstrip("_")), "depth3": saxe.get_config(q + "depth3"),
-          "random": saxe.get_config(q + "random")}
-  for init in ("orthogonal", "gaussian"):
-    for n in (saxe.QUICK_DEPTHS if quick else saxe.DEPTHS):
-      runs[f"{init}{n}"] = saxe.get_config(f"{q}{init}{n}")
-  return runs
+  runs = dict(depth2="", depth3="depth3", random="random")
+  runs.update({f"{init}{n}": f"{init}{n}" for init in ("orthogonal", "gaussian")
+               for n in (saxe.QUICK_DEPTHS if quick else saxe.DEPTHS)})
+  return variant_runs(saxe, **runs)(quick)
 
 
 def _modes(t):
@@ -91,9 +88,9 @@ def _saxe_draw(trajs, out, quick):
                       "larger than the decoupled start's for every mode", np.all(dev > dev2),
                       decoupled=dev2.round(5).tolist(), initial_strengths=u[0].tolist()))
   # learning time against depth
+  depths = saxe.QUICK_DEPTHS if quick else saxe.DEPTHS
   notes = []
   for init, mark in (("orthogonal", "o-"), ("gaussian", "s--")):
-    depths = saxe.QUICK_DEPTHS if quick else saxe.DEPTHS
     steps = np.array([_learning_step(trajs[f"{init}{n}"]) for n in depths])
     ax[3].plot(depths, np.where(np.isfinite(steps), steps, np.nan), mark, label=init)
     reached = steps[np.isfinite(steps)]
@@ -103,8 +100,7 @@ def _saxe_draw(trajs, out, quick):
     ratio = float(steps[-1] / base) if np.isfinite(steps[-1]) else float(horizon / base)
     shown = ratio if np.isfinite(steps[-1]) else f"> {ratio:.1f} (not reached in {horizon} steps)"
     notes.append(f"{init} init, steps to 10% of the initial loss at depths {list(depths)}: "
-                 f"{[round(float(x), 1) for x in steps]} (nan: not within "
-                 f"{trajs[f'{init}{depths[-1]}'].config['train']['steps']} steps)")
+                 f"{[round(float(x), 1) for x in steps]} (nan: not within {horizon} steps)")
     if init == "orthogonal":
       claims.append(claim(f"random orthogonal init, lr 0.05/N: learning time at depth "
                           f"{depths[-1]} / at depth 2 (Saxe: depth independent)", shown,
@@ -119,9 +115,7 @@ def _saxe_draw(trajs, out, quick):
   ax[3].set_title("learning time: steps until the loss is 10% of its start\n(lr = 0.05 / "
                   "depth, full-rank teacher)", fontsize=10)
   ax[3].set(xlabel="depth N", ylabel="steps", yscale="log", xscale="log")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
+  tidy(ax, 7)
   fig.suptitle(f"Deep linear networks on a whitened linear teacher (Saxe et al. 2014), GD, float64 "
                f"({'quick' if quick else 'full'})", fontsize=11)
   return dict(claims=claims, figures=[save(fig, out, "saxe")], notes=notes)
@@ -164,9 +158,7 @@ def _incremental_draw(trajs, out, quick):
     ax[1].plot(x, b + pred[j] * x, f"C{j}--", lw=0.8)
   ax[1].set(title="appearance step (eigenvalue reaches sigma_i / 10) vs ln(1/alpha)",
             xlabel="ln(1/alpha)", ylabel="step")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
+  tidy(ax, 7)
   rel = slope / pred - 1
   order = bool(np.all(np.diff(cross, axis=1) > 0))
   claims += [
@@ -191,12 +183,6 @@ def _incremental_draw(trajs, out, quick):
 
 
 # ---- over-parameterization --------------------------------------------------------------------
-
-def _over_runs(quick):
-  q = "quick_" if quick else ""
-  return {"exact": matrix_sensing.get_config(q + "exact"),
-          "over": matrix_sensing.get_config(q + "over")}
-
 
 def _over_draw(trajs, out, quick):
   claims = [finite_claim(label, t) for label, t in trajs.items()]
@@ -244,10 +230,8 @@ def _over_draw(trajs, out, quick):
             dict(exact=e_end, over=float(err[-1])), "exact < 1e-20 < 1e-8 < over",
             e_end < 1e-20 and err[-1] > 1e-8),
   ]
-  ax.set(title=f"||U U^T - M*||_F^2, d = {d}, r = {rank}, GD lr {lr:g} (Xiong et al. 2023)",
-         xlabel="step")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
+  tidy([ax], title=f"||U U^T - M*||_F^2, d = {d}, r = {rank}, GD lr {lr:g} (Xiong et al. 2023)",
+       xlabel="step")
   return dict(claims=claims, figures=[save(fig, out, "overparameterization")], notes=[])
 
 
@@ -260,8 +244,7 @@ def _completion_grid(quick):
 
 def _completion_runs(quick):
   depths, observed = _completion_grid(quick)
-  q = "quick_" if quick else ""
-  return {f"depth{n}_obs{m}": matrix_completion.get_config(f"{q}depth{n}_obs{m}")
+  return {f"depth{n}_obs{m}": matrix_completion.get_config(variant(quick, f"depth{n}_obs{m}"))
           for n in depths for m in observed}
 
 
@@ -269,21 +252,16 @@ def _completion_draw(trajs, out, quick):
   depths, observed = _completion_grid(quick)
   claims = [finite_claim(label, t) for label, t in trajs.items()]
   end = {label: fz.recovery(t, [t.kept_steps[-1]]) for label, t in trajs.items()}
-  err = {n: np.array([end[f"depth{n}_obs{m}"]["unobserved_error"][0, 0] for m in observed])
-         for n in depths}
-  rank = {n: np.array([end[f"depth{n}_obs{m}"]["effective_rank"][0, 0] for m in observed])
-          for n in depths}
+  err, rank = ({n: np.array([end[f"depth{n}_obs{m}"][key][0, 0] for m in observed])
+                for n in depths} for key in ("unobserved_error", "effective_rank"))
   train = {n: [float(trajs[f"depth{n}_obs{m}"].metrics["train_loss"][0, -1]) for m in observed]
            for n in depths}
   fig, ax = plt.subplots(1, 2, figsize=(13, 4.6))
   for n in depths:
     ax[0].plot(observed, err[n], "o-", label=f"depth {n}")
     ax[1].plot(observed, rank[n], "o-", label=f"depth {n}")
-  ax[0].set(title="relative error on the unobserved entries (end)", xlabel="observed entries")
-  ax[1].set(title="effective rank of W (end; M* has rank 2)", xlabel="observed entries")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=8)
+  tidy([ax[0]], title="relative error on the unobserved entries (end)", xlabel="observed entries")
+  tidy([ax[1]], title="effective rank of W (end; M* has rank 2)", xlabel="observed entries")
   m0 = observed[0]
   claims.append(claim(f"{m0} observed entries: depth 3 has lower test error and lower effective "
                       "rank than depth 2 (Arora et al. 2019)",
@@ -309,10 +287,11 @@ FIGURES = {
              "McClelland, Ganguli 2014)", _saxe_runs, _saxe_draw),
     "incremental_learning": ("symmetric matrix sensing from small init: the eigenvalues of U U^T "
                              "appear one at a time, each at a step ~ ln(1/alpha) (Jin et al. "
-                             "2023)", lambda quick: {"sensing": matrix_sensing.get_config(
-                                 "quick" if quick else "")}, _incremental_draw),
+                             "2023)", variant_runs(matrix_sensing, sensing=""),
+                             _incremental_draw),
     "overparameterization": ("matrix sensing: width k = r converges geometrically, k > r like "
-                             "T^-2 (Xiong et al. 2023)", _over_runs, _over_draw),
+                             "T^-2 (Xiong et al. 2023)",
+                             variant_runs(matrix_sensing, exact="exact", over="over"), _over_draw),
     "depth_low_rank": ("matrix completion by deep matrix factorization: depth lowers the "
                        "effective rank and the error on unobserved entries (Arora, Cohen, Hu, "
                        "Luo 2019)", _completion_runs, _completion_draw),

@@ -9,17 +9,15 @@ import numpy as np
 from analysis import neural_collapse as nc
 from experiments.configs import neural_collapse as nc_config
 from experiments.configs import ufm
-from experiments.figures import claim, finite_claim, save, setup_label
+from experiments.figures import (claim, finite_claim, save, setup_label, tidy, variant,
+                                 variant_runs)
 
 BETAS = (0.1, 1.0, 10.0)   # GD at lr 1 needs beta / N < 2: N = 20 samples in the quick runs
 TOL = 1e-6       # the issue's "collapsed": relative gap and NC measures below this, float64
 
 
-def _ufm_runs(quick):
-  q = "quick_" if quick else ""
-  runs = {"cross_entropy": ufm.get_config(q.rstrip("_")), "mse": ufm.get_config(q + "mse")}
-  runs.update({f"beta{b:g}": ufm.get_config(f"{q}beta{b:g}") for b in BETAS})
-  return runs
+_ufm_runs = variant_runs(ufm, cross_entropy="", mse="mse",
+                         **{f"beta{b:g}": f"beta{b:g}" for b in BETAS})
 
 
 def _last(traj, key):
@@ -59,9 +57,7 @@ def _ufm_draw(trajs, out, quick):
   ax[2].loglog(BETAS, nc1[1:], "C3o-", label=f"perturbed model, end of GD (beta = 0: "
                f"{nc1[0]:.1e})")
   ax[2].set(title="NC1 of the perturbed model", xlabel="beta (anchor weight)")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
+  tidy(ax, 7)
   c = trajs["cross_entropy"].config
   fig.suptitle(f"Unconstrained features model: K={c['data']['num_classes']} classes x "
                f"{c['data']['per_class']}, d={c['model']['dim']}, lambda_W=lambda_H="
@@ -83,10 +79,6 @@ LOSSES = ("cross_entropy", "mse")
 FALL = {False: {"cross_entropy": 1.5, "mse": 100.0}, True: {"cross_entropy": 1.3, "mse": 3.0}}
 
 
-def _variant(quick, *parts):
-  return "_".join(p for p in (("quick",) if quick else ()) + parts if p)
-
-
 def _terminal_runs(quick):
   """Digits, and MNIST / CIFAR-10 when their files are where the config looks (never
   downloaded): labels 'LOSS' and 'DATASET_LOSS'."""
@@ -94,13 +86,8 @@ def _terminal_runs(quick):
   for data in [""] + [d for d, path in nc_config.DATA_DIRS.items() if os.path.isdir(path)]:
     for loss in LOSSES:
       label = "_".join(p for p in (data, loss) if p)
-      runs[label] = nc_config.get_config(_variant(quick, data, "mse" if loss == "mse" else ""))
+      runs[label] = nc_config.get_config(variant(quick, data, "mse" if loss == "mse" else ""))
   return runs
-
-
-def _depth_runs(quick):
-  return {loss: nc_config.get_config(_variant(quick, "deep", "mse" if loss == "mse" else ""))
-          for loss in LOSSES}
 
 
 def _at(traj, key, member, step):
@@ -114,7 +101,7 @@ def _terminal_draw(trajs, out, quick):
           ("equiangular_features", "NC2 equiangularity (features)"), ("nc3", "NC3 self-duality"),
           ("nc4", "NC4 argmax vs nearest mean"))
   fig, ax = plt.subplots(len(trajs), len(keys) + 1, figsize=(22, 4 * len(trajs)))
-  claims, notes = [], []
+  claims = []
   for row, (label, t) in enumerate(trajs.items()):
     loss = t.config["loss"]["name"]
     t0 = nc.zero_error_step(t)
@@ -137,7 +124,8 @@ def _terminal_draw(trajs, out, quick):
       # the probe (in the loop) against the post hoc measure on the same final checkpoint
       probe_end = _at(t, "neural_collapse/nc1", i, final)
       claims.append(claim(f"{label}, {t.label(i)}: the in-loop NC1 equals the one recomputed "
-                          "from the final checkpoint", dict(probe=probe_end, post_hoc=post["nc1"][-1]),
+                          "from the final checkpoint",
+                          dict(probe=probe_end, post_hoc=post["nc1"][-1]),
                           "relative difference <= 1e-4",
                           abs(probe_end / post["nc1"][-1] - 1) <= 1e-4))
     wd = t.config["opt"]["weight_decay"]
@@ -147,9 +135,7 @@ def _terminal_draw(trajs, out, quick):
                           "T0 > 0 for every seed", False))
       continue
     at = {k: np.array([[_at(t, f"neural_collapse/{k}", i, s) for s in (t0[i], final)]
-                       for i in range(t.n_members)]) for k in ("nc1", "equinorm_features",
-                                                              "equiangular_features", "nc3",
-                                                              "nc4")}
+                       for i in range(t.n_members)]) for k, _ in keys}
     fall = at["nc1"][:, 0] / at["nc1"][:, 1]
     n = len(np.asarray(t.batch()["y"]))
     claims += [
@@ -183,7 +169,7 @@ def _terminal_draw(trajs, out, quick):
                "(zero training error)",
                fontsize=11)
   path = save(fig, out, "neural_collapse")
-  return dict(claims=claims, figures=[path], notes=notes)
+  return dict(claims=claims, figures=[path], notes=[])
 
 
 def _depth_draw(trajs, out, quick):
@@ -239,9 +225,7 @@ def _depth_draw(trajs, out, quick):
   ax[1].set(title="tr(Sw) / tr(Sb)", xlabel="hidden layer")
   ax[2].set(title="distance of the class means' Gram matrix to the simplex ETF",
             xlabel="hidden layer")
-  for a in ax:
-    a.grid(alpha=0.3)
-    a.legend(fontsize=6)
+  tidy(ax, 6)
   c = trajs["cross_entropy"].config
   fig.suptitle(f"Neural collapse through depth at step {c['train']['steps']}: " +
                setup_label(c, quick).replace("cross_entropy, ", ""), fontsize=11)
@@ -255,7 +239,8 @@ FIGURES = {
                         "(Papyan, Han, Donoho 2020; Han et al. 2022)", _terminal_runs,
                         _terminal_draw),
     "neural_collapse_depth": ("NC1 of every hidden layer at the end of training, with a "
-                              "log-linear fit in depth (He & Su 2023)", _depth_runs,
+                              "log-linear fit in depth (He & Su 2023)",
+                              variant_runs(nc_config, cross_entropy="deep", mse="deep_mse"),
                               _depth_draw),
     "ufm": ("the unconstrained features model: GD reaches the closed-form collapsed optimum "
             "(cross-entropy and MSE, float64); the perturbed model's NC1 grows with beta "

@@ -10,7 +10,7 @@ from analysis import alignment as al
 from analysis import relu_phases as rp
 from experiments.configs import early_alignment as ea
 from experiments.configs import xor_grokking as xg
-from experiments.figures import claim, finite_claim, save, tidy
+from experiments.figures import claim, finite_claim, save, tidy, variant_runs
 
 SHARE_AT_INIT = 0.25     # aligned or dead at init (random directions: about none)
 SMALL_OUTPUT = 0.05      # sum_j ||w_j||^2 (>= |f(x)| for ||x|| <= 1, balanced) at alignment
@@ -24,9 +24,8 @@ RANK_TOL = 0.01          # W's stable rank against its neurons laid along their 
 # ---- early alignment --------------------------------------------------------------------------
 
 def _alignment_runs(quick):
-  q = "quick" if quick else ""
   ns, spreads = (ea.QUICK_NS, ea.QUICK_SPREADS) if quick else (ea.NS, ea.SPREADS)
-  runs = {"eps": ea.get_config(q), "late": ea.get_config("_".join(p for p in (q, "late") if p))}
+  runs = variant_runs(ea, eps="", late="late")(quick)
   runs.update({f"n{n}": ea.get_config(f"n{n}") for n in ns})
   runs.update({f"spread{s}": ea.get_config(f"spread{s}") for s in spreads})
   return runs
@@ -140,12 +139,10 @@ def _n_mu_claim(trajs, ax):
   meas = np.array([r[3] for r in rows])
   for label, n, mu, ta, b in rows:
     ax.plot(b, ta, "o", label=f"{label}: n = {n}, mu = {mu:.2f}")
-  ax.set_xscale("log")
-  ax.set_yscale("log")
   lo, hi = np.argmin(bound), np.argmax(bound)
   grow_b, grow_m = bound[hi] / bound[lo], meas[hi] / meas[lo]
   tidy([ax], fontsize=7, title="alignment step (median over seeds) against log n / sqrt(mu)",
-       xlabel="log n / sqrt(mu)", ylabel="step")
+       xlabel="log n / sqrt(mu)", ylabel="step", xscale="log", yscale="log")
   return claim("the alignment time against the theory's O(log n / sqrt(mu)) over the n and "
                "spread runs: its growth from the smallest to the largest bound, against the "
                "bound's growth", dict(measured=round(float(grow_m), 3),
@@ -160,7 +157,6 @@ def _late(t, ax_loss, ax_rank):
   """The loss decay after alignment and W's stable rank, from the long run."""
   lr = t.config["opt"]["learning_rate"]
   m = t.metrics
-  claims = []
   slopes = []
   for k, (e, g) in enumerate(_by_eps(t).items()):
     i = g[0]
@@ -186,7 +182,7 @@ def _late(t, ax_loss, ax_rank):
   ideal = al.aligned_stable_rank(m["alignment/norms"][:, -1], m["alignment/cosines"][:, -1],
                                  cones)
   gap = np.abs(sr / ideal - 1)
-  claims += [
+  return [
       claim("after alignment the loss decays like 1/t: fitted slope of log loss against log "
             "step over the last decade, each eps", [round(s, 4) for s in slopes],
             f"each in [{DECAY_SLOPE[0]}, {DECAY_SLOPE[1]}] (2-homogeneous nets: -1 up to a "
@@ -200,14 +196,9 @@ def _late(t, ax_loss, ax_rank):
             relative_gap=gap.round(5).tolist(),
             at_start=m["alignment/stable_rank"][:, 0].round(3).tolist()),
   ]
-  return claims
 
 
 # ---- XOR clusters: benign overfitting, then grokking ------------------------------------------
-
-def _xor_runs(quick):
-  return {"xor": xg.get_config("quick" if quick else "")}
-
 
 def _xor_draw(trajs, out, quick):
   t = trajs["xor"]
@@ -281,5 +272,5 @@ FIGURES = {
                         "2024)", _alignment_runs, _alignment_draw),
     "xor_grokking": ("two-layer ReLU on XOR clusters with label noise: 100% train accuracy "
                      "within the first steps at chance test accuracy, near-Bayes test accuracy "
-                     "much later (Xu et al. 2023)", _xor_runs, _xor_draw),
+                     "much later (Xu et al. 2023)", variant_runs(xg, xor=""), _xor_draw),
 }

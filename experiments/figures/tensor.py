@@ -7,14 +7,10 @@ import numpy as np
 
 from analysis import tensor_measures as tm
 from experiments.configs import cp_implicit_rank, tubal_implicit_rank
-from experiments.figures import claim, finite_claim, save, tidy
+from experiments.figures import claim, finite_claim, save, tidy, variant_runs
 
 CP_TEST_ERROR = 0.05       # relative error on the unobserved entries: "small"
 TUBAL_ERROR = 1e-3         # ||X - X*|| / ||X*|| and the principal angle's sine: "recovered"
-
-
-def _end(values):
-  return values[-1]
 
 
 # ---- CP ----------------------------------------------------------------------------------------
@@ -29,8 +25,7 @@ def _cp_draw(trajs, out, quick):
   data = t.config["data"]
   rank, target = data["rank"], np.sort(data["norms"])[::-1]
   jump = tm.jumps(steps, norms[:, small])
-  sig = _end(rec["significant"])
-  err = _end(rec["test_error"])
+  sig, err = rec["significant"][-1], rec["test_error"][-1]
   fig, ax = plt.subplots(1, 3, figsize=(19, 4.8))
   for j, r in enumerate(np.argsort(norms[-1, small])[::-1]):
     ax[0].plot(steps, norms[:, small, r], lw=1.6, color=f"C{j}" if j < 10 else "0.6")
@@ -71,7 +66,7 @@ def _cp_draw(trajs, out, quick):
             sig[small] == rank, final_norms=np.sort(norms[-1, small])[::-1].round(4).tolist()),
       claim(f"init {alphas[small]:g}: relative error on the unobserved entries",
             float(err[small]), f"< {CP_TEST_ERROR:g}", err[small] < CP_TEST_ERROR,
-            train_error=float(_end(rec["train_error"])[small])),
+            train_error=float(rec["train_error"][-1, small])),
   ]
   larger = [i for i in range(len(alphas)) if i != small]
   claims.append(claim("every larger init ends with more significant components and a larger "
@@ -117,7 +112,7 @@ def _tubal_draw(trajs, out, quick):
   order = np.argsort(alphas)
   small, large = int(order[0]), int(order[-1])
   r = t.config["data"]["rank"]
-  rank, err, angle = (_end(rec[k]) for k in ("tubal_rank", "error", "angle"))
+  rank, err, angle = (rec[k][-1] for k in ("tubal_rank", "error", "angle"))
   fig, ax = plt.subplots(1, 3, figsize=(19, 4.8))
   for a, i in ((ax[0], small), (ax[1], large)):
     _slices(a, steps, sv[:, i], f"singular values of every Fourier slice of U * U^T\nalpha "
@@ -161,11 +156,10 @@ FIGURES = {
     "cp_implicit_rank": ("CP tensor completion from small init: the components are learned one "
                          "at a time and their number is the target's CP rank; larger inits end "
                          "with higher rank and larger test error (Razin, Maman, Cohen 2021)",
-                         lambda quick: {"sweep": cp_implicit_rank.get_config(
-                             "quick" if quick else "")}, _cp_draw),
+                         variant_runs(cp_implicit_rank, sweep=""), _cp_draw),
     "tubal_implicit_rank": ("over-parameterized tubal factorization U * U^T on tubal sensing from "
                             "small init: every Fourier slice learns the true rank, the tubal "
                             "subspace is recovered; the error grows with the init scale (Karnik "
-                            "et al. 2024)", lambda quick: {"sweep": tubal_implicit_rank.get_config(
-                                "quick" if quick else "")}, _tubal_draw),
+                            "et al. 2024)", variant_runs(tubal_implicit_rank, sweep=""),
+                            _tubal_draw),
 }
