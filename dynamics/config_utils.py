@@ -13,7 +13,7 @@ def get(cfg: Any, name: str, default: Any = None) -> Any:
   """cfg.name if present (ConfigDict, dict or object), else default."""
   if cfg is None:
     return default
-  if isinstance(cfg, dict) or hasattr(cfg, "get"):
+  if hasattr(cfg, "get"):
     try:
       return cfg.get(name, default)
     except TypeError:

@@ -83,8 +83,7 @@ def section_defaults(config: Any) -> dict:
   run to resume."""
   return dict(model=models.default_config(config.model.name),
               data=data_lib.default_config(config.data.name), loss=losses.default_config(),
-              opt=opt_defaults(config.opt.name),
-              train=train.default_config())
+              opt=opt_defaults(config.opt.name), train=train.default_config())
 
 
 class Experiment(NamedTuple):
@@ -257,14 +256,13 @@ def _train(exp: Experiment, rd: Optional[runs.RunDir], log: Callable,
     raise
   # seconds spent training by earlier launches, up to their last checkpoint (None: unknown,
   # a run directory written before summary.json recorded them)
-  clock = _Clock(rd.train_seconds() if rd and host is not None else 0.0)
+  clock = _Clock(runs.train_seconds(rd.path) if rd and host is not None else 0.0)
   resumed = distributed.share(np.int64(-1 if host is None else step), np.int64(0))
   if resumed == -2:
     raise RuntimeError("process 0 stopped before training; its output says why")
   if resumed >= 0:
     step = int(resumed)
-    host = distributed.share(host, runner.host_template())
-    state = runner.from_host(host)
+    state = runner.from_host(distributed.share(host, runner.host_template()))
   else:
     step = 0
     state, m0 = runner.log_initial(runner.init_state())
@@ -312,7 +310,7 @@ def _prepare(exp: Experiment, rd: runs.RunDir, log: Callable):
   rd.accept_changes()
   if np.all(host.done):     # a kill after the last checkpoint, or train.steps lowered to it
     rd.checkpoints.save_kept(step, host)
-  _write_summary(rd, runner, host, step, rd.train_seconds())
+  _write_summary(rd, runner, host, step, runs.train_seconds(rd.path))
   rd.record_resume(step)
   log(f"resuming {rd.path} at step {step}")
   return step, host
@@ -331,8 +329,7 @@ def _resume_point(exp: Experiment, rd: runs.RunDir, log: Callable):
     log(f"{rd.file(runs.METRICS)}: {problem}; its lines from there are recomputed")
   last_intact = json.loads(lines[-1])["step"] if lines else -1
   rd.checkpoints.adopt()
-  steps = rd.checkpoints.steps("latest")
-  if not steps:
+  if not rd.checkpoints.steps("latest"):
     return 0, None
   step, host = rd.checkpoints.newest_intact(last_intact if problem else None,
                                             exp.runner.host_template(), log)

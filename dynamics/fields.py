@@ -55,14 +55,13 @@ class Field:
                sweepable: bool = False, check: Optional[Callable[[str, Any], Any]] = None,
                rule: Optional[str] = None):
     self.default, self.doc = default, doc
-    self.kind = kind or _kind_of(default, item)
+    self.kind = kind or _kind_of(default)
     if self.kind not in KINDS:
       raise ValueError(f"kind={self.kind!r} is not one of {KINDS}")
     self.choices = tuple(choices) if choices is not None else None
     self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
     self.none = none or default is None
-    self.item = item or (_kind_of(default[0], None) if self.kind == "list" and default
-                         else None)
+    self.item = item or (_kind_of(default[0]) if self.kind == "list" and default else None)
     self.min_len, self.sweepable, self.extra, self.rule = min_len, sweepable, check, rule
 
   # ---- what is allowed, in words ------------------------------------------------------------
@@ -145,7 +144,7 @@ def _num(x: Optional[float]) -> str:
   return repr(float(x)) if isinstance(x, float) else f"{x}"
 
 
-def _kind_of(default: Any, item: Optional[str]) -> str:
+def _kind_of(default: Any) -> str:
   if isinstance(default, (bool, np.bool_)):
     return "bool"
   if is_int(default):
@@ -246,11 +245,11 @@ def describe(section: str, schema: Schema, cfg: Any = None) -> list[str]:
   """One line per field: 'section.name = value   # doc; allowed: ...'."""
   lines = []
   for k, f in schema.items():
+    given = cfg is not None and k in cfg
     if isinstance(f, Section):
-      lines += describe(f"{section}.{k}", f.schema, cfg[k] if cfg is not None and k in cfg
-                        else None)
+      lines += describe(f"{section}.{k}", f.schema, cfg[k] if given else None)
       continue
-    value = cfg[k] if cfg is not None and k in cfg else f.default
+    value = cfg[k] if given else f.default
     doc = f"{f.doc}; " if f.doc else ""
     lines.append(f"{section}.{k} = {value!r}   # {doc}allowed: {f.allowed()}")
   return lines

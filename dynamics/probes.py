@@ -52,9 +52,7 @@ def resolve(cfg: Any) -> Any:
   import ml_collections
   out = ml_collections.ConfigDict()
   for name in (cfg or {}).keys():
-    settings = cfg[name]
-    out[name] = fields.complete(f"probes.{name}", _spec(name).fields,
-                                {} if settings is None else settings)
+    out[name] = fields.complete(f"probes.{name}", _spec(name).fields, cfg[name])
   return out
 
 

@@ -76,10 +76,8 @@ def write_json_atomic(path: str, obj: Any) -> None:
 
 
 def _json_default(x):
-  if isinstance(x, np.ndarray):
+  if isinstance(x, (np.ndarray, np.generic)):
     return x.tolist()
-  if isinstance(x, np.generic):
-    return x.item()
   if isinstance(x, tuple):
     return list(x)
   raise TypeError(f"cannot write {type(x)} to JSON")
@@ -227,9 +225,6 @@ class RunDir:
     if self._changed is not None:
       write_json_atomic(self.file(CONFIG), self._changed)
       self._changed = None
-
-  def train_seconds(self) -> Optional[float]:
-    return train_seconds(self.path)
 
   def record_resume(self, step: int) -> None:
     """Appends to config.json's "resumes" the step a run resumed at and the code, command and

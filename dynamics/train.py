@@ -97,10 +97,7 @@ def keep_steps(spec: Any, steps: int, log_every: int) -> list[int]:
       raise cu.ConfigError(msg) from None
     if n < (0 if kind == "log" else 1):
       raise cu.ConfigError(msg)
-    if kind == "every":
-      raw = range(n, last + 1, n)
-    else:
-      raw = np.geomspace(1, max(last, 1), n) if n > 0 else []
+    raw = range(n, last + 1, n) if kind == "every" else np.geomspace(1, max(last, 1), n)
   elif spec in ("none", "", None):
     raw = []
   else:
@@ -141,8 +138,7 @@ class Probe(NamedTuple):
   """An in-loop measurement: apply(pstate, params, opt_state, batch, key) -> (pstate, metrics).
 
   `init(params, batch) -> pstate` gives its carried state (e.g. eigenvectors for warm starts),
-  with batch the full training batch;
-  metrics is an array or a dict of arrays of fixed shapes.
+  with batch the full training batch; metrics is an array or a dict of arrays of fixed shapes.
   """
   init: Callable[[Any], Any]
   apply: Callable[..., tuple[Any, Any]]
@@ -485,13 +481,11 @@ class GroupedRunner:
     self.program, self.sweep, self.n = runner.program, runner.sweep, runner.n
     self.max_logs, self.data, self.layout = runner.max_logs, runner.data, runner.layout
     self.plan = runner.plan
-    members = runner.sweep.members
-    groups = [members[i:i + group] for i in range(0, self.n, group)]
-    devices = runner.mesh.devices.size
-    self._first = runner.for_members(Sweep(runner.sweep.axes, groups[0]),
-                                     n_pad=-(-group // devices) * devices)
-    self._runners = [self._first.for_members(Sweep(runner.sweep.axes, g)) for g in groups]
     self._bounds = [(i, min(i + group, self.n)) for i in range(0, self.n, group)]
+    groups = [Sweep(runner.sweep.axes, runner.sweep.members[a:b]) for a, b in self._bounds]
+    devices = runner.mesh.devices.size
+    self._first = runner.for_members(groups[0], n_pad=-(-group // devices) * devices)
+    self._runners = [self._first.for_members(g) for g in groups]
 
   def _each(self, state, fn):
     """fn(runner, device state of its group) -> (device state, metrics) for every group; the
