@@ -8,10 +8,11 @@ The settings are experiments/configs/central_flow_speed.py's: MLP 3072-256-256-4
 PyTorch-default init, MSE, full-batch GD at lr 0.02; the central flow with 4 Euler substeps and
 --k tracked eigenvalues (default 3, the public example's start; the figure adds directions as
 the flow needs them, so time the count it reached with --k too), float64 by default, and the
-stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of
-each (compile and a warm-up execution excluded; from runs of 1 and 1 + --steps steps, so the
-one-time cold eigen-solve at the start is reported apart) and the projected total for 400 steps. The public PyTorch code takes
-1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not run without CUDA.
+stable (gradient) flow with 10 substeps. Prints seconds per optimizer step of each (compile and
+a warm-up execution excluded; from runs of 1 and 1 + --steps steps, so the one-time cold
+eigen-solve at the start is reported apart) and the projected total for 400 steps. The public
+PyTorch code takes 1.19 s per central-flow step on one H100 (REFERENCE.md Sec. 2); it does not
+run without CUDA.
 """
 import json
 import time

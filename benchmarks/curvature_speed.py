@@ -154,7 +154,8 @@ def main(argv):
   res = dict(device=common.device_name(), jax=jax.__version__)
   t = time.time()
   res["overhead_config"] = _OVERHEAD_CONFIG.value
-  res["overhead_eos_gd"] = overhead(spec=_OVERHEAD_CONFIG.value)     # first: the speed goal, written before the solves
+  # first: the speed goal, written before the solves
+  res["overhead_eos_gd"] = overhead(spec=_OVERHEAD_CONFIG.value)
   res["overhead_seconds"] = time.time() - t
   _write(res)
   if not _OVERHEAD_ONLY.value:

@@ -66,7 +66,8 @@ def test_softmax_collapse_probe_and_figure_on_tiny_runs(tmp_path, monkeypatch):
   from experiments.figures import softmax_collapse as sc_fig
   monkeypatch.setattr(sc_fig, "_runs", lambda quick: {
       n: _tiny_sc("quick" if n == "softmax" else f"quick_{n}") for n in sc_fig.RUNS})
-  trajs = {n: trajectory.load(experiment.run(c, str(tmp_path / n), log=lambda *_: None)) for n, c in sc_fig._runs(True).items()}
+  trajs = {n: trajectory.load(experiment.run(c, str(tmp_path / n), log=lambda *_: None))
+           for n, c in sc_fig._runs(True).items()}
   # the probe is measured on the training set with the kept params of the same step
   t = trajs["softmax"]
   _, ds, model, _, _, program, _ = experiment.Experiment.from_config(_tiny_sc("quick"))

@@ -67,8 +67,8 @@ def test_terminal_phase_figure_adds_mnist_when_its_files_are_there(tmp_path, mon
   assert list(fig._terminal_runs(True)) == ["cross_entropy", "mse"]
   rs = np.random.RandomState(0)
   for prefix, n in (("train", 600), ("t10k", 100)):
-    files.write_mnist_idx(str(tmp_path / "data" / "mnist"), rs.randint(0, 256, (n, 28, 28)).astype(np.uint8),
-                          np.arange(n) % 10, prefix)
+    images = rs.randint(0, 256, (n, 28, 28)).astype(np.uint8)
+    files.write_mnist_idx(str(tmp_path / "data" / "mnist"), images, np.arange(n) % 10, prefix)
   runs = fig._terminal_runs(True)
   assert list(runs) == ["cross_entropy", "mse", "mnist_cross_entropy", "mnist_mse"]
   assert runs["mnist_mse"].loss.name == "mse"

@@ -143,7 +143,8 @@ def _adam_probe(opt_name="adam", **hp):
 
 def test_adam_moments_probe_on_a_constructed_state():
   opt, probe = _adam_probe(learning_rate=0.1, b1=0.9, b2=0.99, eps=1e-8)
-  mu = {"a": jnp.array([1e-3, 0.0, -2e-2], jnp.float32), "b": jnp.array([[5e-4, 1e-6]], jnp.float32)}
+  mu = {"a": jnp.array([1e-3, 0.0, -2e-2], jnp.float32),
+        "b": jnp.array([[5e-4, 1e-6]], jnp.float32)}
   nu = {"a": jnp.array([0.0, 0.0, 4e-4], jnp.float32), "b": jnp.array([[1e-6, 3e-9]], jnp.float32)}
   state = opt.init(mu)._replace(count=jnp.asarray(7, jnp.int32), mu=mu, nu=nu)
   out = probe(None, state, None)

@@ -21,12 +21,12 @@ of 20); `seedN`, another initialization, or `seeds`, seeds 0-4 as one sweep
 draw of the weights, seed 0 the default: 27 and 25 min for seeds 1 and 2 alone on a 2-core CPU,
 2026-12-01, before the sweep); `kN` (N in 1..16), exactly N tracked directions, none added
 (`:k3`, the fixed 3 directions: the smallest stays above 1.5 at 99% of the steps). The
-directions are analysis settings: the same command with `--config.analysis.central_flow.k=4`
-on a finished DIR trains nothing and records them; then
+directions are analysis settings: the same command with `--config.analysis.central_flow.k=4` on
+a finished DIR trains nothing and records them; then
 analysis.central_flow_processes.processes(trajectory.load(DIR)) computes those flows, cached
-apart from the others. Figure as central_flow_gd; the report also sets the measured numbers at step 180 beside the public code's (GD sharpness 99.7, central flow
-100.0, gradient flow 206; distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted
-loss 0.018, GD's 0.017).
+apart from the others. Figure as central_flow_gd; the report also sets the measured numbers at
+step 180 beside the public code's (GD sharpness 99.7, central flow 100.0, gradient flow 206;
+distance GD-to-central 0.019, GD-to-gradient-flow 0.14; predicted loss 0.018, GD's 0.017).
 
 Run time of `:k3`: 65 min on a 2-core CPU with the cores to itself (measured 2026-11-30: the
 real run 7 min, ~6 s per central-flow step, ~2 s per stable-flow step; with the cores shared,

@@ -13,16 +13,17 @@ cross-entropy, full-batch heavy ball (momentum 0.9) at lr 0.05 with coupled weig
 (Papyan et al.'s 5e-4), 30,000 steps, seeds 0, 1, 2; zero training error comes at step ~100-600,
 so the terminal phase is over 50 times as long. Log every 25 steps, 40 log-spaced checkpoints.
 Variants: `mse` (MSE loss with weight decay 1e-4: at 5e-4 its NC1 settles at ~1e-3 by step
-20,000, 45x below its value at T0; at 1e-4 it falls past 100x), `deep` (six hidden layers of 128, for
-neural_collapse_depth), `quick` (500 images, fc-relu 64x64 (deep: 64 x 6), 3,000 steps, seeds 0
-and 1; MSE keeps weight decay 5e-4, since 1e-4 collapses later than 3,000 steps), `mnist` and `cifar10` (Papyan et al.'s datasets, read from data/mnist and data/cifar10
-under the working directory: never downloaded; the figure adds their runs when those directories
-exist), and their combinations (`quick_mse`, `deep_mse`, `mnist_mse`, ...). Any other path works
-by flag: --config.data.path=DIR.
+20,000, 45x below its value at T0; at 1e-4 it falls past 100x), `deep` (six hidden layers of
+128, for neural_collapse_depth), `quick` (500 images, fc-relu 64x64 (deep: 64 x 6), 3,000 steps,
+seeds 0 and 1; MSE keeps weight decay 5e-4, since 1e-4 collapses later than 3,000 steps),
+`mnist` and `cifar10` (Papyan et al.'s datasets, read from data/mnist and data/cifar10 under the
+working directory: never downloaded; the figure adds their runs when those directories exist),
+and their combinations (`quick_mse`, `deep_mse`, `mnist_mse`, ...). Any other path works by
+flag: --config.data.path=DIR.
 Figures: experiments/figures/neural_collapse.py.
-Run time (2-core CPU shared with other jobs, measured 2026-12-04): neural_collapse --quick
-~1.2 min (both losses), full 35 min (cross-entropy 25 min, MSE 10 min, on a busier and a
-quieter machine); neural_collapse_depth --quick ~1.7 min, full 49 min (beside a test run).
+Run time (2-core CPU shared with other jobs, measured 2026-12-04): neural_collapse --quick ~1.2
+min (both losses), full 35 min (cross-entropy 25 min, MSE 10 min, on a busier and a quieter
+machine); neural_collapse_depth --quick ~1.7 min, full 49 min (beside a test run).
 """
 import ml_collections
 

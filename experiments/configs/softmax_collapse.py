@@ -25,12 +25,13 @@ gradient and weights.
 
 Variants: `:stablemax` (StableMax cross-entropy), `:perpgrad` (AdamW on the PerpGrad-projected
 gradient, as the paper's equation: not rescaled to |g| as its public code does, which
-`--config.opt.perpgrad_rescale=True` selects), `:float64` (softmax cross-entropy computed in float64), `:quick` (p = 53, for CPU
-tests and notebooks); combine with `_`, e.g. `:quick_stablemax`.
+`--config.opt.perpgrad_rescale=True` selects), `:float64` (softmax cross-entropy computed in
+float64), `:quick` (p = 53, for CPU tests and notebooks); combine with `_`, e.g.
+`:quick_stablemax`.
 Figure: test accuracy, train loss, softmax-collapse share and gradient-weight cosine of the
 three runs.
-Run time (2-core CPU, measured): --quick ~1 min for the three runs; full settings (p = 113,
-20k steps, StableMax 80k) 25 min.
+Run time (2-core CPU, measured): --quick ~1 min for the three runs; full settings (p = 113, 20k
+steps, StableMax 80k) 25 min.
 """
 import ml_collections
 

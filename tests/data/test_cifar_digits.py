@@ -1,4 +1,5 @@
-"""'cifar_digits': the digits dressed as a CIFAR-10 subset, checked against a direct recomputation."""
+"""'cifar_digits': the digits dressed as a CIFAR-10 subset, checked against a direct
+recomputation."""
 import numpy as np
 import pytest
 from sklearn import datasets
