@@ -82,11 +82,14 @@ def _semi_orthogonal(key: jax.Array, n_in: int, n_out: int, dtype) -> jax.Array:
   return q if n_in >= n_out else q.T
 
 
+def _balanced_a(k_a: jax.Array, in_dim: int, out_dim: int, dtype) -> jax.Array:
+  return jax.random.normal(k_a, (in_dim, out_dim), dtype) / math.sqrt(in_dim)
+
+
 def balanced_target(key: jax.Array, cfg: Any, dtype=jnp.float32) -> jax.Array:
   """The end-to-end matrix A [in_dim, out_dim] that init='balanced' factorises (init_scale 1)."""
   cfg, dtype, (in_dim, out_dim) = common.prepare(validate, cfg, dtype)
-  k_a = jax.random.split(key, len(cfg.widths) + 1)[0]
-  return jax.random.normal(k_a, (in_dim, out_dim), dtype) / math.sqrt(in_dim)
+  return _balanced_a(jax.random.split(key, len(cfg.widths) + 1)[0], in_dim, out_dim, dtype)
 
 
 WHITENED_ATOL = 1e-6    # the largest |Sigma_xx - I| entry init='decoupled' accepts
@@ -142,7 +145,7 @@ def init(key: jax.Array, cfg: Any, dtype=jnp.float32, data: Any = None) -> dict:
   elif cfg.init == "orthogonal":
     ws = [_semi_orthogonal(keys[l], dims[l], dims[l + 1], dtype) for l in range(n_layers)]
   else:
-    a = balanced_target(key, cfg, dtype)                    # from keys[0]
+    a = _balanced_a(keys[0], in_dim, out_dim, dtype)
     u, s, vt = jnp.linalg.svd(a, full_matrices=False)       # u [in, k], s [k], vt [k, out]
     root = s ** (1.0 / n_layers)
     k = s.shape[0]
